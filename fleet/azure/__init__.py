@@ -1,0 +1,1 @@
+"""The only importer of azure.*: credentials, clients, inventory, observation, apply, rate limits."""

@@ -1,0 +1,20 @@
+"""The ``fleet`` command (DESIGN 3.4, a contract for the command names).
+
+The Typer app lives in ``fleet.cli.app``; each command group is a module of this package that
+registers its commands on import. Commands stay thin: parse arguments, build settings, call one
+library function, render the result. Output meant for pipes goes to stdout; logs and progress
+go to stderr.
+"""
+
+from __future__ import annotations
+
+from fleet.cli import policy_cmds  # noqa: F401  (registers validate, schema)
+from fleet.cli.app import app
+
+
+def main() -> None:
+    """Entry point of the ``fleet`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]

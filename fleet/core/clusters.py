@@ -1,0 +1,111 @@
+"""Cluster facts: what selection and evaluation need to know about an AKS or Arc cluster.
+
+``facts_from_arm`` turns the ARM JSON of a ``managedClusters`` or ``connectedClusters``
+resource (as the SDK, Resource Graph or a fleet snapshot returns it) into ``ClusterFacts``.
+It is pure, so the inventory from ARM, from Resource Graph and from a snapshot all agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from fleet.core.ids import ClusterId, ClusterType, cluster_type_of
+
+#: Arm-based VM families (Dps/Dpls/Dpds/Dplds/Eps/Epds, v5 and later), e.g. Standard_D4ps_v5.
+_ARM_VM_SIZE = re.compile(r"^standard_[de]\d+p[a-z]*_v\d+$", re.IGNORECASE)
+_ARM_WORDS = {"arm64", "aarch64"}
+
+
+class ClusterFacts(BaseModel):
+    """One cluster in the inventory. Frozen: selection and evaluation never change it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    cluster_type: ClusterType
+    subscription_id: str
+    resource_group: str
+    location: str = ""
+    tags: dict[str, str] = {}
+    #: AKS ``powerState.code`` (``Running`` / ``Stopped``); None for Arc.
+    power_state: str | None = None
+    #: Arc ``connectivityStatus`` (Connected, Connecting, Offline, Expired, AgentNotInstalled).
+    connectivity_status: str | None = None
+    #: Arc ``lastConnectivityTime``.
+    last_connectivity_time: datetime | None = None
+    #: True when any agent pool (AKS) or the cluster (Arc) runs on arm64.
+    arm64: bool = False
+    kubernetes_version: str | None = None
+    distribution: str | None = None
+    provisioning_state: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Case-insensitive comparison key of the id."""
+        return self.id.lower()
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_arm64(cluster_type: ClusterType, properties: Mapping[str, Any], tags: Mapping[str, str]) -> bool:
+    """DESIGN 3.2: Arm VM sizes or osSKU on AKS; ``properties.arch`` or the arch tag on Arc."""
+    if str(tags.get("kubernetes.io/arch", "")).lower() in _ARM_WORDS:
+        return True
+    if cluster_type == "connectedClusters":
+        return str(properties.get("arch") or "").lower() in _ARM_WORDS
+    for pool in properties.get("agentPoolProfiles") or ():
+        if not isinstance(pool, Mapping):
+            continue
+        if _ARM_VM_SIZE.match(str(pool.get("vmSize") or "")):
+            return True
+        if "arm64" in str(pool.get("osSKU") or "").lower():
+            return True
+    return False
+
+
+def facts_from_arm(resource: Mapping[str, Any]) -> ClusterFacts:
+    """Build facts from a cluster's ARM JSON. Raises ValueError when it is not a cluster."""
+    rid = str(resource["id"])
+    cid = ClusterId.parse(rid)
+    ctype = cluster_type_of(str(resource.get("type") or "")) or cid.cluster_type
+    props = resource.get("properties") or {}
+    if not isinstance(props, Mapping):
+        raise ValueError(f"{rid}: properties is not an object")
+    raw_tags = resource.get("tags") or {}
+    tags = {str(k): str(v) for k, v in raw_tags.items()} if isinstance(raw_tags, Mapping) else {}
+    power = props.get("powerState")
+    return ClusterFacts(
+        id=rid,
+        name=str(resource.get("name") or cid.name),
+        cluster_type=ctype,
+        subscription_id=cid.subscription_id,
+        resource_group=cid.resource_group,
+        location=str(resource.get("location") or ""),
+        tags=tags,
+        power_state=str(power.get("code")) if isinstance(power, Mapping) and power.get("code") else None,
+        connectivity_status=(
+            str(props["connectivityStatus"]) if props.get("connectivityStatus") else None
+        ),
+        last_connectivity_time=_parse_time(props.get("lastConnectivityTime")),
+        arm64=is_arm64(ctype, props, tags),
+        kubernetes_version=(
+            str(props.get("currentKubernetesVersion") or props.get("kubernetesVersion") or "")
+            or None
+        ),
+        distribution=str(props["distribution"]) if props.get("distribution") else None,
+        provisioning_state=str(props["provisioningState"]) if props.get("provisioningState") else None,
+    )

@@ -1,0 +1,1 @@
+"""The pure evaluation engine: desired state, essence, diff, versions, evaluate, plan."""

@@ -1,0 +1,1 @@
+"""The policy language: models (a contract), loading with file:line errors, selection."""

@@ -1,0 +1,1 @@
+"""Report model and renderers: json, csv, md, html, PolicyReport, JUnit, Prometheus."""

@@ -1,0 +1,1 @@
+"""History database and Redis coordination."""

@@ -1,0 +1,1 @@
+"""Celery workers for fleet's distributed mode (``celery -A workers worker``)."""
