@@ -8,7 +8,12 @@ go to stderr.
 
 from __future__ import annotations
 
-from fleet.cli import policy_cmds  # noqa: F401  (registers validate, schema)
+# Each import registers a command group on the app.
+from fleet.cli import (  # noqa: F401
+    emulator_generate,
+    emulator_serve,
+    policy_cmds,
+)
 from fleet.cli.app import app
 
 
