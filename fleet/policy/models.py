@@ -13,7 +13,7 @@ live in ``fleet.policy.checks`` so that their errors can name the exact field pa
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -181,24 +181,21 @@ class ExtensionSpec(_Model):
     version: str | None = Field(default=None, pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
     """Pinned extension version; only with ``autoUpgradeMinorVersion: false``."""
     configuration_settings: dict[str, str] | None = None
-    """Extension settings (e.g. ``multiTenancy.enforce: "false"``); keys not named are not governed."""
+    """Extension settings (e.g. ``multiTenancy.enforce: "false"``); keys not named are not governed.
+
+    Values are strings, as in ARM: quote ``"true"`` so YAML does not read a boolean.
+    """
     configuration_protected_settings: dict[str, SecretField] | None = None
     """Protected settings, by reference only; compared by fingerprint of what fleet applied."""
     version_window: int | None = Field(default=None, ge=0, le=20)
-    """How many releases before the newest still comply: 2 means N-2 (Microsoft's support window)."""
+    """How many releases before the newest still comply.
 
-    @field_validator("configuration_settings", mode="before")
-    @classmethod
-    def _settings_are_strings(cls, value: Any) -> Any:
-        # ARM takes strings only; YAML turns `true` into a bool, which would silently become
-        # "True". Refuse it so the user writes "true" and means it.
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if not isinstance(v, str):
-                    raise ValueError(
-                        f"value of {k!r} must be a string (quote it: {k}: \"{str(v).lower()}\")"
-                    )
-        return value
+    2 means N-2, Microsoft's support window: the newest release and the two before it.
+    """
+
+    # A bool or number where ARM wants a string is refused by the ``str`` type itself (pydantic
+    # does not coerce them), at the exact key; the loader adds the "quote it" hint. Coercing
+    # would silently turn YAML's ``true`` into "True".
 
 
 # --- Flux v2 configurations (ARM property names) -----------------------------------------
@@ -208,9 +205,13 @@ class RepositoryRef(_Model):
     """Which revision of the Git repository to sync (precedence commit > semver > tag > branch)."""
 
     branch: str | None = None
+    """Branch to follow. The ``az`` CLI defaults to ``master``; say which branch you mean."""
     tag: str | None = None
+    """Tag to sync; takes precedence over ``branch``."""
     semver: str | None = None
+    """SemVer range of tags (e.g. ``>=1.0.0 <2.0.0``); takes precedence over ``tag``."""
     commit: str | None = None
+    """Commit SHA to pin; ARM requires ``branch`` with it."""
 
 
 class GitRepository(_Model):
@@ -219,13 +220,18 @@ class GitRepository(_Model):
     url: str = Field(pattern=r"^(https?|ssh)://|^git@")
     """Repository URL: ``https://``, ``http://``, ``ssh://`` or ``git@host:path``."""
     repository_ref: RepositoryRef | None = None
+    """Which branch, tag, semver range or commit to sync."""
     timeout_in_seconds: int | None = Field(default=None, ge=1)
-    """ARM default 600."""
+    """Timeout of a source sync (ARM default 600)."""
     sync_interval_in_seconds: int | None = Field(default=None, ge=1)
-    """ARM default 600."""
+    """Interval between source syncs (ARM default 600)."""
     ssh_known_hosts: str | None = None
     """Base64 known_hosts content for SSH sources."""
     https_user: str | None = None
+    """User name for HTTPS sources.
+
+    The key itself goes in ``configurationProtectedSettings.httpsKey``, by reference.
+    """
     https_ca_cert: str | None = Field(default=None, alias="httpsCACert")
     """Base64 CA certificate for HTTPS sources."""
     local_auth_ref: str | None = None
@@ -236,53 +242,86 @@ class Bucket(_Model):
     """An S3-compatible bucket source (``sourceKind: Bucket``)."""
 
     url: str
+    """Endpoint URL of the S3-compatible storage."""
     bucket_name: str
+    """Name of the bucket."""
     insecure: bool | None = None
+    """Use plain HTTP to the endpoint (ARM default true)."""
     timeout_in_seconds: int | None = Field(default=None, ge=1)
+    """Timeout of a source sync (ARM default 600)."""
     sync_interval_in_seconds: int | None = Field(default=None, ge=1)
+    """Interval between source syncs (ARM default 600)."""
     access_key: str | None = None
     """Plain access key id (not a secret in the ARM model; the secret key is protected)."""
     local_auth_ref: str | None = None
+    """Name of a local secret on the cluster holding the credentials."""
 
 
 class ServicePrincipal(_Model):
     """Service principal for an Azure Blob source; its secrets by reference only."""
 
     client_id: str | None = None
+    """Application (client) id of the service principal."""
     tenant_id: str | None = None
+    """Tenant id of the service principal."""
     client_secret: SecretField | None = None
+    """Client secret, by reference."""
     client_certificate: SecretField | None = None
+    """Base64 client certificate, by reference."""
     client_certificate_password: SecretField | None = None
+    """Password of the client certificate, by reference."""
     client_certificate_send_chain: bool | None = None
+    """Send the certificate chain for subject-name/issuer authentication (ARM default false)."""
 
 
 class ManagedIdentity(_Model):
+    """A managed identity for an Azure Blob source (AKS only)."""
+
     client_id: str
+    """Client id of the managed identity (it needs Storage Blob Data Reader)."""
 
 
 class AzureBlob(_Model):
     """An Azure Blob container source (``sourceKind: AzureBlob``)."""
 
     url: str
+    """URL of the storage account's blob endpoint."""
     container_name: str
+    """Name of the blob container."""
     timeout_in_seconds: int | None = Field(default=None, ge=1)
+    """Timeout of a source sync (ARM default 600)."""
     sync_interval_in_seconds: int | None = Field(default=None, ge=1)
+    """Interval between source syncs (ARM default 600)."""
     service_principal: ServicePrincipal | None = None
+    """Authenticate with a service principal."""
     account_key: SecretField | None = None
+    """Storage account key, by reference."""
     sas_token: SecretField | None = None
+    """Shared access signature token, by reference."""
     managed_identity: ManagedIdentity | None = None
+    """Authenticate with a managed identity (AKS only)."""
     local_auth_ref: str | None = None
+    """Name of a local secret on the cluster holding the credentials."""
 
 
 class SubstituteFrom(_Model):
+    """A ConfigMap or Secret on the cluster whose data feeds post-build substitution."""
+
     kind: Literal["ConfigMap", "Secret"]
+    """``ConfigMap`` or ``Secret``."""
     name: str
+    """Name of the object, in the configuration's namespace."""
     optional: bool | None = None
+    """Do not fail when the object is missing (ARM default false)."""
 
 
 class PostBuild(_Model):
+    """Flux post-build variable substitution for a kustomization."""
+
     substitute: dict[str, str] | None = None
+    """Variables substituted as ``${name}`` in the built manifests."""
     substitute_from: list[SubstituteFrom] | None = None
+    """ConfigMaps and Secrets to take variables from."""
 
 
 class Kustomization(_Model):
@@ -293,14 +332,19 @@ class Kustomization(_Model):
     depends_on: list[str] | None = None
     """Names of kustomizations of the same configuration that must be ready first."""
     timeout_in_seconds: int | None = Field(default=None, ge=1)
+    """Timeout of one reconciliation (ARM default 600)."""
     sync_interval_in_seconds: int | None = Field(default=None, ge=1)
+    """Interval between reconciliations (ARM default 600)."""
     retry_interval_in_seconds: int | None = Field(default=None, ge=1)
+    """Interval before retrying a failed reconciliation (no ARM default)."""
     prune: bool | None = None
     """Delete objects removed from the source (ARM default false)."""
     force: bool | None = None
+    """Recreate objects whose immutable fields changed (ARM default false)."""
     wait: bool | None = None
-    """ARM default true."""
+    """Wait for the applied objects to become ready (ARM default true)."""
     post_build: PostBuild | None = None
+    """Variable substitution after the kustomize build."""
 
 
 class FluxConfigurationSpec(_Model):
@@ -319,15 +363,24 @@ class FluxConfigurationSpec(_Model):
     source_kind: Literal["GitRepository", "Bucket", "AzureBlob"] | None = None
     """Kind of source; inferred from which of gitRepository/bucket/azureBlob is given."""
     suspend: bool | None = None
+    """Suspend reconciliation of this configuration (ARM default false)."""
     git_repository: GitRepository | None = None
+    """Git source; exactly one of ``gitRepository``, ``bucket`` and ``azureBlob`` is given."""
     bucket: Bucket | None = None
+    """S3-compatible bucket source."""
     azure_blob: AzureBlob | None = None
+    """Azure Blob container source."""
     kustomizations: dict[Name, Kustomization] | None = None
     """Kustomizations by name: the complete desired set."""
     configuration_protected_settings: dict[str, SecretField] | None = None
-    """Protected settings (``sshPrivateKey``, ``httpsKey``, ``bucketSecretKey``...), by reference."""
+    """Protected settings, by reference only.
+
+    The keys are ARM's: ``sshPrivateKey``, ``httpsKey``, ``bucketSecretKey``.
+    """
     wait_for_reconciliation: bool | None = None
+    """Make the ARM PUT wait until Flux has reconciled (ARM default false)."""
     reconciliation_wait_duration: str | None = Field(default=None, pattern=r"^P(T?\d+[HMS])+$")
+    """How long the PUT waits for reconciliation, ISO-8601 (e.g. ``PT5M``)."""
 
 
 # --- remediation -------------------------------------------------------------------------
@@ -341,6 +394,7 @@ class Wave(_Model):
     """
 
     name: Name
+    """Name of the wave, shown in job progress and reports."""
     selector: Selector | None = None
     """Clusters of this wave (those not already taken by an earlier wave)."""
     percent: float | None = Field(default=None, ge=0, le=100)
@@ -367,9 +421,13 @@ class Rollout(_Model):
     soak_seconds: int = Field(default=0, ge=0)
     """Pause after each wave before the next one starts."""
 
-    @field_validator("failure_budget")
+    @field_validator("failure_budget", mode="before")
     @classmethod
-    def _budget(cls, value: str | int) -> str | int:
+    def _budget(cls, value: Any) -> Any:
+        # Checked before the ``str | int`` union so that a wrong type gets one clear message
+        # instead of one error per union member, and so that YAML's ``true`` is not a count.
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("expected a count (3) or a percentage ('5%')")
         if isinstance(value, int):
             if value < 0:
                 raise ValueError("a failure budget count cannot be negative")
@@ -381,14 +439,7 @@ class Rollout(_Model):
             raise ValueError(f"percentage {value!r} is outside 0..100")
         return value
 
-    @field_validator("waves")
-    @classmethod
-    def _unique_waves(cls, value: list[Wave] | None) -> list[Wave] | None:
-        names = [w.name for w in value or ()]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate wave names: {', '.join(dupes)}")
-        return value
+    # Duplicate wave names are reported by fleet.policy.checks, at the offending wave.
 
 
 class Remediation(_Model):
@@ -397,6 +448,7 @@ class Remediation(_Model):
     schedule: str | None = None
     """Cron expression (UTC) of scheduled sweeps, e.g. ``0 */6 * * *``."""
     rollout: Rollout = Rollout()
+    """Waves, concurrency and failure budget of remediation jobs."""
     delete_unmanaged: bool = False
     """Delete flux configurations that no policy declares on the clusters this policy targets."""
     migrate_flux_v1: bool = False
@@ -410,8 +462,14 @@ class Remediation(_Model):
         if value is not None:
             from croniter import croniter  # local: keeps the import cost off the hot path
 
-            if not croniter.is_valid(value) or len(value.split()) != 5:
+            if len(value.split()) != 5 or not croniter.is_valid(value):
                 raise ValueError(f"{value!r} is not a valid 5-field cron expression")
+            # ``0 0 31 2 *`` is well-formed but never fires; a schedule that never runs is
+            # certainly a mistake, so say so now rather than in the scheduler.
+            try:
+                croniter(value, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+            except Exception:  # croniter's CroniterBadDateError and friends
+                raise ValueError(f"{value!r} never fires (no such date)") from None
         return value
 
 
@@ -419,13 +477,19 @@ class Remediation(_Model):
 
 
 class Metadata(_Model):
+    """Identity of the policy."""
+
     name: Name
     """Unique name of the policy in the set: lower-case letters, digits and dashes."""
     description: str | None = None
+    """What the policy is for; shown in reports."""
     labels: dict[str, str] | None = None
+    """Free-form labels (owner, cost centre, ...); copied to reports, not used for selection."""
 
 
 class PolicySpec(_Model):
+    """What the policy requires, where, and how remediation may enforce it."""
+
     mode: Literal["audit", "enforce"] = "audit"
     """``audit`` only reports; ``enforce`` lets remediation jobs write."""
     priority: int = 0
@@ -441,16 +505,22 @@ class PolicySpec(_Model):
     flux_configurations: list[FluxConfigurationSpec] = []
     """Flux v2 configurations this policy requires."""
     remediation: Remediation = Remediation()
+    """Schedule and rollout of remediation for this policy."""
 
 
 class Policy(_Model):
     """One ``FluxPolicy`` document."""
 
     api_version: Literal["fleet/v1"]
+    """Version of the policy format: ``fleet/v1``."""
     kind: Literal["FluxPolicy"]
+    """Kind of document: ``FluxPolicy``."""
     metadata: Metadata
+    """Name, description and labels."""
     spec: PolicySpec
+    """The policy itself."""
 
     @property
     def name(self) -> str:
+        """The policy's unique name (``metadata.name``)."""
         return self.metadata.name
