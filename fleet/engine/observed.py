@@ -35,3 +35,5 @@ class ObservedCluster:
     source: str = "arm"
     #: Extra notes from the reader (e.g. "graph rows incomplete, fell back to ARM").
     notes: tuple[str, ...] = field(default=())
+    #: The cluster's own ARM JSON when the reader fetched it (``fleet snapshot`` exports it).
+    resource: Json | None = None
