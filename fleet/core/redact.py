@@ -1,0 +1,56 @@
+"""A process-wide registry of secret values to mask wherever text leaves fleet.
+
+fleet reads a secret only to send it to ARM (and to fingerprint it). At that moment the value is
+registered here; logs (``fleet.core.logs``), error messages stored in the history database,
+reports and task messages pass their text through ``text()``, which replaces every registered
+value with ``***``. Short values (under 6 characters) are not registered: masking them would
+mangle ordinary words, and such values are not credentials worth the name.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "***"
+_MIN_LEN = 6
+
+_lock = threading.Lock()
+_values: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def register(value: str) -> None:
+    """Remember a secret value (and its stripped form) so that it is masked from now on."""
+    global _pattern
+    candidates = {value, value.strip()}
+    with _lock:
+        added = False
+        for v in candidates:
+            if len(v) >= _MIN_LEN and v not in _values:
+                _values.add(v)
+                added = True
+        if added:
+            # Longest first, so a value containing another is masked whole.
+            ordered = sorted(_values, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def active() -> bool:
+    return _pattern is not None
+
+
+def text(value: str) -> str:
+    """``value`` with every registered secret replaced by ``***``."""
+    pattern = _pattern
+    if pattern is None or not value:
+        return value
+    return pattern.sub(MASK, value)
+
+
+def clear() -> None:
+    """Forget every registered value (tests only)."""
+    global _pattern
+    with _lock:
+        _values.clear()
+        _pattern = None

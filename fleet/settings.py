@@ -1,0 +1,144 @@
+"""Process settings (DESIGN 3.4, a contract for the ``FLEET_*`` names).
+
+One ``Settings`` object is built per process from the environment (prefix ``FLEET_``) and an
+optional ``.env`` file, and passed explicitly to whatever needs it; nothing reads a global.
+Each field's docstring says what it does and why its default was chosen; ``docs/settings.md``
+is generated from them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AuthMode = Literal["default", "cli", "workload", "secret", "managed", "emulator"]
+
+
+def state_dir() -> Path:
+    """Where fleet keeps its database and fingerprint key by default (XDG state dir)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fleet"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is a loopback address or ``localhost``."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """fleet's process configuration. Every field reads ``FLEET_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEET_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    # --- Azure Resource Manager ---------------------------------------------------------
+    arm_endpoint: str = "https://management.azure.com"
+    """ARM base URL. Point it at ``fleet emulator serve``'s endpoint to work offline."""
+    arm_ca_bundle: str | None = None
+    """CA bundle (PEM) to trust for the ARM endpoint; the emulator prints its own."""
+    auth: AuthMode = "default"
+    """How to get tokens: ``default`` (DefaultAzureCredential), ``cli`` (az login),
+    ``workload`` (AKS workload identity), ``secret`` (AZURE_TENANT_ID/AZURE_CLIENT_ID/
+    AZURE_CLIENT_SECRET), ``managed`` (managed identity), ``emulator`` (a fixed fake token,
+    refused for endpoints that are not loopback)."""
+    managed_identity_client_id: str | None = None
+    """Client id of a user-assigned managed identity (``auth=managed``)."""
+    subscriptions: list[str] | None = None
+    """Limit every job to these subscription ids (comma-separated in the environment)."""
+
+    # --- concurrency and ARM's budget ----------------------------------------------------
+    concurrency: int = Field(default=32, ge=1, le=1024)
+    """Clusters read at once by the local engine; also the HTTP connection pool size. ARM's
+    read bucket (25/s per subscription) is the real limit; 32 keeps it busy at ~1 s latency."""
+    read_rate: float = Field(default=25.0, gt=0)
+    """Reads per second per (subscription, principal): ARM's bucket refill rate."""
+    read_burst: int = Field(default=250, ge=1)
+    """Read bucket size per (subscription, principal): ARM's burst."""
+    write_rate: float = Field(default=10.0, gt=0)
+    """Writes per second per (subscription, principal)."""
+    write_burst: int = Field(default=200, ge=1)
+    """Write bucket size."""
+    delete_rate: float = Field(default=10.0, gt=0)
+    """Deletes per second per (subscription, principal)."""
+    delete_burst: int = Field(default=200, ge=1)
+    """Delete bucket size."""
+    budget_fraction: float = Field(default=1.0, gt=0, le=1)
+    """Share of ARM's buckets fleet may use (leave room for other tools on the same principal)."""
+    sdk_retries: int = Field(default=2, ge=0, le=10)
+    """Retries inside the Azure SDK per request. Kept low: fleet's own limiter handles 429s,
+    so one request does not sleep through a throttling storm holding a connection."""
+    read_attempts: int = Field(default=4, ge=1, le=20)
+    """Attempts fleet makes for one read before the cluster gets a READ_ERROR."""
+    request_timeout: float = Field(default=30.0, gt=0)
+    """Seconds to wait for an ARM response before giving up on that attempt."""
+    lro_poll_interval: float = Field(default=5.0, ge=0)
+    """Seconds between polls of a long-running operation when ARM sends no Retry-After."""
+    inventory: Literal["arm", "graph"] = "arm"
+    """Where clusters and their configurations are read: per-cluster ARM reads (exact) or
+    Azure Resource Graph (bulk, up to 1000 rows a query, may lag by minutes)."""
+
+    # --- stores --------------------------------------------------------------------------
+    database_url: str = ""
+    """SQLAlchemy URL of the history database; SQLite in the state directory by default.
+    PostgreSQL: ``postgresql+psycopg://user@host/db``."""
+    retention_days: int = Field(default=400, ge=1)
+    """Sweeps older than this are deleted from history (a year and a bit, for yearly audits)."""
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    """Celery broker (distributed mode only)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis for jobs, locks and the shared ARM budget (distributed mode only)."""
+    state_dir: Path = Field(default_factory=state_dir)
+    """Directory for the default SQLite database and the fingerprint key."""
+    fingerprint_key: SecretStr | None = None
+    """Key for the HMAC fingerprints of applied secrets; a random key is created in the state
+    directory when unset. Every fleet process of one installation must share it."""
+
+    # --- safety rails --------------------------------------------------------------------
+    max_clusters: int = Field(default=500, ge=1)
+    """A remediation job refuses to write more clusters than this unless raised explicitly."""
+
+    @field_validator("subscriptions", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()] or None
+        return value
+
+    @field_validator("arm_endpoint")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        if urlsplit(value).scheme != "https":
+            raise ValueError("the ARM endpoint must be https:// (the SDK refuses tokens over http)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _emulator_auth_is_local(self) -> Settings:
+        if self.auth == "emulator" and not is_loopback_url(self.arm_endpoint):
+            raise ValueError(
+                f"FLEET_AUTH=emulator sends a fake token and is refused for {self.arm_endpoint}: "
+                "use it only with a loopback emulator endpoint"
+            )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the state directory."""
+        return self.database_url or f"sqlite:///{self.state_dir / 'fleet.db'}"
