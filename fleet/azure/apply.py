@@ -1,0 +1,219 @@
+"""Apply: carry out one planned ``Action`` through the SDK's long-running operations.
+
+Writes are PUTs of the full desired body (the simplest idempotent "ensure") and DELETEs. Each
+is split in two so that no caller has to block for minutes:
+
+- ``start(session, action, protected)`` sends the request and returns a ``Started`` holding the
+  SDK poller, its continuation token (JSON in azure-core >= 1.41: method, URL, client request id
+  and the *response* body; never the request body, so never a secret) and ARM's correlation id;
+- ``finish(started)`` or ``resume(session, action, token)`` polls to the end and returns an
+  ``Outcome`` with ARM's error code and message when the operation failed.
+
+Protected settings arrive as values resolved by the caller at the last moment; they go into
+the request body and nowhere else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.pipeline import PipelineResponse
+from azure.core.polling import LROPoller
+from azure.mgmt.kubernetesconfiguration.v2023_05_01.models import Extension, FluxConfiguration
+
+from fleet.azure.errors import ArmFailure, describe
+from fleet.azure.session import AzureSession
+from fleet.core import redact
+from fleet.core.ids import ClusterId, split_child
+from fleet.engine.actions import Action, ActionKind
+
+
+@dataclass
+class Outcome:
+    """How one write ended."""
+
+    action: Action
+    succeeded: bool
+    error: ArmFailure | None = None
+    correlation_id: str | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    #: The resource state ARM returned at the end (PUTs), for the audit trail.
+    provisioning_state: str | None = None
+
+
+@dataclass
+class Started:
+    """A write that ARM accepted and is running (or already finished, for synchronous ones)."""
+
+    action: Action
+    poller: LROPoller[Any] | None
+    continuation_token: str | None
+    correlation_id: str | None
+    started_at: datetime
+    #: Set when the request failed before any operation started (e.g. 409, 400, throttled).
+    failed: ArmFailure | None = None
+
+
+class _Correlation:
+    """Captures ARM's correlation id from the first response of a call (raw_response_hook)."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, response: PipelineResponse) -> None:  # type: ignore[type-arg]
+        with self._lock:
+            if self.value is None:
+                headers = response.http_response.headers
+                self.value = headers.get("x-ms-correlation-request-id") or headers.get("x-ms-request-id")
+
+
+def _with_secrets(action: Action, protected: dict[str, str]) -> dict[str, Any]:
+    """The request body with protected values inserted (a fresh copy; the action is untouched).
+
+    A key starting with ``/`` is a JSON pointer below ``properties`` (e.g. ``/azureBlob/sasToken``);
+    any other key is a ``configurationProtectedSettings`` entry.
+    """
+    body = _deep_copy(action.body or {})
+    props = body.setdefault("properties", {})
+    for key, value in protected.items():
+        redact.register(value)
+        if key.startswith("/"):
+            node = props
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in key.strip("/").split("/")]
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        else:
+            props.setdefault("configurationProtectedSettings", {})[key] = value
+    return body
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _target(action: Action) -> tuple[dict[str, str], str, str]:
+    cluster = ClusterId.parse(action.cluster_id)
+    provider, ctype = {
+        "managedClusters": ("Microsoft.ContainerService", "managedClusters"),
+        "connectedClusters": ("Microsoft.Kubernetes", "connectedClusters"),
+    }[cluster.cluster_type]
+    _, child_type, name = split_child(action.resource_id)
+    args = {
+        "resource_group_name": cluster.resource_group,
+        "cluster_rp": provider,
+        "cluster_resource_name": ctype,
+        "cluster_name": cluster.name,
+    }
+    return args, child_type, name
+
+
+def start(session: AzureSession, action: Action, protected: dict[str, str] | None = None) -> Started:
+    """Send the write. ARM failures are returned in ``Started.failed``, not raised."""
+    cluster = ClusterId.parse(action.cluster_id)
+    kc = session.kubernetes_configuration(cluster.subscription_id)
+    args, _, name = _target(action)
+    correlation = _Correlation()
+    now = datetime.now(UTC)
+    try:
+        poller: LROPoller[Any] | None
+        if action.kind == ActionKind.PUT_EXTENSION:
+            model = Extension.deserialize(_with_secrets(action, protected or {}))
+            poller = kc.extensions.begin_create(
+                extension_name=name, extension=model, raw_response_hook=correlation, **args
+            )
+        elif action.kind == ActionKind.PUT_FLUX_CONFIG:
+            model = FluxConfiguration.deserialize(_with_secrets(action, protected or {}))
+            poller = kc.flux_configurations.begin_create_or_update(
+                flux_configuration_name=name, flux_configuration=model, raw_response_hook=correlation, **args
+            )
+        elif action.kind == ActionKind.DELETE_EXTENSION:
+            poller = kc.extensions.begin_delete(extension_name=name, raw_response_hook=correlation, **args)
+        elif action.kind == ActionKind.DELETE_FLUX_CONFIG:
+            poller = kc.flux_configurations.begin_delete(
+                flux_configuration_name=name, raw_response_hook=correlation, **args
+            )
+        elif action.kind == ActionKind.DELETE_FLUX_V1:
+            poller = kc.source_control_configurations.begin_delete(
+                source_control_configuration_name=name, raw_response_hook=correlation, **args
+            )
+        else:  # pragma: no cover - ActionKind is closed
+            raise ValueError(f"unknown action kind {action.kind}")
+    except Exception as exc:
+        return Started(action, None, None, correlation.value, now, failed=describe(exc))
+    token: str | None
+    try:
+        token = poller.continuation_token()
+    except Exception:  # a synchronous operation has no token worth keeping
+        token = None
+    return Started(action, poller, token, correlation.value, now)
+
+
+def finish(started: Started, *, timeout: float | None = None) -> Outcome:
+    """Poll a started write to its end (at most ``timeout`` seconds)."""
+    action = started.action
+    if started.failed is not None or started.poller is None:
+        return Outcome(action, False, started.failed, started.correlation_id, started.started_at, datetime.now(UTC))
+    try:
+        result = started.poller.result(timeout=timeout)
+    except Exception as exc:
+        return Outcome(action, False, describe(exc), started.correlation_id, started.started_at, datetime.now(UTC))
+    if not started.poller.done():
+        failure = ArmFailure(None, "OperationTimeout", f"still running after {timeout:.0f}s", True)
+        return Outcome(action, False, failure, started.correlation_id, started.started_at, datetime.now(UTC))
+    state = getattr(result, "provisioning_state", None)
+    return Outcome(action, True, None, started.correlation_id, started.started_at, datetime.now(UTC), state)
+
+
+def resume(session: AzureSession, action: Action, token: str) -> Started:
+    """Rebuild a poller from a persisted continuation token (another process may resume it)."""
+    cluster = ClusterId.parse(action.cluster_id)
+    kc = session.kubernetes_configuration(cluster.subscription_id)
+    args, _, name = _target(action)
+    now = datetime.now(UTC)
+    try:
+        if action.kind == ActionKind.PUT_EXTENSION:
+            poller = kc.extensions.begin_create(
+                extension_name=name, extension=None, continuation_token=token, **args
+            )
+        elif action.kind == ActionKind.PUT_FLUX_CONFIG:
+            poller = kc.flux_configurations.begin_create_or_update(
+                flux_configuration_name=name, flux_configuration=None, continuation_token=token, **args
+            )
+        elif action.kind == ActionKind.DELETE_EXTENSION:
+            poller = kc.extensions.begin_delete(extension_name=name, continuation_token=token, **args)
+        elif action.kind == ActionKind.DELETE_FLUX_CONFIG:
+            poller = kc.flux_configurations.begin_delete(
+                flux_configuration_name=name, continuation_token=token, **args
+            )
+        else:
+            poller = kc.source_control_configurations.begin_delete(
+                source_control_configuration_name=name, continuation_token=token, **args
+            )
+    except Exception as exc:
+        return Started(action, None, token, None, now, failed=describe(exc))
+    return Started(action, poller, token, None, now)
+
+
+def apply(
+    session: AzureSession,
+    action: Action,
+    protected: dict[str, str] | None = None,
+    *,
+    timeout: float | None = None,
+) -> Outcome:
+    """Start and finish one write (the local engine's path)."""
+    began = time.monotonic()
+    started = start(session, action, protected)
+    remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - began))
+    return finish(started, timeout=remaining)

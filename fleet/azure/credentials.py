@@ -1,0 +1,77 @@
+"""Credentials: one per process, chosen by ``FLEET_AUTH``.
+
+azure-identity caches tokens inside the credential instance, so fleet builds exactly one and
+shares it with every client and thread of the process. ``emulator`` mode hands out a fixed fake
+token and is only accepted for loopback endpoints (``Settings`` refuses it otherwise), so a
+mis-set environment can never send a fake token to real Azure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from azure.core.credentials import AccessToken, TokenCredential
+
+from fleet.settings import Settings, is_loopback_url
+
+
+class EmulatorCredential:
+    """A fixed, unsigned JWT-shaped token for the local ARM emulator.
+
+    The emulator throttles per principal (the token's ``oid``), so tests can act as several
+    principals by giving each a different ``principal``.
+    """
+
+    def __init__(self, principal: str = "fleet-emulator-principal") -> None:
+        header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=")
+        claims = json.dumps({"oid": principal, "sub": principal, "tid": "emulator"}).encode()
+        body = base64.urlsafe_b64encode(claims).rstrip(b"=")
+        self._token = f"{header.decode()}.{body.decode()}."
+        self.principal = principal
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+def make_credential(settings: Settings) -> TokenCredential:
+    """Build the credential ``settings.auth`` asks for."""
+    mode = settings.auth
+    if mode == "emulator":
+        if not is_loopback_url(settings.arm_endpoint):  # also checked by Settings; be sure
+            raise ValueError("emulator credentials are only for a loopback ARM endpoint")
+        return EmulatorCredential()
+    # Imported lazily: azure.identity pulls in msal, which costs start-up time the emulator
+    # path never needs.
+    from azure import identity
+
+    if mode == "cli":
+        return identity.AzureCliCredential()
+    if mode == "workload":
+        return identity.WorkloadIdentityCredential()
+    if mode == "secret":
+        return identity.EnvironmentCredential()
+    if mode == "managed":
+        if settings.managed_identity_client_id:
+            return identity.ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+        return identity.ManagedIdentityCredential()
+    return identity.DefaultAzureCredential()
+
+
+def principal_of(credential: TokenCredential, scope: str) -> str:
+    """The principal id (``oid``) in the credential's token, for per-principal budgets.
+
+    Only the unverified claims are read, for bookkeeping: never for an authorization decision.
+    """
+    explicit = getattr(credential, "principal", None)
+    if isinstance(explicit, str):
+        return explicit
+    token = credential.get_token(scope).token
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims.get("oid") or claims.get("sub") or "unknown")
+    except (IndexError, ValueError):
+        return "unknown"

@@ -1,0 +1,85 @@
+"""ARM failures in fleet's terms: translated once, at the SDK boundary.
+
+azure-core raises ``HttpResponseError`` (and subclasses) and ``ServiceRequestError`` /
+``ServiceResponseError`` for transport failures. fleet needs three facts from them: is it worth
+retrying, what ARM said (code and message, bounded in length), and the correlation id for the
+audit trail. Nothing else of a response body is kept: bodies can echo request content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ArmFailure:
+    """What fleet keeps of a failed ARM call."""
+
+    status: int | None
+    code: str
+    message: str
+    retryable: bool
+    correlation_id: str | None = None
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        status = f"HTTP {self.status} " if self.status else ""
+        return f"{status}{self.code}: {self.message}"
+
+
+def _bounded(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def describe(exc: BaseException) -> ArmFailure:
+    """Translate any exception raised around an SDK call into an ``ArmFailure``."""
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code
+        code = "HttpResponseError"
+        message = ""
+        error = getattr(exc, "error", None)
+        if error is not None:
+            code = getattr(error, "code", None) or code
+            message = getattr(error, "message", None) or ""
+        if not message:
+            message = exc.reason or type(exc).__name__
+        correlation = None
+        retry_after = None
+        response = exc.response
+        if response is not None:
+            correlation = response.headers.get("x-ms-correlation-request-id") or response.headers.get(
+                "x-ms-request-id"
+            )
+            ra = response.headers.get("retry-after")
+            if ra:
+                try:
+                    retry_after = float(ra)
+                except ValueError:
+                    retry_after = None
+        if isinstance(exc, ResourceNotFoundError):
+            code = code if code != "HttpResponseError" else "ResourceNotFound"
+        if isinstance(exc, ClientAuthenticationError):
+            return ArmFailure(status, code, _bounded(message), False, correlation)
+        retryable = status is None or status in _RETRYABLE_STATUS
+        return ArmFailure(status, code, _bounded(message), retryable, correlation, retry_after)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        # Connection refused/reset, TLS failure, timeout: transient by nature.
+        return ArmFailure(None, type(exc).__name__, _bounded(str(exc.message or exc)), True)
+    if isinstance(exc, AzureError):
+        return ArmFailure(None, type(exc).__name__, _bounded(str(exc.message or exc)), False)
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return ArmFailure(None, type(exc).__name__, _bounded(str(exc)), True)
+    return ArmFailure(None, type(exc).__name__, _bounded(str(exc)), False)

@@ -1,0 +1,134 @@
+"""Inventory: the subscriptions and clusters in scope, and the extension version catalogue.
+
+``ArmInventory`` lists through ``azure-mgmt-resource``: one paged ``resources.list`` per
+subscription, filtered to the two cluster types. ARM's generic list returns id, name, type,
+location and tags but no ``properties``, which is all selection needs; the per-cluster facts
+that need properties (power state, connectivity, agent pools) come from the observer's GET of
+the cluster, made only for clusters some policy targets.
+
+The Resource Graph inventory (``fleet.azure.graph``) implements the same ``Inventory``
+protocol with bulk queries that also return properties and the clusters' configurations.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fleet.azure import retrying
+from fleet.azure.session import AzureSession
+from fleet.core.clusters import ClusterFacts, facts_from_arm
+from fleet.core.ids import CLUSTER_PROVIDERS
+
+log = logging.getLogger(__name__)
+
+_CLUSTER_FILTER = " or ".join(f"resourceType eq '{t}'" for t in CLUSTER_PROVIDERS.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    name: str
+
+
+class InventoryError(RuntimeError):
+    """The inventory itself could not be read (no subscriptions, no access): the sweep stops."""
+
+
+class Inventory(Protocol):
+    """Where clusters come from (ARM listing or Resource Graph)."""
+
+    name: str
+
+    def subscriptions(self, wanted: frozenset[str] | None) -> list[Subscription]:
+        """Subscriptions in scope: the visible ones, narrowed to ``wanted`` (None = all)."""
+
+    def clusters(self, subscriptions: Iterable[Subscription]) -> Iterator[ClusterFacts]:
+        """Every AKS and Arc cluster of the subscriptions (list-level facts)."""
+
+    def catalog(self, subscription_id: str, location: str) -> dict[str, list[str]]:
+        """microsoft.flux versions per release train available in a location."""
+
+
+def _as_json(model: Any) -> dict[str, Any]:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "type": model.type,
+        "location": model.location,
+        "tags": model.tags or {},
+        "properties": model.properties if isinstance(getattr(model, "properties", None), dict) else {},
+    }
+
+
+class ArmInventory:
+    """Inventory through ARM listing calls (``azure-mgmt-resource``)."""
+
+    name = "arm"
+
+    def __init__(self, session: AzureSession) -> None:
+        self._session = session
+        self._catalogs: dict[str, dict[str, list[str]]] = {}
+        self._catalog_lock = threading.Lock()
+
+    def subscriptions(self, wanted: frozenset[str] | None) -> list[Subscription]:
+        client = self._session.subscriptions()
+        visible = retrying.call(
+            lambda: [
+                Subscription(str(s.subscription_id), str(s.display_name or s.subscription_id))
+                for s in client.subscriptions.list()
+            ],
+            attempts=self._session.settings.read_attempts,
+            what="list subscriptions",
+        )
+        if wanted is None:
+            return sorted(visible, key=lambda s: s.id)
+        by_id = {s.id.lower(): s for s in visible}
+        chosen = []
+        for sub in sorted(wanted):
+            found = by_id.get(sub.lower())
+            if found is None:
+                log.warning("subscription %s is not visible to this principal; skipped", sub)
+                continue
+            chosen.append(found)
+        return chosen
+
+    def clusters(self, subscriptions: Iterable[Subscription]) -> Iterator[ClusterFacts]:
+        for sub in subscriptions:
+            client = self._session.resources(sub.id)
+            resources = retrying.call(
+                lambda client=client: list(client.resources.list(filter=_CLUSTER_FILTER)),  # type: ignore[misc]
+                attempts=self._session.settings.read_attempts,
+                what=f"list clusters of {sub.id}",
+            )
+            for res in resources:
+                try:
+                    yield facts_from_arm(_as_json(res))
+                except (ValueError, KeyError) as exc:
+                    log.warning("skipping unexpected resource %s: %s", getattr(res, "id", "?"), exc)
+
+    def catalog(self, subscription_id: str, location: str) -> dict[str, list[str]]:
+        """Versions per train for a location, read once per location and cached."""
+        key = location.lower().replace(" ", "")
+        with self._catalog_lock:
+            cached = self._catalogs.get(key)
+        if cached is not None:
+            return cached
+        client = self._session.kubernetes_configuration(subscription_id)
+
+        def read() -> dict[str, list[str]]:
+            trains: dict[str, list[str]] = {}
+            for item in client.extension_type_versions.list(location, "microsoft.flux"):
+                train = str(getattr(item, "release_train", None) or "Stable")
+                trains.setdefault(train, []).extend(str(v) for v in (item.versions or ()))
+            return trains
+
+        trains = retrying.call(
+            read, attempts=self._session.settings.read_attempts, what=f"list flux versions in {location}"
+        )
+        with self._catalog_lock:
+            self._catalogs[key] = trains
+        return trains

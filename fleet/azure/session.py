@@ -1,0 +1,165 @@
+"""One Azure session per process: credential, shared HTTP transport, budget, SDK clients.
+
+Every SDK client fleet builds goes through ``AzureSession`` so that all of them share
+- one credential (its token cache lives in the instance),
+- one ``requests`` connection pool sized to the concurrency (requests' default of 10
+  connections per host would serialise a 32-thread sweep),
+- one ARM budget (``BudgetPolicy`` in every pipeline, per HTTP attempt),
+- low SDK retry counts: fleet handles throttling itself instead of sleeping inside the SDK.
+
+The same code talks to real Azure and to ``fleet emulator serve``; only settings differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any
+
+import requests
+from azure.core.credentials import TokenCredential
+from azure.core.pipeline.transport import RequestsTransport
+from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.resource.subscriptions import SubscriptionClient
+from azure.mgmt.resourcegraph import ResourceGraphClient
+from requests.adapters import HTTPAdapter
+
+from fleet.azure.credentials import make_credential
+from fleet.azure.ratelimit import BudgetPolicy, Limiter, TokenBucketLimiter, arm_budgets
+from fleet.settings import Settings, is_loopback_url
+
+# azure-core logs every request and response header at INFO; that is noise at fleet's scale
+# and headers are not where fleet wants its own logs to come from.
+for _name in ("azure", "azure.core.pipeline.policies.http_logging_policy", "azure.identity"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def credential_scope(endpoint: str) -> str:
+    """The token scope for an ARM endpoint (public cloud, sovereign cloud or emulator)."""
+    if is_loopback_url(endpoint) or endpoint.rstrip("/") == "https://management.azure.com":
+        return "https://management.azure.com/.default"
+    return endpoint.rstrip("/") + "/.default"
+
+
+class RequestCounter:
+    """Thread-safe counts of HTTP attempts by (operation class, status), for reports."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, int]] = Counter()
+
+    def __call__(self, op: str, status: int) -> None:
+        with self._lock:
+            self.counts[(op, status)] += 1
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def throttled(self) -> int:
+        with self._lock:
+            return sum(n for (_, status), n in self.counts.items() if status == 429)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {f"{op}:{status}": n for (op, status), n in sorted(self.counts.items())}
+
+
+class AzureSession:
+    """Shared Azure plumbing for one process. Thread-safe; close it when done."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credential: TokenCredential | None = None,
+        limiter: Limiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.credential = credential or make_credential(settings)
+        self.limiter: Limiter = limiter or TokenBucketLimiter(
+            arm_budgets(
+                read_rate=settings.read_rate,
+                read_burst=settings.read_burst,
+                write_rate=settings.write_rate,
+                write_burst=settings.write_burst,
+                delete_rate=settings.delete_rate,
+                delete_burst=settings.delete_burst,
+                fraction=settings.budget_fraction,
+            )
+        )
+        self.requests = RequestCounter()
+        self._http = requests.Session()
+        pool = settings.concurrency + 8  # + LRO polls and paging that overlap a full pool
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
+        self._http.mount("https://", adapter)
+        self._transport = RequestsTransport(
+            session=self._http,
+            session_owner=False,
+            connection_verify=settings.arm_ca_bundle or True,
+            connection_timeout=min(10.0, settings.request_timeout),
+            read_timeout=settings.request_timeout,
+        )
+        self._budget_policy = BudgetPolicy(self.limiter, on_response=self.requests)
+        self._lock = threading.Lock()
+        self._kc: dict[str, SourceControlConfigurationClient] = {}
+        self._rm: dict[str, ResourceManagementClient] = {}
+        self._sub: SubscriptionClient | None = None
+        self._graph: ResourceGraphClient | None = None
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.settings.arm_endpoint,
+            "transport": self._transport,
+            "per_retry_policies": [self._budget_policy],
+            "retry_total": self.settings.sdk_retries,
+            "retry_backoff_factor": 0.5,
+            "polling_interval": self.settings.lro_poll_interval,
+            "credential_scopes": [credential_scope(self.settings.arm_endpoint)],
+            "logging_enable": False,
+        }
+
+    def kubernetes_configuration(self, subscription_id: str) -> SourceControlConfigurationClient:
+        """The Microsoft.KubernetesConfiguration client of a subscription (cached)."""
+        key = subscription_id.lower()
+        with self._lock:
+            client = self._kc.get(key)
+            if client is None:
+                client = SourceControlConfigurationClient(
+                    self.credential, subscription_id, **self._client_kwargs()
+                )
+                self._kc[key] = client
+            return client
+
+    def resources(self, subscription_id: str) -> ResourceManagementClient:
+        """The generic resources client of a subscription (cached)."""
+        key = subscription_id.lower()
+        with self._lock:
+            client = self._rm.get(key)
+            if client is None:
+                client = ResourceManagementClient(self.credential, subscription_id, **self._client_kwargs())
+                self._rm[key] = client
+            return client
+
+    def subscriptions(self) -> SubscriptionClient:
+        with self._lock:
+            if self._sub is None:
+                self._sub = SubscriptionClient(self.credential, **self._client_kwargs())
+            return self._sub
+
+    def graph(self) -> ResourceGraphClient:
+        with self._lock:
+            if self._graph is None:
+                self._graph = ResourceGraphClient(self.credential, **self._client_kwargs())
+            return self._graph
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AzureSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
