@@ -1,0 +1,183 @@
+"""``fleet sweep`` and ``fleet plan``: judge the fleet; show what remediation would change."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fleet.cli.app import app
+from fleet.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    azure_errors,
+    err,
+    fail,
+    load_policies,
+    load_settings,
+    setup_logging,
+    to_json,
+    to_yaml,
+    write_output,
+)
+from fleet.cli.views import SweepProgress, format_plan, format_summary
+from fleet.jobs.runs import environment, run_sweep
+from fleet.jobs.sweep import SweepOutcome
+
+PoliciesOpt = Annotated[
+    list[Path],
+    typer.Option("--policies", "-p", help="Policy files or directories (repeatable).", show_default=False),
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the result to this file instead of stdout.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr (-vv for debug).")]
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="local (this machine) or celery (submit to workers).")
+]
+
+
+def _render_report(report: dict[str, Any], output: str) -> str:
+    if output == "json":
+        return to_json(report)
+    if output == "yaml":
+        return to_yaml(report)
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=140, force_terminal=False, highlight=False).print(format_summary(report))
+    return buf.getvalue()
+
+
+def _emit_report(report: dict[str, Any], output: str, out: Path | None) -> None:
+    if output == "table" and out is None:
+        from rich.console import Console
+
+        Console(highlight=False).print(format_summary(report))  # colours when stdout is a terminal
+        return
+    write_output(_render_report(report, output), out)
+
+
+def _sweep(policies: list[Path], *, verbose: int, what: str) -> SweepOutcome:
+    setup_logging(verbose)
+    settings = load_settings()
+    policy_set = load_policies(policies)
+    cancel = threading.Event()
+    with azure_errors(), environment(settings) as env, SweepProgress(what) as progress:
+        return run_sweep(env, policy_set, progress=progress, cancel=cancel)
+
+
+@app.command()
+def sweep(
+    policies: PoliciesOpt = [],  # noqa: B006 (typer reads the default; never mutated)
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml.")] = "table",
+    out: OutOpt = None,
+    engine: EngineOpt = "local",
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when any cluster is in one of these states (comma-separated, e.g. "
+            "noncompliant,error): for CI gates.",
+        ),
+    ] = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Judge every targeted cluster against the policies and report compliance.
+
+    The table is the summary an engineer reads first; ``-o json`` prints the full report
+    (DESIGN 3.3) alone on stdout, so it pipes into jq. Every sweep is stored in the history
+    database (``fleet report`` reads it).
+    """
+    if output not in ("table", "json", "yaml"):
+        fail(f"unknown output {output!r}: use table, json or yaml")
+    if engine == "celery":
+        from fleet.cli.distributed import celery_sweep
+
+        _emit_report(celery_sweep(policies, verbose=verbose), output, out)
+        return
+    if engine != "local":
+        fail(f"unknown engine {engine!r}: use local or celery")
+    outcome = _sweep(policies, verbose=verbose, what="sweeping")
+    report = outcome.report()
+    _emit_report(report, output, out)
+    if not outcome.info.complete:
+        err.print("[yellow]the sweep was interrupted; the report holds the clusters judged so far[/]")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if fail_on:
+        wanted = {s.strip() for s in fail_on.split(",") if s.strip()}
+        bad = sum(report["summary"]["byState"].get(s, 0) for s in wanted)
+        if bad:
+            err.print(f"{bad} cluster(s) in state {', '.join(sorted(wanted))}")
+            raise typer.Exit(1)
+
+
+def plan_document(outcome: SweepOutcome) -> dict[str, Any]:
+    """The saved-plan format (``fleet plan --out plan.json``, ``fleet remediate --plan``)."""
+    clusters = []
+    counts = {"+": 0, "~": 0, "-": 0}
+    skipped = 0
+    for judgement in sorted(outcome.judgements, key=lambda j: j.verdict.id.lower()):
+        plan = judgement.plan
+        if not plan.actions and not plan.skipped:
+            continue
+        for action in plan.actions:
+            counts[action.change] = counts.get(action.change, 0) + 1
+        skipped += len(plan.skipped)
+        clusters.append(plan.model_dump(mode="json", by_alias=True))
+    return {
+        "kind": "FleetPlan",
+        "version": 1,
+        "createdAt": datetime.now(UTC).isoformat(),
+        "sweepId": outcome.info.id,
+        "policyRevision": outcome.info.policy_revision,
+        "policies": outcome.info.policies,
+        "subscriptions": outcome.info.subscriptions,
+        "summary": {
+            "clusters": sum(1 for c in clusters if c["actions"]),
+            "create": counts["+"],
+            "update": counts["~"],
+            "delete": counts["-"],
+            "skipped": skipped,
+        },
+        "clusters": clusters,
+    }
+
+
+@app.command()
+def plan(
+    policies: PoliciesOpt = [],  # noqa: B006
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    out: OutOpt = None,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would."),
+    ] = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Show what a remediation would change, per cluster, resource and field (writes nothing).
+
+    ``--out plan.json`` saves the plan; ``fleet remediate --plan plan.json`` applies exactly it
+    and refuses clusters that changed since.
+    """
+    if output not in ("table", "json"):
+        fail(f"unknown output {output!r}: use table or json")
+    outcome = _sweep(policies, verbose=verbose, what="planning")
+    document = plan_document(outcome)
+    if out is not None:
+        write_output(to_json(document), out)
+    if output == "json":
+        if out is None:
+            write_output(to_json(document), None)
+    else:
+        from rich.console import Console
+
+        Console(highlight=False).print(format_plan(document))
+    if not outcome.info.complete:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    changes = document["summary"]["create"] + document["summary"]["update"] + document["summary"]["delete"]
+    if detailed_exitcode and changes:
+        raise typer.Exit(EXIT_INVALID)

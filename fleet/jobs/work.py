@@ -1,0 +1,104 @@
+"""The per-cluster unit of work, shared by the local engine and the Celery workers.
+
+``discover`` turns policies and an inventory into targets (cluster facts + the policies that
+apply to each). ``judge_cluster`` observes one target through ARM and judges it with the pure
+engine. Both engines call exactly these functions, so they cannot disagree about a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from fleet.azure.inventory import Inventory, Subscription
+from fleet.azure.observe import observe
+from fleet.azure.session import AzureSession
+from fleet.core.clusters import ClusterFacts
+from fleet.engine import reconcile
+from fleet.engine.fingerprints import Fingerprints
+from fleet.engine.observed import ObservedCluster
+from fleet.engine.versions import Catalog
+from fleet.policy import selection
+from fleet.policy.loading import PolicySet
+from fleet.policy.selection import Applicable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A cluster at least one policy targets, with those policies."""
+
+    facts: ClusterFacts
+    applicable: tuple[Applicable, ...]
+
+
+def scope(policy_set: PolicySet, configured: list[str] | None) -> frozenset[str] | None:
+    """Subscriptions to list: what the policies name, narrowed by ``FLEET_SUBSCRIPTIONS``.
+
+    None means every visible subscription (a policy targets ``"*"`` and nothing narrows it).
+    """
+    wanted = selection.subscriptions_in_scope(policy_set)
+    if configured:
+        narrowed = frozenset(s.lower() for s in configured)
+        return narrowed if wanted is None else frozenset(s for s in wanted if s.lower() in narrowed)
+    return wanted
+
+
+def discover(
+    policy_set: PolicySet,
+    inventory: Inventory,
+    subscriptions: list[Subscription],
+    *,
+    today: date,
+) -> Iterator[Target]:
+    """Targets in inventory order; clusters no policy targets are skipped (never read)."""
+    for facts in inventory.clusters(subscriptions):
+        applicable = selection.applicable(policy_set, facts, today=today)
+        if applicable:
+            yield Target(facts, tuple(applicable))
+
+
+class CatalogCache:
+    """Version catalogues per location, fetched once through the inventory (thread-safe)."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self._inventory = inventory
+        self._lock = threading.Lock()
+        self._catalogs: dict[str, Catalog] = {}
+
+    def get(self, subscription_id: str, location: str) -> Catalog:
+        key = location.lower().replace(" ", "")
+        with self._lock:
+            found = self._catalogs.get(key)
+        if found is not None:
+            return found
+        catalog = Catalog.from_mapping(self._inventory.catalog(subscription_id, location))
+        with self._lock:
+            return self._catalogs.setdefault(key, catalog)
+
+
+def judge_cluster(
+    session: AzureSession,
+    target: Target,
+    *,
+    catalogs: CatalogCache,
+    now: datetime,
+    fingerprints: Fingerprints | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    observed: ObservedCluster | None = None,
+) -> reconcile.Judgement:
+    """Observe one cluster (unless ``observed`` is given) and judge it."""
+    if observed is None:
+        observed = observe(session, target.facts, should_stop=should_stop)
+    try:
+        catalog = catalogs.get(target.facts.subscription_id, observed.facts.location or "global")
+    except Exception as exc:  # the catalogue is shared: a failure must not sink one cluster
+        log.warning("version catalogue unavailable for %s: %s", observed.facts.location, exc)
+        catalog = Catalog.from_mapping({})
+    return reconcile.judge(
+        observed, list(target.applicable), catalog=catalog, now=now, fingerprints=fingerprints
+    )
