@@ -46,10 +46,31 @@ class _Model(BaseModel):
     model_config = _CONFIG
 
 
-Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
-K8sName = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", max_length=253)
-]
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+RELEASE_TRAIN_PATTERN = r"^[A-Za-z][A-Za-z0-9-]*$"
+VERSION_PATTERN = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
+GIT_URL_PATTERN = r"^(https?|ssh)://|^git@"
+DURATION_PATTERN = r"^P(T?\d+[HMS])+$"
+PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
+
+#: What each pattern means, in words: the loader says this instead of printing a regex.
+PATTERN_HINTS: dict[str, str] = {
+    NAME_PATTERN: "must be 1-63 lower-case letters, digits or '-', starting and ending with a "
+    "letter or digit",
+    K8S_NAME_PATTERN: "must be a Kubernetes name: lower-case letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit",
+    ENV_VAR_PATTERN: "must be an environment variable name (letters, digits, '_')",
+    RELEASE_TRAIN_PATTERN: "must be a release train name such as Stable or Preview",
+    VERSION_PATTERN: "must be a version such as 1.17.3",
+    GIT_URL_PATTERN: "must start with https://, http://, ssh:// or git@",
+    DURATION_PATTERN: "must be an ISO-8601 duration such as PT5M",
+    PERCENT_PATTERN: "must be a percentage such as '5%'",
+}
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
 
 
 def _valid_glob(value: str) -> str:
@@ -70,7 +91,12 @@ class SecretRef(_Model):
     fleet stores a keyed fingerprint of what it applied, so a rotated secret shows as drift.
     """
 
-    from_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # The JSON Schema says what the validator below checks, so editors flag it too.
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["fromEnv"]}, {"required": ["fromFile"]}]}
+    )
+
+    from_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
     """Name of an environment variable holding the value."""
     from_file: str | None = Field(default=None, min_length=1)
     """Path of a file holding the value (trailing newline stripped); relative to the policy file."""
@@ -172,13 +198,25 @@ class ExtensionSpec(_Model):
     higher ``priority`` winning; equal priorities with different values are a conflict.
     """
 
+    # For editors: a pinned version requires autoUpgradeMinorVersion: false (fleet.policy.checks
+    # enforces it at load time with a field-precise message).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["version"], "properties": {"version": {"type": "string"}}},
+            "then": {
+                "required": ["autoUpgradeMinorVersion"],
+                "properties": {"autoUpgradeMinorVersion": {"const": False}},
+            },
+        }
+    )
+
     name: Name | None = None
     """Extension resource name; ``flux`` (the name Azure gives an auto-installed one) by default."""
     auto_upgrade_minor_version: bool | None = None
     """Let Azure upgrade the extension within its release train (ARM default: true)."""
-    release_train: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9-]*$")
+    release_train: str | None = Field(default=None, pattern=RELEASE_TRAIN_PATTERN)
     """Release train followed when auto-upgrading, e.g. ``Stable`` (ARM default) or ``Preview``."""
-    version: str | None = Field(default=None, pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+    version: str | None = Field(default=None, pattern=VERSION_PATTERN)
     """Pinned extension version; only with ``autoUpgradeMinorVersion: false``."""
     configuration_settings: dict[str, str] | None = None
     """Extension settings (e.g. ``multiTenancy.enforce: "false"``); keys not named are not governed.
@@ -217,7 +255,7 @@ class RepositoryRef(_Model):
 class GitRepository(_Model):
     """A Git source (``sourceKind: GitRepository``)."""
 
-    url: str = Field(pattern=r"^(https?|ssh)://|^git@")
+    url: str = Field(pattern=GIT_URL_PATTERN)
     """Repository URL: ``https://``, ``http://``, ``ssh://`` or ``git@host:path``."""
     repository_ref: RepositoryRef | None = None
     """Which branch, tag, semver range or commit to sync."""
@@ -354,6 +392,17 @@ class FluxConfigurationSpec(_Model):
     complete desired set, so an extra kustomization on the cluster is drift.
     """
 
+    # For editors: exactly one source (checked at load time by fleet.policy.checks).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["gitRepository"]},
+                {"required": ["bucket"]},
+                {"required": ["azureBlob"]},
+            ]
+        }
+    )
+
     name: Name
     """Resource name of the flux configuration."""
     scope: Literal["cluster", "namespace"] | None = None
@@ -379,7 +428,7 @@ class FluxConfigurationSpec(_Model):
     """
     wait_for_reconciliation: bool | None = None
     """Make the ARM PUT wait until Flux has reconciled (ARM default false)."""
-    reconciliation_wait_duration: str | None = Field(default=None, pattern=r"^P(T?\d+[HMS])+$")
+    reconciliation_wait_duration: str | None = Field(default=None, pattern=DURATION_PATTERN)
     """How long the PUT waits for reconciliation, ISO-8601 (e.g. ``PT5M``)."""
 
 
@@ -392,6 +441,10 @@ class Wave(_Model):
     Clusters are assigned to the first wave that takes them; a percentage wave takes clusters
     by a stable hash of their id, so a re-run puts the same clusters in the same waves.
     """
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["selector"]}, {"required": ["percent"]}]}
+    )
 
     name: Name
     """Name of the wave, shown in job progress and reports."""
@@ -416,7 +469,9 @@ class Rollout(_Model):
     """Ordered waves; by default one wave with every targeted cluster."""
     max_concurrency: int = Field(default=50, ge=1, le=10000)
     """Clusters written at once."""
-    failure_budget: str | int = "5%"
+    failure_budget: (
+        Annotated[str, StringConstraints(pattern=PERCENT_PATTERN)] | Annotated[int, Field(ge=0)]
+    ) = "5%"
     """Failures allowed before the job stops: a count (``3``) or a share (``"5%"``) of the job."""
     soak_seconds: int = Field(default=0, ge=0)
     """Pause after each wave before the next one starts."""
