@@ -1,0 +1,46 @@
+"""The one per-cluster function: render, evaluate, plan.
+
+The local engine (a thread pool in one process) and the Celery workers both call ``judge`` for
+every cluster, so the two can never disagree about a verdict or a plan (DESIGN 2). It is pure:
+the callers read the cluster, resolve fingerprints, and store or apply what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from fleet.engine.actions import ClusterPlan
+from fleet.engine.desired import DesiredState, render
+from fleet.engine.evaluate import evaluate
+from fleet.engine.fingerprints import Fingerprints
+from fleet.engine.observed import ObservedCluster
+from fleet.engine.planning import plan
+from fleet.engine.verdicts import Verdict
+from fleet.engine.versions import Catalog
+from fleet.policy.selection import Applicable
+
+
+class Judgement(NamedTuple):
+    """Everything fleet concludes about one cluster in one sweep."""
+
+    verdict: Verdict
+    desired: DesiredState
+    plan: ClusterPlan
+
+
+def judge(
+    observed: ObservedCluster,
+    applicable: Sequence[Applicable],
+    *,
+    catalog: Catalog,
+    now: datetime,
+    fingerprints: Fingerprints | None = None,
+) -> Judgement:
+    """Render the cluster's desired state, judge the observation, plan the fix."""
+    desired = render(applicable, observed.facts)
+    verdict = evaluate(observed, desired, catalog=catalog, now=now, fingerprints=fingerprints)
+    return Judgement(
+        verdict, desired, plan(observed, desired, verdict, fingerprints=fingerprints)
+    )
