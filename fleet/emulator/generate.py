@@ -309,7 +309,7 @@ def _generate(clusters: int, subscriptions: int, seed: int, clock: _Clock) -> di
         defects[cluster_id] = kind
         renderer.cluster(plan, cluster_id, resources)
         if kind == READ_ERROR:
-            faults.append(read_error_fault(cluster_id))
+            faults.append(read_error_fault(cluster_id, plan.name))
 
     return {
         "kind": "FleetSnapshot",
@@ -332,9 +332,15 @@ def _generate(clusters: int, subscriptions: int, seed: int, clock: _Clock) -> di
     }
 
 
-def read_error_fault(cluster_id: str) -> Json:
-    """The fault that makes every GET under the cluster's KubernetesConfiguration answer 500."""
+def read_error_fault(cluster_id: str, cluster_name: str) -> Json:
+    """The fault that makes every GET under the cluster's KubernetesConfiguration answer 500.
+
+    The shape is the emulator's scripted fault (``fleet.emulator.faults``): ``action: error``,
+    ``count: null`` for unlimited, and a stable ``id`` so tests can address it.
+    """
     return {
+        "id": f"read-error-{cluster_name}",
+        "action": "error",
         "method": "GET",
         "pathPrefix": f"{cluster_id}/providers/Microsoft.KubernetesConfiguration",
         "status": 500,
@@ -758,7 +764,7 @@ class _Renderer:
             ]
             props["errorInfo"] = {"code": "ExtensionOperationFailed", "message": message}
         resource: Json = {
-            "id": child_id(cluster_id, EXTENSIONS, sc.EXTENSION_NAME),
+            "id": child_id(cluster_id, "extensions", sc.EXTENSION_NAME),
             "type": EXTENSIONS,
             "name": sc.EXTENSION_NAME,
             "systemData": self._system_data(
@@ -880,7 +886,7 @@ class _Renderer:
         by, by_type = created_by or (self.fleet_principal, "Application")
         created = rng.randrange(silent + 3600, max(installed, silent + 7200))
         return {
-            "id": child_id(cluster_id, FLUX_CONFIGURATIONS, name),
+            "id": child_id(cluster_id, "fluxConfigurations", name),
             "type": FLUX_CONFIGURATIONS,
             "name": name,
             "systemData": self._system_data(by, by_type, created, rng.randrange(silent, created)),
@@ -892,7 +898,7 @@ class _Renderer:
         created = age - rng.randrange(_DAY, 60 * _DAY)
         name = sc.FLUX_V1_NAME
         return {
-            "id": child_id(cluster_id, SOURCE_CONTROL_CONFIGURATIONS, name),
+            "id": child_id(cluster_id, "sourceControlConfigurations", name),
             "type": SOURCE_CONTROL_CONFIGURATIONS,
             "name": name,
             "systemData": self._system_data(rng.choice(_USERS), "User", created, created),
