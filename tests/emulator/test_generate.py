@@ -876,6 +876,69 @@ def test_kinds_that_need_a_flux_configuration_get_one() -> None:
             }
 
 
+# --- the scenario end to end: the real policies and engine agree with the kinds -----------------
+
+
+@cache
+def scenario_verdicts() -> dict[str, tuple[str, set[str], set[str], set[str]]]:
+    """docs/scenario.md's defect table: kind -> (state, codes, optional codes, drift paths)."""
+    text = (REPO / "docs" / "scenario.md").read_text(encoding="utf-8")
+    out = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"\| `(\w+)` \|(.*)\|(.*)\|\s*(\w+)\s*\|", line)
+        if m is None:
+            continue
+        kind, _change, codes, state = m.groups()
+        # "(+ FLUX_CONFIG_MISSING for each declared config)": present only when configs are.
+        optional = set(
+            re.findall(r"[A-Z][A-Z0-9_]{3,}", " ".join(re.findall(r"\(\+[^)]*\)", codes)))
+        )
+        required = set(re.findall(r"[A-Z][A-Z0-9_]{3,}", codes)) - optional
+        paths = set(re.findall(r"`(/properties/[^`]+)`", codes))
+        out[kind] = (state, required, optional, paths)
+    assert set(out) == set(KINDS)
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS[:3])
+def test_the_engine_judges_every_cluster_as_the_scenario_says(seed: int) -> None:
+    if not (REPO / "policies").is_dir():
+        pytest.skip("policies/ (the example policies) is not there yet")
+    loading = pytest.importorskip("fleet.policy.loading")
+    selection = pytest.importorskip("fleet.policy.selection")
+    observed = pytest.importorskip("fleet.engine.observed")
+    reconcile = pytest.importorskip("fleet.engine.reconcile")
+    versions = pytest.importorskip("fleet.engine.versions")
+
+    policy_set = loading.load([REPO / "policies"], today=NOW.date())
+    f = fleet(seed)
+    catalog = versions.Catalog.from_mapping(f.snapshot["extensionTypeVersions"]["microsoft.flux"])
+    wrong = []
+    for c in f.clusters.values():
+        seen = observed.ObservedCluster(
+            c.facts,
+            tuple(c.extensions),
+            tuple(c.configs.values()),
+            tuple(c.v1),
+            # What the emulator's read_error fault makes fleet.azure.observe report.
+            read_error="HTTP 500 InternalServerError" if c.kind == "read_error" else None,
+        )
+        targeting = selection.applicable(policy_set, c.facts, today=NOW.date())
+        report = reconcile.judge(seen, targeting, catalog=catalog, now=NOW).verdict.to_report()
+        findings = [x for x in report["findings"] if x.get("severity") != "info"]
+        codes = {x["code"] for x in findings}
+        state, required, optional, paths = scenario_verdicts()[c.kind]
+        if declared(c.facts):
+            required = required | optional  # "(+ FLUX_CONFIG_MISSING for each declared config)"
+        if (
+            report["state"] != state
+            or not required <= codes <= required | optional
+            or not paths <= {x.get("path") for x in findings}
+        ):
+            wrong.append((c.kind, c.resource["id"], report["state"], sorted(codes)))
+    assert wrong == []
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 
