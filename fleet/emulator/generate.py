@@ -117,13 +117,17 @@ _NEEDS_FLUX_CONFIG: Final = frozenset(
 #: About 30 % of the fleet is Arc. The Arc-only and AKS-only kinds fix their type, so the free
 #: kinds are drawn with the probability that brings the total back to 30 %.
 ARC_SHARE: Final = 0.30
-_FORCED_ARC = sum(KIND_WEIGHTS[k] for k in _ARC_ONLY) / 100
-_FREE = 1 - sum(KIND_WEIGHTS[k] for k in _ARC_ONLY | _AKS_ONLY) / 100
+# (Summed in KINDS order, never in set order: float sums must not depend on string hashing.)
+_FORCED_ARC = sum(KIND_WEIGHTS[k] for k in KINDS if k in _ARC_ONLY) / 100
+_FREE = 1 - sum(KIND_WEIGHTS[k] for k in KINDS if k in _ARC_ONLY | _AKS_ONLY) / 100
 _P_ARC_FREE: Final = (ARC_SHARE - _FORCED_ARC) / _FREE
 
 #: Share of each resource group family, per cluster type (Arc lives mostly at the edge).
 _AKS_FAMILIES: Final = (("prod", 45), ("stg", 25), ("dev", 30))
 _ARC_FAMILIES: Final = (("edge", 60), ("prod", 15), ("stg", 10), ("dev", 15))
+#: The same, restricted to the groups ``cluster-config`` targets (for ``depends_on_drift``).
+_AKS_CONFIG_FAMILIES: Final = tuple(f for f in _AKS_FAMILIES if f[0] in sc.CLUSTER_CONFIG_FAMILIES)
+_ARC_CONFIG_FAMILIES: Final = tuple(f for f in _ARC_FAMILIES if f[0] in sc.CLUSTER_CONFIG_FAMILIES)
 
 # --- realistic values -------------------------------------------------------------------------
 
@@ -170,6 +174,8 @@ _ARC_AGENTS: Final = ("1.21.10", "1.22.4", "1.23.7", "1.24.3")
 _USERS: Final = ("platform-team@contoso.com", "ops@contoso.com", "sre-oncall@contoso.com")
 
 _DAY: Final = 86400
+#: Flux v1 configurations could not be created from this day on (arm-reference 1.6).
+_FLUX_V1_BLOCKED: Final = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 _ARC_OFFLINE_AGE: Final = 5 * _DAY
 _ARC_EXPIRED_AGE: Final = 120 * _DAY
 
@@ -210,13 +216,13 @@ class _Plan:
 class _Clock:
     """ISO timestamps relative to ``now`` (second precision, as ARM prints them)."""
 
-    __slots__ = ("_epoch",)
+    __slots__ = ("epoch",)
 
     def __init__(self, now: datetime) -> None:
-        self._epoch = int(now.timestamp())
+        self.epoch = int(now.timestamp())
 
     def ago(self, seconds: int) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._epoch - seconds))
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.epoch - seconds))
 
     def ahead(self, seconds: int) -> str:
         return self.ago(-seconds)
@@ -449,7 +455,9 @@ def _plan(rng: Random, n: int, kind: str, groups: list[dict[str, list[_Group]]])
     elif kind == DEPENDS_ON_DRIFT or (kind in _NEEDS_FLUX_CONFIG and ctype == MANAGED):
         # cluster-config must apply (AKS in rg-dev-* would have no flux configuration at all:
         # team-alpha excludes env=dev). Arc always has edge-baseline.
-        family = _weighted(rng, _ARC_FAMILIES[:3] if ctype == CONNECTED else _AKS_FAMILIES[:2])
+        family = _weighted(
+            rng, _ARC_CONFIG_FAMILIES if ctype == CONNECTED else _AKS_CONFIG_FAMILIES
+        )
     else:
         family = _weighted(rng, _ARC_FAMILIES if ctype == CONNECTED else _AKS_FAMILIES)
     group = rng.choice(by_family[family])
@@ -522,7 +530,9 @@ class _Renderer:
         rng = self.rng
         # Seconds since the cluster was created; always before it fell silent, and before
         # Flux v1 creation was blocked (2024-01-01) for clusters that still run it.
-        oldest = 1200 * _DAY if plan.kind == FLUX_V1 else 30 * _DAY
+        oldest = 30 * _DAY
+        if plan.kind == FLUX_V1:
+            oldest = max(oldest, self.clock.epoch - _FLUX_V1_BLOCKED + 61 * _DAY)
         age = plan.silent_for + rng.randrange(oldest, oldest + 900 * _DAY)
         if plan.cluster_type == MANAGED:
             out.append(self._managed_cluster(plan, cluster_id, age))
@@ -538,9 +548,11 @@ class _Renderer:
         out.append(self._extension(plan, cluster_id, installed))
 
         declared = sc.declared_flux_configs(plan.cluster_type, plan.group.name, plan.tags)
-        if kind == FLUX_CONFIG_MISSING:
-            declared = declared[1:]
+        # The first declared configuration carries the cluster's flux configuration defect
+        # (flux_config_missing: it is the one left out).
         first = declared[0] if declared else None
+        if kind == FLUX_CONFIG_MISSING:
+            declared, first = declared[1:], None
         for name in declared:
             out.append(
                 self._flux_config(

@@ -17,6 +17,8 @@ import copy
 import json
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -404,6 +406,28 @@ def test_same_arguments_give_identical_bytes() -> None:
     assert b"\n  " in a and b"\n  " not in big_a  # small: indented; large: compact
 
 
+def test_output_does_not_depend_on_string_hashing() -> None:
+    # Set iteration order changes with PYTHONHASHSEED; nothing of it may leak into the output.
+    code = (
+        "import hashlib, sys; from datetime import datetime, UTC; "
+        "from fleet.emulator.generate import dumps, generate; "
+        "s = generate(clusters=300, subscriptions=3, seed=2, "
+        "now=datetime(2026, 11, 25, tzinfo=UTC)); "
+        "sys.stdout.write(hashlib.sha256(dumps(s)).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in (1, 2)
+    }
+    assert len(digests) == 1
+
+
 def test_different_seeds_give_different_fleets() -> None:
     a = generate(clusters=100, subscriptions=2, seed=1, now=NOW)
     b = generate(clusters=100, subscriptions=2, seed=2, now=NOW)
@@ -578,6 +602,21 @@ def test_clusters_look_like_aks_and_arc(seed: int) -> None:
             assert c.facts.arm64 == (props.get("arch") == "arm64")
         if c.facts.resource_group.startswith("rg-edge-"):
             assert c.facts.cluster_type == "connectedClusters"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_timestamps_tell_a_consistent_story(seed: int) -> None:
+    for c in fleet(seed).clusters.values():
+        born = parse_time(c.resource["systemData"]["createdAt"])
+        for r in [c.resource, *c.extensions, *c.configs.values(), *c.v1]:
+            created = parse_time(r["systemData"]["createdAt"])
+            assert born <= created <= parse_time(r["systemData"]["lastModifiedAt"]) <= NOW
+        for config in c.configs.values():
+            props = config["properties"]
+            assert parse_time(props["sourceUpdatedAt"]) <= NOW
+            for status in props["statuses"]:
+                for condition in status["statusConditions"]:
+                    assert parse_time(condition["lastTransitionTime"]) <= NOW
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -771,6 +810,12 @@ def test_flux_v1() -> None:
         assert props["repositoryUrl"] and props["complianceStatus"]["complianceState"]
         # Flux v1 creation was blocked from 2024-01-01: the configuration predates it.
         assert parse_time(scc["systemData"]["createdAt"]) < datetime(2024, 1, 1, tzinfo=UTC)
+    # ...whatever "now" is.
+    later = index(generate(clusters=200, subscriptions=1, seed=1, now=NOW.replace(year=2031)))
+    (c, *_) = later.of_kind("flux_v1")
+    created = parse_time(c.v1[0]["systemData"]["createdAt"])
+    assert created < datetime(2024, 1, 1, tzinfo=UTC)
+    assert parse_time(c.resource["systemData"]["createdAt"]) <= created
 
 
 @pytest.mark.parametrize(
