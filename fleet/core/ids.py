@@ -84,8 +84,13 @@ class ClusterId:
 
 
 def child_id(cluster_id: str, child_type: str, name: str) -> str:
-    """Id of a Microsoft.KubernetesConfiguration child (``extensions``, ...) of a cluster."""
-    segment = _CHILD_SEGMENT.get(child_type.lower(), child_type)
+    """Id of a Microsoft.KubernetesConfiguration child of a cluster.
+
+    ``child_type`` may be the bare type (``extensions``) or the full one
+    (``Microsoft.KubernetesConfiguration/extensions``); either way, in any case.
+    """
+    bare = child_type.rsplit("/", 1)[-1]
+    segment = _CHILD_SEGMENT.get(bare.lower(), bare)
     return f"{cluster_id.rstrip('/')}/providers/{KC_PROVIDER}/{segment}/{name}"
 
 
