@@ -174,7 +174,12 @@ def load(paths: Sequence[str | Path], *, today: date | None = None) -> PolicySet
         text = _read(display, real, issues)
         if text is not None:
             loaded += _load_text(text, display, today, issues)
-    return _finish(loaded, issues, base_dirs={d: r.resolve().parent for d, r in files})
+    return _finish(
+        loaded,
+        issues,
+        base_dirs={d: r.resolve().parent for d, r in files},
+        order=[d for d, _ in files],
+    )
 
 
 def load_text(text: str, *, file: str = "<string>", today: date | None = None) -> PolicySet:
@@ -182,7 +187,7 @@ def load_text(text: str, *, file: str = "<string>", today: date | None = None) -
     today = today or datetime.now(UTC).date()
     issues: list[PolicyIssue] = []
     loaded = _load_text(text, file, today, issues)
-    return _finish(loaded, issues, base_dirs={})
+    return _finish(loaded, issues, base_dirs={}, order=[file])
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -326,7 +331,11 @@ def _validate(doc: yamltree.Document, file: str, issues: list[PolicyIssue]) -> P
 
 
 def _finish(
-    loaded: list[_Loaded], issues: list[PolicyIssue], *, base_dirs: Mapping[str, Path]
+    loaded: list[_Loaded],
+    issues: list[PolicyIssue],
+    *,
+    base_dirs: Mapping[str, Path],
+    order: Sequence[str],
 ) -> PolicySet:
     first: dict[str, tuple[str, yamltree.Document]] = {}
     for item in loaded:
@@ -346,12 +355,11 @@ def _finish(
             )
         else:
             first[name] = (file, item.doc)
-    # Report in reading order: files as given, and by line within a file (problems are found
-    # in passes — YAML, types, semantic checks — not in line order).
-    file_rank: dict[str, int] = {}
-    for issue in issues:
-        file_rank.setdefault(issue.file, len(file_rank))
-    issues.sort(key=lambda i: (file_rank[i.file], i.line))
+    # Report in reading order: files in the order read (paths that could not be read first),
+    # and by line within a file: problems are found in passes (YAML, types, semantic checks,
+    # names across files), not in line order.
+    rank = {file: index for index, file in enumerate(order)}
+    issues.sort(key=lambda i: (rank.get(i.file, -1), i.line))
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         raise PolicyLoadError(issues)

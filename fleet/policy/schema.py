@@ -46,8 +46,12 @@ def json_schema() -> dict[str, Any]:
 
 
 def render() -> str:
-    """The schema as the text ``fleet schema`` prints (stable: sorted keys, 2-space indent)."""
-    return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The schema as the text ``fleet schema`` prints.
+
+    Keys stay in declaration order (``$schema`` first, fields as in the models), which is
+    deterministic and reads like the reference.
+    """
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _tidy(node: Any, *, in_properties: bool = False) -> Any:

@@ -68,8 +68,26 @@ class Document:
     """Problems inside this document; their paths hold unusable values."""
 
     def value_line(self, path: FieldPath) -> int:
-        """Line of the value at ``path``, or of its nearest ancestor that exists."""
+        """Line of the value at ``path``, or of its nearest ancestor that exists.
+
+        A mapping or list value is pointed at by its key's line: in block style its "value
+        line" would be the line of its first entry, which reads as if that entry were wrong.
+        """
+        if isinstance(self.get(path), dict | list):
+            return self.key_line(path)
         return self._nearest(self.value_lines, path)
+
+    def get(self, path: FieldPath) -> Any:
+        """The data at ``path``, or None when there is nothing there."""
+        node = self.data
+        for part in path:
+            if isinstance(node, dict) and isinstance(part, str):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            else:
+                return None
+        return node
 
     def key_line(self, path: FieldPath) -> int:
         """Line of the key of ``path`` (of a list item: the item), or of the nearest ancestor."""
@@ -105,6 +123,9 @@ def parse(text: str) -> tuple[list[Document], list[Problem]]:
     yaml = YAML(typ="safe", pure=True)
     docs: list[Document] = []
     problems: list[Problem] = []
+    too_deep = _flow_too_deep(text)
+    if too_deep is not None:
+        return docs, [Problem(too_deep, (), f"nested deeper than {MAX_DEPTH} levels")]
     nodes = yaml.compose_all(text)
     with warnings.catch_warnings():
         # ruamel warns (on stderr) about YAML 1.1 quirks; the loader's output is its errors.
@@ -174,20 +195,84 @@ def _syntax_message(exc: MarkedYAMLError) -> str:
     return message
 
 
-def _line_of_depth(text: str) -> int:
-    """Best guess of where nesting gets too deep: the line where open brackets exceed it."""
+def _flow_too_deep(text: str) -> int | None:
+    """The line where flow collections (``[`` / ``{``) nest deeper than ``MAX_DEPTH``, if any.
+
+    Checked before parsing because ruamel's scanner gets quadratically slow on thousands of
+    nested brackets (a second for a few thousand). Quoted scalars and comments are skipped, and
+    a bracket counts only where a flow collection can start, so ``a[b`` in a plain scalar does
+    not; an unusual file can at worst be under-counted, and the builder's own depth check then
+    still applies.
+    """
     depth = 0
     line = 1
-    for char in text:
+    previous = "\n"  # last significant character: a bracket counts after one of ":-,?[{\n"
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
         if char == "\n":
             line += 1
-        elif char in "[{":
+            previous = "\n"
+        elif char in " \t\r":
+            pass
+        elif char == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif char in "'\"" and previous in ":-,?[{\n":
+            end = _skip_quoted(text, i)
+            line += text.count("\n", i, end)
+            i = end
+            previous = char
+            continue
+        elif char in "[{" and previous in ":-,?[{\n":
             depth += 1
             if depth > MAX_DEPTH:
                 return line
-        elif char in "]}":
+            previous = char
+        elif char in "]}" and depth > 0:
             depth -= 1
-    return line
+            previous = char
+        else:
+            # Inside a plain scalar (``x[[``) brackets are text: nothing after this counts as
+            # opening until a separator comes.
+            previous = "." if char in "[{" else char
+        i += 1
+    return None
+
+
+def _skip_quoted(text: str, start: int) -> int:
+    """Index just after the quoted scalar starting at ``start`` (or the end of the text)."""
+    quote = text[start]
+    i = start + 1
+    while i < len(text):
+        if quote == '"' and text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            if quote == "'" and text[i + 1 : i + 2] == "'":  # '' is an escaped quote
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return i
+
+
+def _line_of_depth(text: str) -> int:
+    """Where block nesting gets too deep (after a RecursionError): the first line indented
+    deeper than ``MAX_DEPTH`` levels."""
+    stack: list[int] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(raw) - len(stripped)
+        while stack and stack[-1] >= indent:
+            stack.pop()
+        stack.append(indent)
+        if len(stack) > MAX_DEPTH:
+            return number
+    return 1
 
 
 def _tag(node: Node) -> str:
