@@ -1,0 +1,288 @@
+"""The fleet snapshot (DESIGN 3.2, a contract): load, validate, redact secrets, dump.
+
+A snapshot is the emulator's whole state: subscriptions, the extension version catalogue and
+the ARM resources exactly as ARM returns them. Loading validates the shape and reports every
+problem with its place (``snapshot.json: resources[12]: missing 'id'``); dumping gives back the
+same document, keys in the same order and unknown top-level keys (``generator``, ``emulator``,
+...) untouched, so that load followed by dump is the identity for any secret-free snapshot.
+
+Secrets never enter the state: ``configurationProtectedSettings`` keep their keys with empty
+values and the other ``x-ms-secret`` fields of the 2023-05-01 spec become ``""`` (the
+convention of the spec's AzureBlob example). The same rule applies to request bodies, GET
+responses and dumps, so the three always agree.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
+from fleet.emulator.faults import FaultSpecError, parse_fault
+
+KIND = "FleetSnapshot"
+RESOURCE_GROUPS = "microsoft.resources/resourcegroups"
+CLUSTER_TYPES = frozenset(
+    {"microsoft.containerservice/managedclusters", "microsoft.kubernetes/connectedclusters"}
+)
+KC_TYPES = frozenset(
+    t.lower() for t in (EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS)
+)
+_EMULATOR_KEYS = frozenset({"faults", "failingSources"})
+_MAX_ISSUES = 25
+
+#: x-ms-secret string fields below ``properties`` (beside configurationProtectedSettings).
+_SECRET_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    FLUX_CONFIGURATIONS.lower(): (
+        ("azureBlob", "accountKey"),
+        ("azureBlob", "sasToken"),
+        ("azureBlob", "servicePrincipal", "clientSecret"),
+        ("azureBlob", "servicePrincipal", "clientCertificate"),
+        ("azureBlob", "servicePrincipal", "clientCertificatePassword"),
+    ),
+}
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be loaded; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[str]) -> None:
+        super().__init__("\n".join(issues))
+        self.issues = issues
+
+
+def resource_type_of(resource_id: str) -> tuple[str, str] | None:
+    """``(type, name)`` that an ARM id implies, or None when it is not a resource id.
+
+    ``/subscriptions/s/resourceGroups/rg`` -> ``Microsoft.Resources/resourceGroups``; otherwise
+    the namespace after the last ``/providers/`` followed by every type segment (so a child's
+    type is ``Microsoft.KubernetesConfiguration/extensions``).
+    """
+    parts = resource_id.strip("/").split("/")
+    if (
+        len(parts) < 4
+        or parts[0].lower() != "subscriptions"
+        or parts[2].lower() != "resourcegroups"
+    ):
+        return None
+    if len(parts) == 4:
+        return "Microsoft.Resources/resourceGroups", parts[3]
+    lowered = [p.lower() for p in parts]
+    last = len(lowered) - 1 - lowered[::-1].index("providers") if "providers" in lowered else -1
+    rest = parts[last + 1 :]
+    if last < 4 or len(rest) < 3 or len(rest) % 2 == 0:
+        return None
+    namespace, segments = rest[0], rest[1:]
+    return "/".join([namespace, *segments[0::2]]), segments[-1]
+
+
+def redact(resource: dict[str, Any]) -> bool:
+    """Blank the secrets of one resource in place; True when something was blanked."""
+    rtype = str(resource.get("type") or "").lower()
+    props = resource.get("properties")
+    if rtype not in KC_TYPES or not isinstance(props, dict):
+        return False
+    changed = False
+    protected = props.get("configurationProtectedSettings")
+    if isinstance(protected, dict) and any(v != "" for v in protected.values()):
+        props["configurationProtectedSettings"] = dict.fromkeys(protected, "")
+        changed = True
+    for path in _SECRET_FIELDS.get(rtype, ()):
+        node: Any = props
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(path[-1]) not in (None, ""):
+            node[path[-1]] = ""
+            changed = True
+    return changed
+
+
+def read(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Read a snapshot file: (document, label for messages)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise SnapshotError([f"{p.name}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotError([f"{p.name}: not JSON: {exc}"]) from None
+    return doc, p.name
+
+
+def load(source: str | Path | Mapping[str, Any], label: str | None = None) -> dict[str, Any]:
+    """Load and validate a snapshot from a file or a mapping; returns a private deep copy.
+
+    Secrets found in it are blanked (a snapshot never carries them: DESIGN 3.2).
+    Raises ``SnapshotError`` listing every problem.
+    """
+    if isinstance(source, str | Path):
+        doc, name = read(source)
+        label = label or name
+    else:
+        doc = copy.deepcopy(dict(source))
+        label = label or "snapshot"
+    issues = validate(doc, label)
+    if issues:
+        raise SnapshotError(issues)
+    for resource in doc["resources"]:
+        redact(resource)
+    return doc
+
+
+def validate(doc: Any, label: str = "snapshot") -> list[str]:
+    """Every problem of a snapshot document, as ``label: where: what`` lines."""
+    issues: list[str] = []
+
+    def issue(where: str, what: str) -> None:
+        if len(issues) < _MAX_ISSUES:
+            issues.append(f"{label}: {where}: {what}")
+
+    if not isinstance(doc, dict):
+        return [f"{label}: the snapshot must be a JSON object"]
+    if doc.get("kind") != KIND:
+        issue("kind", f"must be {KIND!r}")
+    subs = _validate_subscriptions(doc.get("subscriptions"), issue)
+    _validate_catalog(doc.get("extensionTypeVersions"), issue)
+    _validate_resources(doc.get("resources"), subs, issue)
+    _validate_emulator(doc.get("emulator"), issue)
+    if len(issues) == _MAX_ISSUES:
+        issues.append(f"{label}: (further problems not listed)")
+    return issues
+
+
+def _validate_subscriptions(value: Any, issue: Any) -> set[str]:
+    subs: set[str] = set()
+    if not isinstance(value, list):
+        issue("subscriptions", "missing or not a list")
+        return subs
+    for i, sub in enumerate(value):
+        where = f"subscriptions[{i}]"
+        if not isinstance(sub, dict):
+            issue(where, "must be an object")
+            continue
+        sid = sub.get("subscriptionId")
+        if not isinstance(sid, str) or not sid:
+            issue(where, "missing 'subscriptionId'")
+            continue
+        if sid.lower() in subs:
+            issue(where, f"duplicate subscription {sid!r}")
+        subs.add(sid.lower())
+        for key in ("displayName", "state", "tenantId"):
+            if key in sub and not isinstance(sub[key], str):
+                issue(f"{where}.{key}", "must be a string")
+    return subs
+
+
+def _validate_catalog(value: Any, issue: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        issue("extensionTypeVersions", "must be an object {extensionType: {train: [versions]}}")
+        return
+    for ext_type, trains in value.items():
+        if not isinstance(trains, dict):
+            issue(f"extensionTypeVersions.{ext_type}", "must be an object {train: [versions]}")
+            continue
+        for train, versions in trains.items():
+            if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+                issue(
+                    f"extensionTypeVersions.{ext_type}.{train}", "must be a list of version strings"
+                )
+
+
+def _validate_resources(value: Any, subs: set[str], issue: Any) -> None:
+    if not isinstance(value, list):
+        issue("resources", "missing or not a list")
+        return
+    seen: set[str] = set()
+    groups: set[str] = set()
+    clusters: set[str] = set()
+    parents: list[tuple[str, str]] = []
+    for i, res in enumerate(value):
+        where = f"resources[{i}]"
+        if not isinstance(res, dict):
+            issue(where, "must be an object")
+            continue
+        missing = [
+            k for k in ("id", "type", "name") if not isinstance(res.get(k), str) or not res[k]
+        ]
+        if missing:
+            issue(where, "missing " + ", ".join(repr(k) for k in missing))
+            continue
+        rid, rtype, name = res["id"], res["type"], res["name"]
+        implied = resource_type_of(rid)
+        if implied is None:
+            issue(f"{where}.id", f"not an ARM resource id: {rid!r}")
+            continue
+        if implied[0].lower() != rtype.lower():
+            issue(
+                f"{where}.type", f"{rtype!r} does not match the id (which implies {implied[0]!r})"
+            )
+        if implied[1].lower() != name.lower():
+            issue(f"{where}.name", f"{name!r} does not match the id (which ends in {implied[1]!r})")
+        key = rid.rstrip("/").lower()
+        if key in seen:
+            issue(f"{where}.id", f"duplicate id {rid!r}")
+        seen.add(key)
+        sub = rid.strip("/").split("/")[1].lower()
+        if sub not in subs:
+            issue(f"{where}.id", f"subscription {rid.split('/')[2]!r} is not in 'subscriptions'")
+        for field_name in ("properties", "tags"):
+            if (
+                field_name in res
+                and res[field_name] is not None
+                and not isinstance(res[field_name], dict)
+            ):
+                issue(f"{where}.{field_name}", "must be an object")
+        tags = res.get("tags")
+        if isinstance(tags, dict) and not all(isinstance(v, str) for v in tags.values()):
+            issue(f"{where}.tags", "tag values must be strings")
+        lowered = rtype.lower()
+        rg_key = "/".join(key.split("/")[:5])
+        if lowered == RESOURCE_GROUPS:
+            groups.add(key)
+        else:
+            parents.append((where, rg_key))
+        if lowered in CLUSTER_TYPES:
+            clusters.add(key)
+        if lowered in KC_TYPES:
+            cluster_key = key[: key.rfind("/providers/microsoft.kubernetesconfiguration/")]
+            parents.append((where, cluster_key))
+    for where, parent in parents:
+        if parent not in groups and parent not in clusters:
+            kind = "resource group" if parent.count("/") == 4 else "parent cluster"
+            issue(f"{where}.id", f"{kind} {parent!r} is not in the snapshot")
+
+
+def _validate_emulator(value: Any, issue: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        issue("emulator", "must be an object {faults, failingSources}")
+        return
+    for key in sorted(set(value) - _EMULATOR_KEYS):
+        issue(f"emulator.{key}", "unknown key (expected faults, failingSources)")
+    faults = value.get("faults", [])
+    if not isinstance(faults, list):
+        issue("emulator.faults", "must be a list")
+    else:
+        for i, spec in enumerate(faults):
+            try:
+                parse_fault(spec, f"emulator.faults[{i}]")
+            except FaultSpecError as exc:
+                where, _, what = str(exc).partition(": ")
+                issue(where, what)
+    sources = value.get("failingSources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        issue("emulator.failingSources", "must be a list of source URLs")
+
+
+def dumps(doc: Mapping[str, Any]) -> bytes:
+    """Serialize a snapshot document (2-space indent, key order kept)."""
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
