@@ -15,6 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+#: ``isinstance(x, MAPPING)`` is a fast exact check for the dicts JSON parses to (an ABC check
+#: costs ~8x more) and still accepts any other Mapping. Used by every module of the engine.
+MAPPING = (dict, Mapping)
+_MAP = MAPPING
+
 
 class Difference(NamedTuple):
     """One place where two values differ.
@@ -62,7 +67,7 @@ def resolve(document: Any, path: str, default: Any = None) -> Any:
     """The value at ``path`` in ``document`` (mappings only), or ``default`` when absent."""
     node = document
     for token in split_pointer(path):
-        if not isinstance(node, Mapping):
+        if not isinstance(node, _MAP):
             return default
         value = node.get(token, _MISSING)
         if value is _MISSING:
@@ -104,7 +109,7 @@ def diff(desired: Any, actual: Any, *, base: str = "") -> list[Difference]:
 
 
 def _walk(desired: Any, actual: Any, path: str, out: list[Difference]) -> None:
-    if not (isinstance(desired, Mapping) and isinstance(actual, Mapping)):
+    if not (isinstance(desired, _MAP) and isinstance(actual, _MAP)):
         out.append(Difference(path, desired, actual))
         return
     keys = set(desired)
@@ -119,7 +124,7 @@ def _walk(desired: Any, actual: Any, path: str, out: list[Difference]) -> None:
             out.append(Difference(child, d, None))
         elif d == a:
             continue
-        elif isinstance(d, Mapping) and isinstance(a, Mapping):
+        elif isinstance(d, _MAP) and isinstance(a, _MAP):
             _walk(d, a, child, out)
         else:
             out.append(Difference(child, d, a))

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from fleet.engine.diffing import MAPPING as _MAP
+
 FLUX_EXTENSION_TYPE = "microsoft.flux"
 FLUX_NAMESPACE = "flux-system"
 DEFAULT_EXTENSION_NAME = "flux"
@@ -42,7 +44,7 @@ SOURCE_CONTROL_CONFIGURATIONS = "sourceControlConfigurations"
 
 def _props(resource: Any) -> Any:
     """``properties`` of an ARM resource or desired body ({} when absent or null)."""
-    if not isinstance(resource, Mapping):
+    if not isinstance(resource, _MAP):
         return resource
     props = resource.get("properties")
     return {} if props is None else props
@@ -102,10 +104,10 @@ def extension(
     ``configurationProtectedSettings`` never appears (secrets; compared by fingerprint).
     """
     out: dict[str, Any] = {}
-    if isinstance(resource, Mapping) and resource.get("name") is not None:
+    if isinstance(resource, _MAP) and resource.get("name") is not None:
         out["name"] = resource["name"]
     props = _props(resource)
-    if not isinstance(props, Mapping):
+    if not isinstance(props, _MAP):
         out["properties"] = props
         return out
     ess = _pick(props, _EXTENSION_FIELDS)
@@ -118,7 +120,7 @@ def extension(
         ess.pop("version", None)
     ess["scope"] = _extension_scope(ess.get("scope"))
     settings = ess.get("configurationSettings")
-    if isinstance(settings, Mapping):
+    if isinstance(settings, _MAP):
         if governed_settings is None:
             kept = {k: v for k, v in settings.items() if v is not None}
         else:
@@ -136,40 +138,52 @@ IMPLICIT_EXTENSION_FIELDS = frozenset({"extensionType", "scope"})
 
 
 def restrict_extension(
-    ess: Mapping[str, Any], fields: Collection[str], *, name: bool
+    ess: Mapping[str, Any],
+    fields: Collection[str],
+    *,
+    name: bool,
+    settings: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Keep only the governed parts of an extension essence.
+    """Keep only the governed parts of an extension essence (a new dict; ``ess`` is kept).
 
-    ``fields`` are the property names some policy declares (``configurationSettings`` is
-    already narrowed to the governed keys by :func:`extension`); ``extensionType`` and
-    ``scope`` are always kept; ``name`` only when a policy names the extension.
+    ``fields`` are the property names some policy declares; ``extensionType`` and ``scope``
+    are always kept; ``name`` only when a policy names the extension; ``configurationSettings``
+    narrowed to ``settings`` when given (None keeps the keys as they are).
     """
     out: dict[str, Any] = {}
     if name and "name" in ess:
         out["name"] = ess["name"]
     props = ess.get("properties")
-    if isinstance(props, Mapping):
-        out["properties"] = {
-            k: v
-            for k, v in props.items()
-            if k in fields or k in IMPLICIT_EXTENSION_FIELDS or k == "configurationSettings"
-        }
-    else:
+    if not isinstance(props, _MAP):
         out["properties"] = props
+        return out
+    kept = {k: v for k, v in props.items() if k in fields or k in IMPLICIT_EXTENSION_FIELDS}
+    current = props.get("configurationSettings")
+    if settings is None:
+        if current is not None:
+            kept["configurationSettings"] = current
+    elif isinstance(current, _MAP):
+        narrowed = {k: current[k] for k in settings if current.get(k) is not None}
+        if narrowed:
+            kept["configurationSettings"] = narrowed
+    elif current is not None and settings:
+        # Not an object at all: governed keys cannot be read from it, which the diff reports.
+        kept["configurationSettings"] = current
+    out["properties"] = kept
     return out
 
 
 def _extension_scope(scope: Any) -> Any:
     if scope is None:
         return {"cluster": {"releaseNamespace": FLUX_NAMESPACE}}
-    if not isinstance(scope, Mapping):
+    if not isinstance(scope, _MAP):
         return scope
     out: dict[str, Any] = {}
     for kind in ("cluster", "namespace"):
         part = scope.get(kind)
         if part is None:
             continue
-        if isinstance(part, Mapping):
+        if isinstance(part, _MAP):
             part = {k: v for k, v in part.items() if v is not None}
         out[kind] = part
     cluster = out.get("cluster")
@@ -185,7 +199,7 @@ def _extension_scope(scope: Any) -> Any:
 def is_flux_extension(resource: Any) -> bool:
     """True for an extension of type ``microsoft.flux`` (any case)."""
     props = _props(resource)
-    if not isinstance(props, Mapping):
+    if not isinstance(props, _MAP):
         return False
     kind = props.get("extensionType")
     return isinstance(kind, str) and kind.lower() == FLUX_EXTENSION_TYPE
@@ -224,7 +238,7 @@ def flux_configuration(resource: Json) -> dict[str, Any]:
     exactly where a PUT of one would change the other.
     """
     props = _props(resource)
-    if not isinstance(props, Mapping):
+    if not isinstance(props, _MAP):
         return {"properties": props}
     ess = _pick(props, _FLUX_FIELDS)
     _defaults(ess, {"scope": "cluster", "namespace": "default", "sourceKind": "GitRepository",
@@ -243,12 +257,12 @@ def flux_configuration(resource: Json) -> dict[str, Any]:
 
 
 def _git(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAP):
         return value
     out = _pick(value, _GIT_FIELDS)
     _defaults(out, _INTERVALS)
     ref = out.get("repositoryRef")
-    if isinstance(ref, Mapping):
+    if isinstance(ref, _MAP):
         ref = _pick(ref, _REF_FIELDS)
         if ref:
             out["repositoryRef"] = ref
@@ -258,7 +272,7 @@ def _git(value: Any) -> Any:
 
 
 def _bucket(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAP):
         return value
     out = _pick(value, _BUCKET_FIELDS)
     _defaults(out, {"insecure": True, **_INTERVALS})
@@ -266,17 +280,17 @@ def _bucket(value: Any) -> Any:
 
 
 def _blob(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAP):
         return value
     out = _pick(value, _BLOB_FIELDS)
     _defaults(out, _INTERVALS)
     sp = out.get("servicePrincipal")
-    if isinstance(sp, Mapping):
+    if isinstance(sp, _MAP):
         sp = _pick(sp, _SP_FIELDS)
         _defaults(sp, {"clientCertificateSendChain": False})
         out["servicePrincipal"] = sp
     mi = out.get("managedIdentity")
-    if isinstance(mi, Mapping):
+    if isinstance(mi, _MAP):
         mi = _pick(mi, ("clientId",))
         if mi:
             out["managedIdentity"] = mi
@@ -286,7 +300,7 @@ def _blob(value: Any) -> Any:
 
 
 def _kustomizations(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAP):
         return value
     out: dict[str, Any] = {}
     for name, body in value.items():
@@ -298,7 +312,7 @@ def _kustomizations(value: Any) -> Any:
 
 
 def _kustomization(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAP):
         return value
     out = _pick(value, _KUSTOMIZATION_FIELDS)
     _defaults(out, _KUSTOMIZATION_DEFAULTS)
@@ -323,7 +337,7 @@ def _depends_on(value: Any) -> Any:
 
 
 def _post_build(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAP):
         return value
     out: dict[str, Any] = {}
     substitute = value.get("substitute")
@@ -341,7 +355,7 @@ def _post_build(value: Any) -> Any:
 
 
 def _substitute_from(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAP):
         return value
     out = _pick(value, ("kind", "name", "optional"))
     _defaults(out, {"optional": False})

@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fleet.core.clusters import ClusterFacts
-from fleet.core.ids import child_id
 from fleet.core.vocabulary import (
     CODE_SEVERITY,
     CODE_STATE,
@@ -37,12 +36,14 @@ from fleet.core.vocabulary import (
 )
 from fleet.engine import essence
 from fleet.engine.desired import VERSION_PATH, WINDOW_PATH, DesiredExtension, DesiredState
+from fleet.engine.diffing import MAPPING as _MAP
 from fleet.engine.diffing import Difference, diff, overlaps
-from fleet.engine.essence import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
+from fleet.engine.essence import SOURCE_CONTROL_CONFIGURATIONS
 from fleet.engine.fingerprints import Fingerprints, short
 from fleet.engine.observed import ObservedCluster
 from fleet.engine.verdicts import Finding, PolicyResult, Verdict
 from fleet.engine.versions import ARM64_MINIMUM, DEFAULT_WINDOW, Catalog, judge, parse_version
+from fleet.engine.view import ObservedView, properties, resource_id, resource_name, view
 
 #: Arc: a change pending longer than this times out, so a cluster silent for longer is
 #: treated as unreachable even when ARM still says Connected (DESIGN 1).
@@ -71,66 +72,10 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _props(resource: Any) -> Mapping[str, Any]:
-    if isinstance(resource, Mapping):
-        props = resource.get("properties")
-        if isinstance(props, Mapping):
-            return props
-    return {}
-
-
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
-
-
-def resource_name(resource: Any) -> str | None:
-    """The name of an ARM child resource: ``name``, else the last segment of ``id``."""
-    if not isinstance(resource, Mapping):
-        return None
-    name = resource.get("name")
-    if isinstance(name, str) and name:
-        return name
-    rid = resource.get("id")
-    if isinstance(rid, str) and rid.strip("/"):
-        return rid.rstrip("/").rsplit("/", 1)[-1]
-    return None
-
-
-def resource_id(resource: Any, cluster_id: str, child_type: str, name: str) -> str:
-    """The observed id of a child resource, or the canonical one built from its name."""
-    if isinstance(resource, Mapping):
-        rid = resource.get("id")
-        if isinstance(rid, str) and rid.lower().startswith(cluster_id.lower().rstrip("/") + "/"):
-            return rid
-    return child_id(cluster_id, child_type, name)
-
-
-def flux_extension(observed: ObservedCluster, desired_name: str | None = None) -> Any | None:
-    """The cluster's ``microsoft.flux`` extension (matched by type, not name), if any.
-
-    A cluster has at most one; should a reader return several, the one named as desired wins,
-    then the first by name, so the choice is deterministic.
-    """
-    found = [e for e in observed.extensions if essence.is_flux_extension(e)]
-    if not found:
-        return None
-    if len(found) == 1:
-        return found[0]
-    wanted = (desired_name or "").lower()
-    found.sort(key=lambda e: ((resource_name(e) or "").lower() != wanted, resource_name(e) or ""))
-    return found[0]
-
-
-def observed_flux_configs(observed: ObservedCluster) -> dict[str, tuple[str, Any]]:
-    """Observed flux configurations by lower-cased name -> (name, JSON)."""
-    out: dict[str, tuple[str, Any]] = {}
-    for resource in observed.flux_configurations:
-        name = resource_name(resource)
-        if name is not None:
-            out.setdefault(name.lower(), (name, resource))
-    return out
 
 
 def _aware(moment: datetime) -> datetime:
@@ -194,10 +139,10 @@ class _Findings:
     ) -> None:
         sev = severity or CODE_SEVERITY[code]
         for policy in policies:
-            # model_construct: every value here is built by this module and already valid;
-            # validating tens of findings per cluster would dominate the sweep's CPU time.
+            # Plain validated construction: with pydantic 2.14 it is faster than
+            # model_construct for models this small (measured in benchmarks/bench_engine.py).
             self.items.append(
-                Finding.model_construct(
+                Finding(
                     code=code, policy=policy, resource=resource, path=path, desired=desired,
                     actual=actual, message=message, severity=sev,
                 )
@@ -211,8 +156,13 @@ def evaluate(
     catalog: Catalog,
     now: datetime,
     fingerprints: Fingerprints | None = None,
+    seen: ObservedView | None = None,
 ) -> Verdict:
-    """Judge one cluster. Pure: the same inputs always give the same verdict."""
+    """Judge one cluster. Pure: the same inputs always give the same verdict.
+
+    ``seen`` is the parsed view of ``observed`` when the caller already has it (``judge``
+    shares one between evaluation and planning).
+    """
     facts = observed.facts
     cid = facts.id
     found = _Findings()
@@ -228,10 +178,12 @@ def evaluate(
 
     blocked = reachability(facts, now)
     stale = blocked is not None
+    if seen is None:
+        seen = view(observed, desired.extension.name if desired.extension else None)
 
     _judge_flux_v1(observed, desired, found)
-    version, in_window = _judge_extension(observed, desired, found, catalog, fingerprints)
-    _judge_flux_configs(observed, desired, found, fingerprints, judge_flux_status=not stale)
+    version, in_window = _judge_extension(seen, desired, found, catalog, fingerprints)
+    _judge_flux_configs(seen, desired, found, fingerprints, judge_flux_status=not stale)
 
     if blocked is not None:
         # Nothing seen on this cluster is counted: it may be stale, and nothing can be fixed
@@ -240,7 +192,9 @@ def evaluate(
         note = "not counted: " + ("cluster stopped" if code is Code.CLUSTER_STOPPED
                                   else "cluster unreachable")
         found.items = [
-            f.model_copy(update={"severity": Severity.INFO, "message": f"{f.message} ({note})"})
+            Finding(code=f.code, policy=f.policy, resource=f.resource, path=f.path,
+                    desired=f.desired, actual=f.actual, message=f"{f.message} ({note})",
+                    severity=Severity.INFO)
             for f in found.items
         ]
         found.add(code, desired.policies, cid, message)
@@ -317,29 +271,28 @@ def _secret_findings(
 
 
 def _judge_extension(
-    observed: ObservedCluster,
+    seen: ObservedView,
     desired: DesiredState,
     found: _Findings,
     catalog: Catalog,
     fingerprints: Fingerprints | None,
 ) -> tuple[str | None, bool | None]:
-    facts = observed.facts
+    facts = seen.observed.facts
     d = desired.extension
-    ext = flux_extension(observed, d.name if d else None)
+    ext = seen.extension
     if d is None:
         # No policy declares the extension, but flux configurations need it (Azure installs
         # it on the first PUT): it is not missing, yet what is installed must be supported.
-        if ext is None:
+        if ext is None or seen.extension_id is None:
             return None, None
-        name = resource_name(ext) or essence.DEFAULT_EXTENSION_NAME
-        rid = resource_id(ext, facts.id, EXTENSIONS, name)
+        rid = seen.extension_id
         if not desired.flux_policies:
-            return _text(_props(ext).get("currentVersion")), None
+            return _text(properties(ext).get("currentVersion")), None
         return _judge_version(
             ext, rid, None, desired.flux_policies, desired.flux_policies, facts, catalog, found
         )
 
-    if ext is None:
+    if ext is None or seen.extension_id is None or seen.extension_essence is None:
         found.add(
             Code.EXTENSION_MISSING, d.policies, d.resource,
             "the microsoft.flux extension is not installed",
@@ -347,9 +300,8 @@ def _judge_extension(
         _arm64_guard(d, d.resource, None, facts, found)
         return None, None
 
-    name = resource_name(ext) or d.name
-    rid = resource_id(ext, facts.id, EXTENSIONS, name)
-    props = _props(ext)
+    rid = seen.extension_id
+    props = properties(ext)
     state = _text(props.get("provisioningState"))
     if state is not None and state.lower() == "failed":
         found.add(
@@ -357,11 +309,12 @@ def _judge_extension(
             "the microsoft.flux extension is in provisioningState Failed" + _error_info(props),
             path="/properties/provisioningState", desired="Succeeded", actual=state,
         )
-    obs = essence.extension(ext, governed_settings=d.settings)
+    obs = essence.restrict_extension(
+        seen.extension_essence, d.fields, name=d.name_governed, settings=d.settings
+    )
     seen_name = obs.get("name")
     if d.name_governed and isinstance(seen_name, str) and seen_name.lower() == d.name.lower():
         obs["name"] = d.name  # ARM names are case-insensitive
-    obs = essence.restrict_extension(obs, d.fields, name=d.name_governed)
     _drift_findings(
         Code.EXTENSION_DRIFT, diff(d.essence, obs), d.conflict_paths, d.owners_of, rid,
         "extension", found,
@@ -378,7 +331,7 @@ def _judge_extension(
 
 def _error_info(props: Mapping[str, Any]) -> str:
     info = props.get("errorInfo")
-    if isinstance(info, Mapping):
+    if isinstance(info, _MAP):
         message = _text(info.get("message")) or _text(info.get("code"))
         if message:
             return f": {message[:200]}"
@@ -410,12 +363,15 @@ def _judge_version(
     catalog: Catalog,
     found: _Findings,
 ) -> tuple[str | None, bool | None]:
-    props = _props(ext)
+    props = properties(ext)
     current = _text(props.get("currentVersion"))
-    if d is not None and "releaseTrain" in d.fields:
-        train = _text(d.body["properties"].get("releaseTrain"))
-    else:
-        train = _text(props.get("releaseTrain"))
+    # The train the policies ask for, else Stable: Microsoft's support window is stated over
+    # releases, and a train nobody governs says nothing about which releases are current.
+    train = (
+        _text(d.body["properties"].get("releaseTrain"))
+        if d is not None and "releaseTrain" in d.fields
+        else None
+    )
     window = d.version_window if d is not None else DEFAULT_WINDOW
     result = judge(
         current, catalog=catalog, train=train, window=window, arm64=facts.arm64,
@@ -436,26 +392,24 @@ def _judge_version(
 
 
 def _judge_flux_configs(
-    observed: ObservedCluster,
+    seen: ObservedView,
     desired: DesiredState,
     found: _Findings,
     fingerprints: Fingerprints | None,
     *,
     judge_flux_status: bool,
 ) -> None:
-    cid = observed.facts.id
-    on_cluster = observed_flux_configs(observed)
+    on_cluster = seen.flux
     for name, dc in desired.flux_configurations.items():
-        seen = on_cluster.get(name.lower())
-        if seen is None:
+        config = on_cluster.get(name.lower())
+        if config is None:
             found.add(
                 Code.FLUX_CONFIG_MISSING, dc.policies, dc.resource,
                 f"flux configuration {name!r} does not exist on the cluster",
             )
             continue
-        resource = seen[1]
-        rid = resource_id(resource, cid, FLUX_CONFIGURATIONS, seen[0])
-        props = _props(resource)
+        rid = config.id
+        props = properties(config.resource)
         state = _text(props.get("provisioningState"))
         if state is not None and state.lower() == "failed":
             error = _text(props.get("errorMessage"))
@@ -483,7 +437,7 @@ def _judge_flux_configs(
             return policies
 
         _drift_findings(
-            Code.FLUX_CONFIG_DRIFT, diff(dc.essence, essence.flux_configuration(resource)),
+            Code.FLUX_CONFIG_DRIFT, diff(dc.essence, config.essence),
             dc.conflict_paths, owners, rid, f"flux configuration {name!r}", found,
         )
         _secret_findings(Code.FLUX_CONFIG_DRIFT, fingerprints, rid, dc.protected, owners, found)
@@ -492,8 +446,7 @@ def _judge_flux_configs(
     for key in sorted(on_cluster):
         if key in desired.declared_names:
             continue
-        name, resource = on_cluster[key]
-        rid = resource_id(resource, cid, FLUX_CONFIGURATIONS, name)
+        name, rid = on_cluster[key].name, on_cluster[key].id
         if deleters:
             found.add(
                 Code.FLUX_CONFIG_UNMANAGED, deleters, rid,
@@ -528,14 +481,11 @@ def _verdict(
         if f.policy is not None and f.severity not in NON_COUNTING and f.policy in states:
             states[f.policy].append(CODE_STATE[f.code])
     results = [
-        PolicyResult.model_construct(
-            name=p, state=worst(s), mode=desired.modes.get(p, "audit"), reason=None,
-            expires_on=None,
-        )
+        PolicyResult(name=p, state=worst(s), mode=desired.modes.get(p, "audit"))
         for p, s in states.items()
     ]
     results += [
-        PolicyResult.model_construct(
+        PolicyResult(
             name=e.name, state=State.EXEMPT, mode=e.mode, reason=e.reason,
             expires_on=e.expires_on,
         )
@@ -543,7 +493,7 @@ def _verdict(
     ]
     results.sort(key=lambda r: r.name)
     findings.sort(key=_finding_key)
-    return Verdict.model_construct(
+    return Verdict(
         id=facts.id,
         name=facts.name,
         type=facts.cluster_type,

@@ -19,6 +19,7 @@ from fleet.engine.observed import ObservedCluster
 from fleet.engine.planning import plan
 from fleet.engine.verdicts import Verdict
 from fleet.engine.versions import Catalog
+from fleet.engine.view import view
 from fleet.policy.selection import Applicable
 
 
@@ -40,7 +41,11 @@ def judge(
 ) -> Judgement:
     """Render the cluster's desired state, judge the observation, plan the fix."""
     desired = render(applicable, observed.facts)
-    verdict = evaluate(observed, desired, catalog=catalog, now=now, fingerprints=fingerprints)
+    # Parse the observation once for both evaluation and planning.
+    seen = view(observed, desired.extension.name if desired.extension else None)
+    verdict = evaluate(
+        observed, desired, catalog=catalog, now=now, fingerprints=fingerprints, seen=seen
+    )
     return Judgement(
-        verdict, desired, plan(observed, desired, verdict, fingerprints=fingerprints)
+        verdict, desired, plan(observed, desired, verdict, fingerprints=fingerprints, seen=seen)
     )
