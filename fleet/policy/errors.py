@@ -16,12 +16,11 @@ import difflib
 import json
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel
-from pydantic_core import ErrorDetails
 
 from fleet.policy.models import PATTERN_HINTS, Policy
 from fleet.policy.yamltree import Document, FieldPath
@@ -43,11 +42,11 @@ def format_path(path: Sequence[str | int]) -> str:
     return out
 
 
-def describe_error(error: ErrorDetails, doc: Document) -> tuple[int, str, str] | None:
+def describe_error(error: Mapping[str, Any], doc: Document) -> tuple[int, str, str] | None:
     """``(line, path, message)`` of one pydantic error, or None when it falls under a value the
     YAML layer has already reported (it would only repeat that problem)."""
-    kind = error["type"]
-    loc = error["loc"]
+    kind = str(error["type"])
+    loc = tuple(error["loc"])
     path: list[str | int] = []
     node: Any = doc.data
     missing: str | None = None
@@ -124,9 +123,9 @@ def _kind_of(value: Any) -> str:
     return "a value of another type"
 
 
-def _message(error: ErrorDetails, found: FieldPath, bad_key: bool) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
+def _message(error: Mapping[str, Any], found: FieldPath, bad_key: bool) -> str:
+    kind = str(error["type"])
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
     value = error.get("input")
     if kind == "extra_forbidden":
         return _unknown_field(found)
@@ -152,7 +151,7 @@ def _message(error: ErrorDetails, found: FieldPath, bad_key: bool) -> str:
         return prefix + PATTERN_HINTS.get(pattern, f"does not match the pattern {pattern}")
     if kind in ("value_error", "assertion_error"):
         return prefix + str(ctx.get("error", error["msg"])).strip()
-    msg = error["msg"]
+    msg = str(error["msg"])
     for old, new in (("Input should be", "must be"), ("String should", "must"),
                      ("List should", "must"), ("Dictionary should", "must")):
         if msg.startswith(old):

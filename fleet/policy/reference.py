@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any, Literal, Union
 
-import annotated_types
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic.fields import FieldInfo
 
 from fleet.policy import models
 from fleet.policy.errors import yaml_name
@@ -337,9 +336,10 @@ def _type(hint: Any) -> str:
 def _bounds(metadata: Any) -> str:
     low = high = None
     for meta in metadata:
-        if isinstance(meta, annotated_types.Ge):
+        # annotated_types.Ge / Le, recognised by their attribute (no import of that package)
+        if isinstance(getattr(meta, "ge", None), int | float):
             low = meta.ge
-        elif isinstance(meta, annotated_types.Le):
+        elif isinstance(getattr(meta, "le", None), int | float):
             high = meta.le
         else:
             nested = getattr(meta, "metadata", None)  # a FieldInfo inside Annotated
@@ -354,11 +354,11 @@ def _bounds(metadata: Any) -> str:
     return ""
 
 
-def _default(info: Any) -> str:
+def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
-    default = info.default
-    if default is None or default is PydanticUndefined:
+    default = info.get_default(call_default_factory=True)
+    if default is None:
         return "–"
     if isinstance(default, BaseModel):
         return "see below" if default.model_fields_set else "all defaults"
