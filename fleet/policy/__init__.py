@@ -1,1 +1,10 @@
-"""The policy language: models (a contract), loading with file:line errors, selection."""
+"""The policy language (DESIGN 3.1): what clusters must carry, and where.
+
+- ``models``: the pydantic models of a ``FluxPolicy`` document (a contract);
+- ``loading``: files to a frozen ``PolicySet``, with ``FILE:LINE: field.path: message`` errors
+  (``yamltree`` keeps the lines, ``errors`` words pydantic's errors, ``checks`` holds the
+  multi-field rules);
+- ``selection``: which policies apply to a cluster (pure);
+- ``globs``: the case-insensitive globs of selectors and exemptions;
+- ``schema`` and ``reference``: the JSON Schema and the Markdown reference, from the models.
+"""

@@ -99,6 +99,10 @@ class PolicySet:
     base_dirs: Mapping[str, Path] = field(default_factory=dict, repr=False)
     """Policy name -> absolute directory of its file; ``fromFile`` references start there."""
 
+    def __hash__(self) -> int:
+        # Equal sets have equal revisions; the dict fields would make the generated hash fail.
+        return hash(self.revision)
+
     @classmethod
     def from_policies(
         cls,

@@ -393,3 +393,9 @@ def test_brackets_inside_text_do_not_count_as_nesting() -> None:
     assert load_ok(text).policies[0].metadata.description == "see x" + "[" * 100
     quoted = edit("  description: test policy\n", "  description: '" + "{" * 100 + "'\n")
     assert load_ok(quoted).policies[0].metadata.description == "{" * 100
+
+
+def test_policy_sets_hash_by_revision() -> None:
+    a, b = load_ok(VALID), load_ok(VALID)
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b, load_ok(named("other"))}) == 2
