@@ -27,7 +27,7 @@ from typing import Any
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import child_id
 from fleet.engine import essence
-from fleet.engine.diffing import diff, pointer, resolve, split_pointer
+from fleet.engine.diffing import copy_json, diff, pointer, resolve, split_pointer
 from fleet.engine.fingerprints import setting_path
 from fleet.engine.verdicts import Override
 from fleet.engine.versions import DEFAULT_WINDOW
@@ -144,7 +144,12 @@ class DesiredFluxConfig:
 
 @dataclass(frozen=True, slots=True)
 class DesiredState:
-    """Everything the targeting policies want on one cluster."""
+    """Everything the targeting policies want on one cluster.
+
+    Bodies, essences and owner maps are shared with every other cluster that has the same
+    policies (the render cache): read them, never mutate them. The plan and the findings hand
+    out copies.
+    """
 
     cluster_id: str
     #: Non-exempt targeting policies, sorted by name.
@@ -586,8 +591,8 @@ def render(applicable: Sequence[Applicable], facts: ClusterFacts) -> DesiredStat
         ),
         overrides=tuple(
             Override(
-                resource=cid + suffix, path=path, winner=w, loser=lo, winner_value=wv,
-                loser_value=lv,
+                resource=cid + suffix, path=path, winner=w, loser=lo,
+                winner_value=copy_json(wv), loser_value=copy_json(lv),
             )
             for suffix, path, w, lo, wv, lv in tpl.overrides
         ),

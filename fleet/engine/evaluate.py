@@ -37,7 +37,7 @@ from fleet.core.vocabulary import (
 from fleet.engine import essence
 from fleet.engine.desired import VERSION_PATH, WINDOW_PATH, DesiredExtension, DesiredState
 from fleet.engine.diffing import MAPPING as _MAP
-from fleet.engine.diffing import Difference, diff, overlaps
+from fleet.engine.diffing import Difference, copy_json, diff, overlaps
 from fleet.engine.essence import SOURCE_CONTROL_CONFIGURATIONS
 from fleet.engine.fingerprints import Fingerprints, short
 from fleet.engine.observed import ObservedCluster
@@ -205,7 +205,7 @@ def evaluate(
             Code.POLICY_CONFLICT, conflict.policies, conflict.resource,
             f"policies of equal priority disagree on {conflict.path} ({values}); the field is "
             "neither judged nor remediated until one policy changes its priority or value",
-            path=conflict.path, desired=dict(conflict.values),
+            path=conflict.path, desired=copy_json(conflict.values),
         )
     return _verdict(observed, desired, found.items, version, in_window)
 
@@ -247,8 +247,8 @@ def _drift_findings(
             what = f"{kind} has {d.path} = {_show(d.actual)}, which no policy declares"
         else:
             what = f"{kind} {d.path} is {_show(d.actual)}, policy wants {_show(d.desired)}"
-        found.add(code, owners_of(d.path), resource, what, path=d.path, desired=d.desired,
-                  actual=d.actual)
+        found.add(code, owners_of(d.path), resource, what, path=d.path,
+                  desired=copy_json(d.desired), actual=copy_json(d.actual))
 
 
 def _secret_findings(

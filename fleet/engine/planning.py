@@ -40,7 +40,7 @@ from fleet.engine import essence
 from fleet.engine.actions import ACTION_ORDER, Action, ActionKind, ClusterPlan, Skipped
 from fleet.engine.desired import VERSION_PATH, DesiredExtension, DesiredFluxConfig, DesiredState
 from fleet.engine.diffing import MAPPING as _MAP
-from fleet.engine.diffing import escape, is_under, pointer
+from fleet.engine.diffing import copy_json, escape, is_under, pointer
 from fleet.engine.fingerprints import Fingerprints, setting_path, short
 from fleet.engine.observed import ObservedCluster
 from fleet.engine.verdicts import Finding, Verdict
@@ -112,17 +112,6 @@ def observed_digest(observed: ObservedCluster, seen: ObservedView | None = None)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of JSON-like data (dicts, lists, scalars): several times faster than
-    ``copy.deepcopy``, and plan bodies must never share structure with the cached desired
-    state or the observation."""
-    if isinstance(value, _MAP):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [copy_json(v) for v in value]
-    return value
 
 
 def _reason(f: Finding) -> str:
