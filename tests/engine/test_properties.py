@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from fleet.core.vocabulary import State
 from fleet.engine.desired import render
+from fleet.engine.evaluate import evaluate
 from fleet.engine.observed import ObservedCluster
+from fleet.engine.planning import plan
 from fleet.engine.reconcile import judge
 from tests.engine.fixtures import (
     CATALOG,
@@ -78,6 +80,10 @@ def test_judging_arbitrary_observed_json_never_raises(data: st.DataObject) -> No
     policies = data.draw(st.sampled_from(POLICY_SETS))
     result = judge(observed, applicable(*policies), catalog=CATALOG, now=NOW)
     report = result.verdict.to_report()  # serialisable, whatever it saw
+    # judge shares one parsed view between evaluate and plan; without it they agree.
+    alone = evaluate(observed, result.desired, catalog=CATALOG, now=NOW)
+    assert alone.to_report() == report
+    assert plan(observed, result.desired, alone) == result.plan
     assert report["state"] in {s.value for s in State}
     assert result.plan.observed_digest.startswith("sha256:")
     result.plan.model_dump(mode="json")
