@@ -23,7 +23,7 @@ Shape (camelCase, extends DESIGN 3.3; never rename a key)::
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -108,20 +108,34 @@ class SummaryBuilder:
             self.window["inWindow"] += 1
 
     def build(self) -> dict[str, Any]:
-        judged = self.clusters - self.by_state[State.UNKNOWN]
-        good = self.by_state[State.COMPLIANT] + self.by_state[State.EXEMPT]
-        percent = 100.0 if judged <= 0 else round(100.0 * good / judged, 2)
         return {
             "clusters": self.clusters,
-            "compliancePercent": percent,
+            "compliancePercent": compliance_percent(self.by_state),
             "byState": dict(self.by_state),
             "byFinding": dict(sorted(self.by_finding.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "findingsTotal": dict(sorted(self.findings_total.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "extensionVersions": dict(sorted(self.versions.items(), key=lambda kv: _version_key(kv[0]), reverse=True)),
+            "findingsTotal": dict(
+                sorted(self.findings_total.items(), key=lambda kv: (-kv[1], kv[0]))
+            ),
+            "extensionVersions": dict(
+                sorted(self.versions.items(), key=lambda kv: _version_key(kv[0]), reverse=True)
+            ),
             "versionWindow": dict(self.window),
             "byPolicy": {k: self.by_policy[k] for k in sorted(self.by_policy)},
             "bySubscription": {k: self.by_subscription[k] for k in sorted(self.by_subscription)},
         }
+
+
+def compliance_percent(by_state: Mapping[str, int]) -> float:
+    """(compliant + exempt) / judged clusters, in percent with two decimals.
+
+    Clusters in state ``unknown`` are not judged (they could not be looked at); 100.0 when
+    nothing was judged. The one formula behind the headline, per-policy and per-subscription
+    figures and the trends, so they always agree.
+    """
+    total = sum(int(v) for v in by_state.values())
+    judged = total - int(by_state.get(State.UNKNOWN, 0))
+    good = int(by_state.get(State.COMPLIANT, 0)) + int(by_state.get(State.EXEMPT, 0))
+    return 100.0 if judged <= 0 else round(100.0 * good / judged, 2)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

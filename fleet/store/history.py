@@ -495,11 +495,14 @@ class History:
             ).scalar()
         return None if found is None else str(found)
 
-    def trends(self, limit: int = 30, *, complete_only: bool = True) -> list[dict[str, Any]]:
+    def trends(
+        self, limit: int = 30, *, complete_only: bool = True, until: str | None = None
+    ) -> list[dict[str, Any]]:
         """The last ``limit`` finished sweeps, oldest first, for charts: id, startedAt,
         finishedAt, policyRevision, complete, clusters, compliancePercent, byState, byPolicy,
         bySubscription. Incomplete sweeps are left out by default: a sweep that judged a third
-        of the fleet would draw a fake dip."""
+        of the fleet would draw a fake dip. ``until``: only sweeps up to this one (the trend
+        as it looked when that sweep was reported)."""
         query = (
             select(sweeps.c.id, sweeps.c.info, sweeps.c.summary, sweeps.c.complete)
             .where(sweeps.c.finished_at.is_not(None), sweeps.c.summary.is_not(None))
@@ -509,6 +512,18 @@ class History:
         if complete_only:
             query = query.where(sweeps.c.complete.is_(True))
         with self._engine.connect() as conn:
+            if until is not None:
+                started = conn.execute(
+                    select(sweeps.c.started_at).where(sweeps.c.id == until)
+                ).scalar()
+                if started is None:
+                    raise SweepNotFound(f"no sweep {until!r} in {redacted(self.url)}")
+                query = query.where(
+                    or_(
+                        sweeps.c.started_at < started,
+                        and_(sweeps.c.started_at == started, sweeps.c.id <= until),
+                    )
+                )
             rows = conn.execute(query).all()
         out = []
         for row in reversed(rows):
