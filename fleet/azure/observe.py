@@ -35,8 +35,12 @@ def _serialize(model: Any) -> dict[str, Any]:
 
 
 def _cluster_json(model: Any) -> dict[str, Any]:
-    """The cluster's ARM JSON as returned (generic resource: properties stay a raw dict)."""
-    data = _serialize(model)
+    """The cluster's ARM JSON as returned (generic resource: properties stay a raw dict).
+
+    azure-mgmt-resource's models are mappings of the wire JSON (``as_dict()``), unlike the
+    msrest models of azure-mgmt-kubernetesconfiguration (``serialize()``).
+    """
+    data: dict[str, Any] = model.as_dict() if hasattr(model, "as_dict") else _serialize(model)
     data.setdefault("tags", {})
     if not isinstance(data.get("properties"), dict):
         data["properties"] = {}

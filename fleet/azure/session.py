@@ -102,7 +102,6 @@ class AzureSession:
             connection_timeout=min(10.0, settings.request_timeout),
             read_timeout=settings.request_timeout,
         )
-        self._budget_policy = BudgetPolicy(self.limiter, on_response=self.requests)
         self._lock = threading.Lock()
         self._kc: dict[str, SourceControlConfigurationClient] = {}
         self._rm: dict[str, ResourceManagementClient] = {}
@@ -113,7 +112,10 @@ class AzureSession:
         return {
             "base_url": self.settings.arm_endpoint,
             "transport": self._transport,
-            "per_retry_policies": [self._budget_policy],
+            # A fresh policy object per client: a pipeline wires each policy's ``next`` to its
+            # own successor, so one instance shared by two pipelines would send one client's
+            # requests down the other's chain (skipping its authentication policy).
+            "per_retry_policies": [BudgetPolicy(self.limiter, on_response=self.requests)],
             "retry_total": self.settings.sdk_retries,
             "retry_backoff_factor": 0.5,
             "polling_interval": self.settings.lro_poll_interval,
