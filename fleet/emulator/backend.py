@@ -1427,13 +1427,10 @@ def _check_flux(props: dict[str, Any]) -> None:
             raise bad(f"{where}.path", "must be a string")
         depends = kust.get("dependsOn")
         if depends is not None:
+            # Names are not checked against the other kustomizations: Azure accepts a dangling
+            # dependency and Flux reports the dependent as DependencyNotReady.
             if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
                 raise bad(f"{where}.dependsOn", "must be a list of kustomization names")
-            unknown = [d for d in depends if d not in kustomizations]
-            if unknown:
-                raise bad(
-                    f"{where}.dependsOn", f"names kustomizations that do not exist: {unknown}"
-                )
 
 
 def _flux_defaults(props: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Tests of the offline ARM emulator (fleet.emulator)."""
