@@ -94,8 +94,7 @@ def _paged(call: Call, items: list[Any], top: int | None = None) -> Reply:
         params["$skiptoken"] = next_token
         query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote, safe="$")
         payload["nextLink"] = f"{call.base_url}{call.path}?{query}"
-    else:
-        payload["nextLink"] = None
+    # On the last page nextLink is left out: the spec types it as a (non-nullable) string.
     return json_reply(200, payload)
 
 
