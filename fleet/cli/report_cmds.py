@@ -129,7 +129,7 @@ def _output(out: Path | None) -> Iterator[TextIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    err.print(f"wrote {out}")
+    err.print(f"wrote {out}", soft_wrap=True, markup=False)
 
 
 # Choices as Enums: Typer turns them into validated --help-documented choices.
@@ -435,4 +435,4 @@ def prune_cmd(
     keep = days if days is not None else Settings().retention_days
     with _history(database) as history:
         gone = history.prune(keep, jobs=jobs)
-    err.print(f"deleted {gone} sweep(s) older than {keep} days")
+    err.print(f"deleted {gone} sweep(s) older than {keep} days", soft_wrap=True)

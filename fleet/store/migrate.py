@@ -27,7 +27,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from fleet.store.db import is_sqlite, make_engine, redacted
+from fleet.store.db import ensure_sqlite_dir, is_sqlite, make_engine, redacted
 from fleet.store.schema import VERSION_TABLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -77,6 +77,7 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
     current database takes no write lock.
     """
     target = head() if revision == "head" else revision
+    ensure_sqlite_dir(url)
     if engine is not None:
         with engine.connect() as conn:
             found = current(conn)

@@ -1,0 +1,1 @@
+"""Tests of the report model, the renderers and ``fleet report``."""

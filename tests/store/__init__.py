@@ -1,0 +1,1 @@
+"""Tests of the history store (SQLite and PostgreSQL) and its migrations."""
