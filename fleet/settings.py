@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     sdk_retries: int = Field(default=2, ge=0, le=10)
     """Retries inside the Azure SDK per request. Kept low: fleet's own limiter handles 429s,
     so one request does not sleep through a throttling storm holding a connection."""
-    read_attempts: int = Field(default=4, ge=1, le=20)
+    read_attempts: int = Field(default=3, ge=1, le=20)
     """Attempts fleet makes for one read before the cluster gets a READ_ERROR."""
     request_timeout: float = Field(default=30.0, gt=0)
     """Seconds to wait for an ARM response before giving up on that attempt."""

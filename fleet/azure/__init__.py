@@ -1,1 +1,1 @@
-"""The only importer of azure.*: credentials, clients, inventory, observation, apply, rate limits."""
+"""The only importer of azure.*: credentials, clients, inventory, observation, apply, budget."""

@@ -70,7 +70,9 @@ class _Correlation:
         with self._lock:
             if self.value is None:
                 headers = response.http_response.headers
-                self.value = headers.get("x-ms-correlation-request-id") or headers.get("x-ms-request-id")
+                self.value = headers.get("x-ms-correlation-request-id") or headers.get(
+                    "x-ms-request-id"
+                )
 
 
 def _with_secrets(action: Action, protected: dict[str, str]) -> dict[str, Any]:
@@ -79,7 +81,7 @@ def _with_secrets(action: Action, protected: dict[str, str]) -> dict[str, Any]:
     A key starting with ``/`` is a JSON pointer below ``properties`` (e.g. ``/azureBlob/sasToken``);
     any other key is a ``configurationProtectedSettings`` entry.
     """
-    body = _deep_copy(action.body or {})
+    body: dict[str, Any] = _deep_copy(action.body or {})
     props = body.setdefault("properties", {})
     for key, value in protected.items():
         redact.register(value)
@@ -118,7 +120,9 @@ def _target(action: Action) -> tuple[dict[str, str], str, str]:
     return args, child_type, name
 
 
-def start(session: AzureSession, action: Action, protected: dict[str, str] | None = None) -> Started:
+def start(
+    session: AzureSession, action: Action, protected: dict[str, str] | None = None
+) -> Started:
     """Send the write. ARM failures are returned in ``Started.failed``, not raised."""
     cluster = ClusterId.parse(action.cluster_id)
     kc = session.kubernetes_configuration(cluster.subscription_id)
@@ -128,17 +132,22 @@ def start(session: AzureSession, action: Action, protected: dict[str, str] | Non
     try:
         poller: LROPoller[Any] | None
         if action.kind == ActionKind.PUT_EXTENSION:
-            model = Extension.deserialize(_with_secrets(action, protected or {}))
+            extension = Extension.deserialize(_with_secrets(action, protected or {}))
             poller = kc.extensions.begin_create(
-                extension_name=name, extension=model, raw_response_hook=correlation, **args
+                extension_name=name, extension=extension, raw_response_hook=correlation, **args
             )
         elif action.kind == ActionKind.PUT_FLUX_CONFIG:
-            model = FluxConfiguration.deserialize(_with_secrets(action, protected or {}))
+            config = FluxConfiguration.deserialize(_with_secrets(action, protected or {}))
             poller = kc.flux_configurations.begin_create_or_update(
-                flux_configuration_name=name, flux_configuration=model, raw_response_hook=correlation, **args
+                flux_configuration_name=name,
+                flux_configuration=config,
+                raw_response_hook=correlation,
+                **args,
             )
         elif action.kind == ActionKind.DELETE_EXTENSION:
-            poller = kc.extensions.begin_delete(extension_name=name, raw_response_hook=correlation, **args)
+            poller = kc.extensions.begin_delete(
+                extension_name=name, raw_response_hook=correlation, **args
+            )
         elif action.kind == ActionKind.DELETE_FLUX_CONFIG:
             poller = kc.flux_configurations.begin_delete(
                 flux_configuration_name=name, raw_response_hook=correlation, **args
@@ -163,16 +172,34 @@ def finish(started: Started, *, timeout: float | None = None) -> Outcome:
     """Poll a started write to its end (at most ``timeout`` seconds)."""
     action = started.action
     if started.failed is not None or started.poller is None:
-        return Outcome(action, False, started.failed, started.correlation_id, started.started_at, datetime.now(UTC))
+        return Outcome(
+            action,
+            False,
+            started.failed,
+            started.correlation_id,
+            started.started_at,
+            datetime.now(UTC),
+        )
     try:
         result = started.poller.result(timeout=timeout)
     except Exception as exc:
-        return Outcome(action, False, describe(exc), started.correlation_id, started.started_at, datetime.now(UTC))
+        return Outcome(
+            action,
+            False,
+            describe(exc),
+            started.correlation_id,
+            started.started_at,
+            datetime.now(UTC),
+        )
     if not started.poller.done():
         failure = ArmFailure(None, "OperationTimeout", f"still running after {timeout:.0f}s", True)
-        return Outcome(action, False, failure, started.correlation_id, started.started_at, datetime.now(UTC))
+        return Outcome(
+            action, False, failure, started.correlation_id, started.started_at, datetime.now(UTC)
+        )
     state = getattr(result, "provisioning_state", None)
-    return Outcome(action, True, None, started.correlation_id, started.started_at, datetime.now(UTC), state)
+    return Outcome(
+        action, True, None, started.correlation_id, started.started_at, datetime.now(UTC), state
+    )
 
 
 def resume(session: AzureSession, action: Action, token: str) -> Started:
@@ -188,10 +215,15 @@ def resume(session: AzureSession, action: Action, token: str) -> Started:
             )
         elif action.kind == ActionKind.PUT_FLUX_CONFIG:
             poller = kc.flux_configurations.begin_create_or_update(
-                flux_configuration_name=name, flux_configuration=None, continuation_token=token, **args
+                flux_configuration_name=name,
+                flux_configuration=None,
+                continuation_token=token,
+                **args,
             )
         elif action.kind == ActionKind.DELETE_EXTENSION:
-            poller = kc.extensions.begin_delete(extension_name=name, continuation_token=token, **args)
+            poller = kc.extensions.begin_delete(
+                extension_name=name, continuation_token=token, **args
+            )
         elif action.kind == ActionKind.DELETE_FLUX_CONFIG:
             poller = kc.flux_configurations.begin_delete(
                 flux_configuration_name=name, continuation_token=token, **args

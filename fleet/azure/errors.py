@@ -58,12 +58,12 @@ def describe(exc: BaseException) -> ArmFailure:
             message = exc.reason or type(exc).__name__
         correlation = None
         retry_after = None
-        response = exc.response
-        if response is not None:
-            correlation = response.headers.get("x-ms-correlation-request-id") or response.headers.get(
+        headers = getattr(exc.response, "headers", None) or {}
+        if headers:
+            correlation = headers.get("x-ms-correlation-request-id") or headers.get(
                 "x-ms-request-id"
             )
-            ra = response.headers.get("retry-after")
+            ra = headers.get("retry-after")
             if ra:
                 try:
                     retry_after = float(ra)

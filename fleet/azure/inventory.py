@@ -60,7 +60,9 @@ def _as_json(model: Any) -> dict[str, Any]:
         "type": model.type,
         "location": model.location,
         "tags": model.tags or {},
-        "properties": model.properties if isinstance(getattr(model, "properties", None), dict) else {},
+        "properties": model.properties
+        if isinstance(getattr(model, "properties", None), dict)
+        else {},
     }
 
 
@@ -127,7 +129,9 @@ class ArmInventory:
             return trains
 
         trains = retrying.call(
-            read, attempts=self._session.settings.read_attempts, what=f"list flux versions in {location}"
+            read,
+            attempts=self._session.settings.read_attempts,
+            what=f"list flux versions in {location}",
         )
         with self._catalog_lock:
             self._catalogs[key] = trains

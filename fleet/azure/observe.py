@@ -60,7 +60,9 @@ def observe(
     try:
         rm = session.resources(facts.subscription_id)
         cluster = retrying.call(
-            lambda: rm.resources.get_by_id(facts.id, api_version=CLUSTER_API_VERSIONS[facts.cluster_type]),
+            lambda: rm.resources.get_by_id(
+                facts.id, api_version=CLUSTER_API_VERSIONS[facts.cluster_type]
+            ),
             attempts=attempts,
             what=f"read cluster {name}",
             should_stop=should_stop,

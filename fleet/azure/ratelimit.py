@@ -78,7 +78,9 @@ class _Bucket:
 class LimiterStats:
     """Counters for the report and the benchmarks (read under the limiter's lock)."""
 
-    acquired: dict[OpClass, int] = field(default_factory=lambda: {"reads": 0, "writes": 0, "deletes": 0})
+    acquired: dict[OpClass, int] = field(
+        default_factory=lambda: {"reads": 0, "writes": 0, "deletes": 0}
+    )
     waited_seconds: float = 0.0
     pauses: int = 0
     throttled: int = 0
@@ -174,7 +176,11 @@ def retry_after_seconds(headers: object, default: float = 1.0) -> float:
     get = getattr(headers, "get", None)
     if get is None:
         return default
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+    for name, scale in (
+        ("retry-after-ms", 0.001),
+        ("x-ms-retry-after-ms", 0.001),
+        ("retry-after", 1.0),
+    ):
         value = get(name)
         if value:
             try:
@@ -200,7 +206,9 @@ class BudgetPolicy(HTTPPolicy):  # type: ignore[type-arg]
         response = self.next.send(request)
         status = response.http_response.status_code
         if status == 429:
-            self._limiter.pause(subscription, op, retry_after_seconds(response.http_response.headers))
+            self._limiter.pause(
+                subscription, op, retry_after_seconds(response.http_response.headers)
+            )
         if self._on_response is not None:
             self._on_response(op, status)
         return response

@@ -26,13 +26,17 @@ class ArmCallFailed(RuntimeError):
     """An ARM operation failed for good; ``failure`` says how."""
 
     def __init__(self, what: str, failure: ArmFailure, attempts: int) -> None:
-        super().__init__(f"{what}: {failure} (after {attempts} attempt{'s' if attempts > 1 else ''})")
+        super().__init__(
+            f"{what}: {failure} (after {attempts} attempt{'s' if attempts > 1 else ''})"
+        )
         self.what = what
         self.failure = failure
         self.attempts = attempts
 
 
-def backoff(attempt: int, *, base: float = 0.5, cap: float = 20.0, rng: random.Random | None = None) -> float:
+def backoff(
+    attempt: int, *, base: float = 0.5, cap: float = 20.0, rng: random.Random | None = None
+) -> float:
     """Full-jitter exponential backoff for attempt 1, 2, ... (AWS architecture blog style)."""
     r = rng or random
     return r.uniform(0, min(cap, base * (2 ** (attempt - 1))))

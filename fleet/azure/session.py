@@ -117,6 +117,10 @@ class AzureSession:
             # requests down the other's chain (skipping its authentication policy).
             "per_retry_policies": [BudgetPolicy(self.limiter, on_response=self.requests)],
             "retry_total": self.settings.sdk_retries,
+            # One in-SDK retry of a 429/5xx (it honours Retry-After); fleet's own attempts
+            # (``read_attempts``) take over after that, so a failing read costs a handful of
+            # requests instead of attempts × SDK retries.
+            "retry_status": min(1, self.settings.sdk_retries),
             "retry_backoff_factor": 0.5,
             "polling_interval": self.settings.lro_poll_interval,
             "credential_scopes": [credential_scope(self.settings.arm_endpoint)],
@@ -141,7 +145,9 @@ class AzureSession:
         with self._lock:
             client = self._rm.get(key)
             if client is None:
-                client = ResourceManagementClient(self.credential, subscription_id, **self._client_kwargs())
+                client = ResourceManagementClient(
+                    self.credential, subscription_id, **self._client_kwargs()
+                )
                 self._rm[key] = client
             return client
 

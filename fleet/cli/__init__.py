@@ -13,6 +13,8 @@ from fleet.cli import (  # noqa: F401
     emulator_generate,
     emulator_serve,
     policy_cmds,
+    snapshot_cmd,
+    sweep_cmds,
 )
 from fleet.cli.app import app
 

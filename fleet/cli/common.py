@@ -119,9 +119,12 @@ def azure_errors() -> Iterator[None]:
     except ArmCallFailed as exc:
         hint = ""
         if exc.failure.status in (401, 403):
-            hint = " (check FLEET_AUTH and the principal's role: `fleet rbac` prints the role fleet needs)"
+            hint = " (check FLEET_AUTH and the principal's role: `fleet rbac` prints it)"
         elif exc.failure.status is None:
-            hint = " (is FLEET_ARM_ENDPOINT reachable? for the emulator, is it running and FLEET_ARM_CA_BUNDLE set?)"
+            hint = (
+                " (is FLEET_ARM_ENDPOINT reachable? for the emulator: is it running, and is"
+                " FLEET_ARM_CA_BUNDLE its caBundle?)"
+            )
         fail(f"{exc}{hint}", EXIT_UNREACHABLE)
     except InventoryError as exc:
         fail(str(exc), EXIT_UNREACHABLE)

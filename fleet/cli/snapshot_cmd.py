@@ -23,7 +23,7 @@ def snapshot(
         typer.Option(
             "--policies",
             "-p",
-            help="Export only the clusters these policies target (default: every cluster in scope).",
+            help="Export only the clusters these policies target (default: all in scope).",
         ),
     ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
@@ -36,11 +36,21 @@ def snapshot(
     setup_logging(verbose)
     settings = load_settings()
     policy_set = load_policies(policies) if policies else None
-    with azure_errors(), environment(settings, record=False) as env, SweepProgress("exporting") as progress:
-        snap, failed = export_snapshot(env, policy_set, on_cluster=lambda _: progress.tick("clusters"))
+    with (
+        azure_errors(),
+        environment(settings, record=False) as env,
+        SweepProgress("exporting") as progress,
+    ):
+        snap, failed = export_snapshot(
+            env, policy_set, on_cluster=lambda _: progress.tick("clusters")
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(snap, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    clusters = sum(1 for r in snap["resources"] if r["type"].lower().endswith(("managedclusters", "connectedclusters")))
+    clusters = sum(
+        1
+        for r in snap["resources"]
+        if r["type"].lower().endswith(("managedclusters", "connectedclusters"))
+    )
     err.print(f"wrote {out}: {clusters} clusters, {len(snap['resources'])} resources")
     if failed:
         err.print(f"[yellow]{len(failed)} cluster(s) could not be read and are missing:[/]")

@@ -29,10 +29,16 @@ from fleet.jobs.sweep import SweepOutcome
 
 PoliciesOpt = Annotated[
     list[Path],
-    typer.Option("--policies", "-p", help="Policy files or directories (repeatable).", show_default=False),
+    typer.Option(
+        "--policies", "-p", help="Policy files or directories (repeatable).", show_default=False
+    ),
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the result to this file instead of stdout.")]
-VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr (-vv for debug).")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Write the result to this file instead of stdout.")
+]
+VerboseOpt = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr (-vv for debug).")
+]
 EngineOpt = Annotated[
     str, typer.Option("--engine", help="local (this machine) or celery (submit to workers).")
 ]
@@ -48,7 +54,9 @@ def _render_report(report: dict[str, Any], output: str) -> str:
     from rich.console import Console
 
     buf = io.StringIO()
-    Console(file=buf, width=140, force_terminal=False, highlight=False).print(format_summary(report))
+    Console(file=buf, width=140, force_terminal=False, highlight=False).print(
+        format_summary(report)
+    )
     return buf.getvalue()
 
 
@@ -105,7 +113,9 @@ def sweep(
     report = outcome.report()
     _emit_report(report, output, out)
     if not outcome.info.complete:
-        err.print("[yellow]the sweep was interrupted; the report holds the clusters judged so far[/]")
+        err.print(
+            "[yellow]the sweep was interrupted; the report holds the clusters judged so far[/]"
+        )
         raise typer.Exit(EXIT_INTERRUPTED)
     if fail_on:
         wanted = {s.strip() for s in fail_on.split(",") if s.strip()}
@@ -154,7 +164,9 @@ def plan(
     out: OutOpt = None,
     detailed_exitcode: Annotated[
         bool,
-        typer.Option("--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would."),
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would."
+        ),
     ] = False,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -178,6 +190,10 @@ def plan(
         Console(highlight=False).print(format_plan(document))
     if not outcome.info.complete:
         raise typer.Exit(EXIT_INTERRUPTED)
-    changes = document["summary"]["create"] + document["summary"]["update"] + document["summary"]["delete"]
+    changes = (
+        document["summary"]["create"]
+        + document["summary"]["update"]
+        + document["summary"]["delete"]
+    )
     if detailed_exitcode and changes:
         raise typer.Exit(EXIT_INVALID)

@@ -12,7 +12,14 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -42,12 +49,20 @@ def format_summary(report: dict[str, Any], *, worst: int = 10, top: int = 10) ->
         (sweep["id"], "bold cyan"),
         f"  {summary['clusters']} clusters  ",
         (f"{summary['compliancePercent']:.1f}% compliant", "bold"),
-        f"  policy revision {sweep['policyRevision']}",
-        f"  {sweep.get('durationSeconds') or 0:.1f}s",
     )
-    parts: list[RenderableType] = [head]
+    sub = Text(
+        f"policies {sweep['policyRevision']}  {sweep.get('durationSeconds') or 0:.1f}s  "
+        f"engine {sweep.get('engine', 'local')}  inventory {sweep.get('inventory', 'arm')}",
+        style="dim",
+    )
+    parts: list[RenderableType] = [head, sub]
     if not sweep.get("complete", True):
-        parts.append(Text("INCOMPLETE: the sweep was stopped; only judged clusters are shown", style="bold yellow"))
+        parts.append(
+            Text(
+                "INCOMPLETE: the sweep was stopped; only judged clusters are shown",
+                style="bold yellow",
+            )
+        )
 
     states = Table(title="Clusters by state", title_justify="left", show_edge=False)
     states.add_column("state")
@@ -59,7 +74,12 @@ def format_summary(report: dict[str, Any], *, worst: int = 10, top: int = 10) ->
     parts.append(states)
 
     if summary["byFinding"]:
-        findings = Table(title="Most common findings (clusters)", title_justify="left", show_edge=False)
+        findings = Table(
+            title="Most common findings (clusters)",
+            title_justify="left",
+            show_edge=False,
+            min_width=44,
+        )
         findings.add_column("finding")
         findings.add_column("clusters", justify="right")
         for code, count in list(summary["byFinding"].items())[:top]:
@@ -71,7 +91,9 @@ def format_summary(report: dict[str, Any], *, worst: int = 10, top: int = 10) ->
         key=lambda c: (-STATE_RANK[State(c["state"])], -len(c["findings"]), c["name"]),
     )[:worst]
     if ranked:
-        worst_table = Table(title=f"Worst clusters (top {len(ranked)})", title_justify="left", show_edge=False)
+        worst_table = Table(
+            title=f"Worst clusters (top {len(ranked)})", title_justify="left", show_edge=False
+        )
         worst_table.add_column("cluster")
         worst_table.add_column("state")
         worst_table.add_column("findings")
@@ -86,17 +108,23 @@ def format_summary(report: dict[str, Any], *, worst: int = 10, top: int = 10) ->
 
     versions = summary.get("extensionVersions") or {}
     if versions:
-        vt = Table(title="microsoft.flux versions", title_justify="left", show_edge=False)
+        vt = Table(
+            title="microsoft.flux versions", title_justify="left", show_edge=False, min_width=44
+        )
         vt.add_column("version")
         vt.add_column("clusters", justify="right")
         for version, count in versions.items():
             vt.add_row(version, str(count))
         window = summary.get("versionWindow") or {}
-        vt.caption = (
-            f"in window {window.get('inWindow', 0)}, out of window {window.get('outOfWindow', 0)}, "
-            f"not installed {window.get('notInstalled', 0)}"
-        )
         parts.append(vt)
+        parts.append(
+            Text(
+                f"in window {window.get('inWindow', 0)}, "
+                f"out of window {window.get('outOfWindow', 0)}, "
+                f"not installed {window.get('notInstalled', 0)}",
+                style="dim",
+            )
+        )
     return Group(*parts)
 
 
@@ -142,7 +170,10 @@ def format_plan(plan: dict[str, Any]) -> RenderableType:
         style="bold",
     )
     if not counts:
-        summary = Text("\nNo changes. Every targeted cluster matches its policies (or is skipped).", style="bold")
+        summary = Text(
+            "\nNo changes. Every targeted cluster matches its policies (or is skipped).",
+            style="bold",
+        )
     return Group(lines, summary)
 
 

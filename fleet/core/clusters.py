@@ -61,7 +61,9 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def is_arm64(cluster_type: ClusterType, properties: Mapping[str, Any], tags: Mapping[str, str]) -> bool:
+def is_arm64(
+    cluster_type: ClusterType, properties: Mapping[str, Any], tags: Mapping[str, str]
+) -> bool:
     """DESIGN 3.2: Arm VM sizes or osSKU on AKS; ``properties.arch`` or the arch tag on Arc."""
     if str(tags.get("kubernetes.io/arch", "")).lower() in _ARM_WORDS:
         return True
@@ -96,7 +98,9 @@ def facts_from_arm(resource: Mapping[str, Any]) -> ClusterFacts:
         resource_group=cid.resource_group,
         location=str(resource.get("location") or ""),
         tags=tags,
-        power_state=str(power.get("code")) if isinstance(power, Mapping) and power.get("code") else None,
+        power_state=str(power.get("code"))
+        if isinstance(power, Mapping) and power.get("code")
+        else None,
         connectivity_status=(
             str(props["connectivityStatus"]) if props.get("connectivityStatus") else None
         ),
@@ -107,5 +111,7 @@ def facts_from_arm(resource: Mapping[str, Any]) -> ClusterFacts:
             or None
         ),
         distribution=str(props["distribution"]) if props.get("distribution") else None,
-        provisioning_state=str(props["provisioningState"]) if props.get("provisioningState") else None,
+        provisioning_state=str(props["provisioningState"])
+        if props.get("provisioningState")
+        else None,
     )

@@ -27,7 +27,9 @@ SOURCE_CONTROL_CONFIGURATIONS = f"{KC_PROVIDER}/sourceControlConfigurations"
 RESOURCE_GROUPS = "Microsoft.Resources/resourceGroups"
 
 #: Canonical spelling of the Microsoft.KubernetesConfiguration child types, keyed by lower case.
-CHILD_TYPES = {t.lower(): t for t in (EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS)}
+CHILD_TYPES = {
+    t.lower(): t for t in (EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS)
+}
 _CHILD_SEGMENT = {t.split("/")[1].lower(): t.split("/")[1] for t in CHILD_TYPES.values()}
 
 
@@ -97,8 +99,8 @@ def child_id(cluster_id: str, child_type: str, name: str) -> str:
 def split_child(resource_id: str) -> tuple[str, str, str]:
     """Split a child id into (cluster id, canonical child type, child name).
 
-    >>> split_child("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Kubernetes/"
-    ...             "connectedClusters/c/providers/Microsoft.KubernetesConfiguration/extensions/flux")[1:]
+    >>> arc = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters"
+    >>> split_child(arc + "/c/providers/Microsoft.KubernetesConfiguration/extensions/flux")[1:]
     ('Microsoft.KubernetesConfiguration/extensions', 'flux')
     """
     marker = f"/providers/{KC_PROVIDER}/".lower()
@@ -110,5 +112,7 @@ def split_child(resource_id: str) -> tuple[str, str, str]:
         raise InvalidResourceId(f"no child type and name in {resource_id!r}")
     ctype = CHILD_TYPES.get(f"{KC_PROVIDER}/{rest[0]}".lower())
     if ctype is None:
-        raise InvalidResourceId(f"unknown Microsoft.KubernetesConfiguration type in {resource_id!r}")
+        raise InvalidResourceId(
+            f"unknown Microsoft.KubernetesConfiguration type in {resource_id!r}"
+        )
     return resource_id[:idx], ctype, rest[1]

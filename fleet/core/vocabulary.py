@@ -79,7 +79,12 @@ CODE_STATE: dict[Code, State] = {
         c: State.NONCOMPLIANT
         for c in Code
         if c
-        not in (Code.READ_ERROR, Code.POLICY_CONFLICT, Code.CLUSTER_UNREACHABLE, Code.CLUSTER_STOPPED)
+        not in (
+            Code.READ_ERROR,
+            Code.POLICY_CONFLICT,
+            Code.CLUSTER_UNREACHABLE,
+            Code.CLUSTER_STOPPED,
+        )
     },
 }
 

@@ -73,7 +73,9 @@ class Environment:
 
 
 @contextmanager
-def environment(settings: Settings, *, record: bool = True, session: AzureSession | None = None) -> Iterator[Environment]:
+def environment(
+    settings: Settings, *, record: bool = True, session: AzureSession | None = None
+) -> Iterator[Environment]:
     own_session = session is None
     session = session or AzureSession(settings)
     history = History(settings.effective_database_url) if record else None

@@ -78,7 +78,11 @@ def _refs(policy: Policy) -> Iterator[SecretRef]:
                     yield ref
             sp = blob.service_principal
             if sp is not None:
-                for ref in (sp.client_secret, sp.client_certificate, sp.client_certificate_password):
+                for ref in (
+                    sp.client_secret,
+                    sp.client_certificate,
+                    sp.client_certificate_password,
+                ):
                     if ref is not None:
                         yield ref
 

@@ -9,7 +9,7 @@ returns secrets, so a snapshot holds none.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,13 +36,18 @@ def export_snapshot(
     With policies, only clusters some policy targets are exported (and only the subscriptions
     they name); without, every cluster of the subscriptions in scope.
     """
-    wanted = scope(policy_set, env.settings.subscriptions) if policy_set else (
-        frozenset(env.settings.subscriptions) if env.settings.subscriptions else None
+    wanted = (
+        scope(policy_set, env.settings.subscriptions)
+        if policy_set
+        else (frozenset(env.settings.subscriptions) if env.settings.subscriptions else None)
     )
     subscriptions = env.inventory.subscriptions(wanted)
     today = datetime.now(UTC).date()
+    facts_iter: Iterator[ClusterFacts]
     if policy_set is not None:
-        facts_iter = (t.facts for t in discover(policy_set, env.inventory, subscriptions, today=today))
+        facts_iter = (
+            t.facts for t in discover(policy_set, env.inventory, subscriptions, today=today)
+        )
     else:
         facts_iter = env.inventory.clusters(subscriptions)
 
@@ -71,7 +76,11 @@ def export_snapshot(
         groups.add((f.subscription_id, f.resource_group.lower()))
         locations.setdefault(f.location.lower(), f.subscription_id)
         resources.append(dict(observed.resource))
-        for child in (*observed.extensions, *observed.flux_configurations, *observed.source_control_configurations):
+        for child in (
+            *observed.extensions,
+            *observed.flux_configurations,
+            *observed.source_control_configurations,
+        ):
             resources.append(dict(child))
 
     for sub in subscriptions:
@@ -84,7 +93,13 @@ def export_snapshot(
         for rg in rgs:
             if (sub.id, str(rg.name).lower()) in groups:
                 resources.append(
-                    {"id": rg.id, "type": RESOURCE_GROUPS, "name": rg.name, "location": rg.location, "tags": rg.tags or {}}
+                    {
+                        "id": rg.id,
+                        "type": RESOURCE_GROUPS,
+                        "name": rg.name,
+                        "location": rg.location,
+                        "tags": rg.tags or {},
+                    }
                 )
 
     versions: dict[str, list[str]] = {}
@@ -94,7 +109,7 @@ def export_snapshot(
             merged.extend(v for v in items if v not in merged)
 
     resources.sort(key=lambda r: (str(r["id"]).lower().count("/providers/"), str(r["id"]).lower()))
-    snapshot = {
+    snapshot: dict[str, Any] = {
         "kind": "FleetSnapshot",
         "subscriptions": [{"subscriptionId": s.id, "displayName": s.name} for s in subscriptions],
         "extensionTypeVersions": {"microsoft.flux": versions},

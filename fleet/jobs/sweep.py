@@ -72,7 +72,9 @@ class SweepOutcome:
         return [j.verdict for j in self.judgements]
 
     def report(self) -> dict[str, Any]:
-        clusters = sorted((j.verdict.to_report() for j in self.judgements), key=lambda c: c["id"].lower())
+        clusters = sorted(
+            (j.verdict.to_report() for j in self.judgements), key=lambda c: c["id"].lower()
+        )
         return {"sweep": self.info.to_report(), "summary": self.summary, "clusters": clusters}
 
 
@@ -141,7 +143,9 @@ class Sweep:
         self.progress.started(None)
 
         def targets() -> Iterator[Target]:
-            for target in discover(self.policy_set, self.inventory, self.subscriptions, today=self.now.date()):
+            for target in discover(
+                self.policy_set, self.inventory, self.subscriptions, today=self.now.date()
+            ):
                 counter.n += 1
                 self.progress.discovered(counter.n)
                 yield target

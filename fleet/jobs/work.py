@@ -55,11 +55,24 @@ def discover(
     *,
     today: date,
 ) -> Iterator[Target]:
-    """Targets in inventory order; clusters no policy targets are skipped (never read)."""
-    for facts in inventory.clusters(subscriptions):
-        applicable = selection.applicable(policy_set, facts, today=today)
-        if applicable:
-            yield Target(facts, tuple(applicable))
+    """Targets, interleaved across subscriptions; clusters no policy targets are skipped.
+
+    ARM's read budget is per subscription: taking clusters round-robin from every
+    subscription keeps all their buckets draining at once, instead of exhausting one
+    subscription's budget while the others sit idle.
+    """
+    streams = [iter(inventory.clusters([sub])) for sub in subscriptions]
+    while streams:
+        alive = []
+        for stream in streams:
+            facts = next(stream, None)
+            if facts is None:
+                continue
+            alive.append(stream)
+            applicable = selection.applicable(policy_set, facts, today=today)
+            if applicable:
+                yield Target(facts, tuple(applicable))
+        streams = alive
 
 
 class CatalogCache:
@@ -69,16 +82,25 @@ class CatalogCache:
         self._inventory = inventory
         self._lock = threading.Lock()
         self._catalogs: dict[str, Catalog] = {}
+        self._fetching: dict[str, threading.Lock] = {}
 
     def get(self, subscription_id: str, location: str) -> Catalog:
         key = location.lower().replace(" ", "")
         with self._lock:
             found = self._catalogs.get(key)
-        if found is not None:
-            return found
-        catalog = Catalog.from_mapping(self._inventory.catalog(subscription_id, location))
-        with self._lock:
-            return self._catalogs.setdefault(key, catalog)
+            if found is not None:
+                return found
+            # One fetch per location even when many threads ask at once.
+            lock = self._fetching.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                found = self._catalogs.get(key)
+            if found is not None:
+                return found
+            catalog = Catalog.from_mapping(self._inventory.catalog(subscription_id, location))
+            with self._lock:
+                self._catalogs[key] = catalog
+            return catalog
 
 
 def judge_cluster(

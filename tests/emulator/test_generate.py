@@ -37,6 +37,7 @@ from fleet.cli.app import app
 from fleet.core.clusters import ClusterFacts, facts_from_arm
 from fleet.core.ids import ClusterId, child_id, split_child
 from fleet.emulator.generate import KINDS, PRETTY_LIMIT, dumps, generate
+from tests.scenario import declared, mismatch, scenario_verdicts
 
 Json = dict[str, Any]
 
@@ -109,18 +110,6 @@ def arm_filled(body: Json) -> Json:
             for name, k in body["kustomizations"].items()
         },
     }
-
-
-def declared(facts: ClusterFacts) -> list[str]:
-    """docs/scenario.md's policy table: which flux configurations target a cluster, in order."""
-    names = []
-    if re.match(r"rg-(prod|stg|edge)-", facts.resource_group):
-        names.append("cluster-config")
-    if facts.tags.get("team") == "alpha" and facts.tags.get("env") != "dev":
-        names.append("team-alpha")
-    if facts.cluster_type == "connectedClusters":
-        names.append("edge-baseline")
-    return names
 
 
 def window(facts: ClusterFacts) -> int:
@@ -924,27 +913,6 @@ def test_kinds_that_need_a_flux_configuration_get_one() -> None:
 # --- the scenario end to end: the real policies and engine agree with the kinds -----------------
 
 
-@cache
-def scenario_verdicts() -> dict[str, tuple[str, set[str], set[str], set[str]]]:
-    """docs/scenario.md's defect table: kind -> (state, codes, optional codes, drift paths)."""
-    text = (REPO / "docs" / "scenario.md").read_text(encoding="utf-8")
-    out = {}
-    for line in text.splitlines():
-        m = re.fullmatch(r"\| `(\w+)` \|(.*)\|(.*)\|\s*(\w+)\s*\|", line)
-        if m is None:
-            continue
-        kind, _change, codes, state = m.groups()
-        # "(+ FLUX_CONFIG_MISSING for each declared config)": present only when configs are.
-        optional = set(
-            re.findall(r"[A-Z][A-Z0-9_]{3,}", " ".join(re.findall(r"\(\+[^)]*\)", codes)))
-        )
-        required = set(re.findall(r"[A-Z][A-Z0-9_]{3,}", codes)) - optional
-        paths = set(re.findall(r"`(/properties/[^`]+)`", codes))
-        out[kind] = (state, required, optional, paths)
-    assert set(out) == set(KINDS)
-    return out
-
-
 @pytest.mark.parametrize("seed", SEEDS[:3])
 def test_the_engine_judges_every_cluster_as_the_scenario_says(seed: int) -> None:
     if not (REPO / "policies").is_dir():
@@ -970,17 +938,9 @@ def test_the_engine_judges_every_cluster_as_the_scenario_says(seed: int) -> None
         )
         targeting = selection.applicable(policy_set, c.facts, today=NOW.date())
         report = reconcile.judge(seen, targeting, catalog=catalog, now=NOW).verdict.to_report()
-        findings = [x for x in report["findings"] if x.get("severity") != "info"]
-        codes = {x["code"] for x in findings}
-        state, required, optional, paths = scenario_verdicts()[c.kind]
-        if declared(c.facts):
-            required = required | optional  # "(+ FLUX_CONFIG_MISSING for each declared config)"
-        if (
-            report["state"] != state
-            or not required <= codes <= required | optional
-            or not paths <= {x.get("path") for x in findings}
-        ):
-            wrong.append((c.kind, c.resource["id"], report["state"], sorted(codes)))
+        problem = mismatch(c.kind, c.facts, report)
+        if problem is not None:
+            wrong.append(problem)
     assert wrong == []
 
 
@@ -1032,3 +992,7 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, extra: list[str], message: st
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert not out.exists()
+
+
+def test_the_scenario_table_names_every_kind() -> None:
+    assert set(scenario_verdicts()) == set(KINDS)
