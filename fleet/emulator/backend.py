@@ -1425,12 +1425,13 @@ def _check_flux(props: dict[str, Any]) -> None:
                 raise bad(f"{where}.{bool_field}", "must be a boolean")
         if kust.get("path") is not None and not isinstance(kust["path"], str):
             raise bad(f"{where}.path", "must be a string")
+        # Names are not checked against the other kustomizations: Azure accepts a dangling
+        # dependency and Flux reports the dependent as DependencyNotReady.
         depends = kust.get("dependsOn")
-        if depends is not None:
-            # Names are not checked against the other kustomizations: Azure accepts a dangling
-            # dependency and Flux reports the dependent as DependencyNotReady.
-            if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
-                raise bad(f"{where}.dependsOn", "must be a list of kustomization names")
+        if depends is not None and (
+            not isinstance(depends, list) or not all(isinstance(d, str) for d in depends)
+        ):
+            raise bad(f"{where}.dependsOn", "must be a list of kustomization names")
 
 
 def _flux_defaults(props: dict[str, Any]) -> None:

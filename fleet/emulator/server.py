@@ -234,7 +234,8 @@ class EmulatorApp:
                 raise MissingApiVersionParameter(
                     "The api-version query parameter (?api-version=) is required for all requests."
                 )
-            resolved = resolve(method, path)
+            # HEAD is ARM's existence check (check_existence*): served as a GET, answered 204.
+            resolved = resolve("GET" if method == "HEAD" else method, path)
             resource_type = resolved.resource_type
             is_write = method in _WRITES
             delay = self.latency.sample() + self.random.slow()
@@ -287,10 +288,12 @@ class EmulatorApp:
                 c.stats.fault("error")
                 cls = InternalServerError if random_status == 500 else ServiceUnavailable
                 raise cls("Injected random fault.")
-            call = responses.Call(c, method, path, query, body, base_url, resolved)
+            call = responses.Call(c, resolved_method(method), path, query, body, base_url, resolved)
             if is_write and resolved.route.name == "child":
                 call.write = self._write_context(identity, method, path, resource_type)
             reply = responses.HANDLERS[resolved.route.name](call)
+            if method == "HEAD":
+                reply = responses.Reply(204 if reply.status == 200 else reply.status, b"", [])
         except ArmError as exc:
             reply = responses.json_reply(
                 status_of(exc),
@@ -371,6 +374,10 @@ class EmulatorApp:
     def options_endpoint(self, scope: Any) -> str:
         server = scope.get("server") or ("127.0.0.1", 0)
         return f"https://{_host_for_url(str(server[0]))}:{server[1]}"
+
+
+def resolved_method(method: str) -> str:
+    return "GET" if method == "HEAD" else method
 
 
 def _host_for_url(host: str) -> str:

@@ -141,3 +141,11 @@ def test_clusters_by_id_and_by_typed_path(emulator: RunningEmulator) -> None:
     with pytest.raises(ResourceNotFoundError) as no_group:
         rm.resources.get_by_id(cluster_id("aks-1", rg="rg-nope"), api_version="2024-05-01")
     assert no_group.value.error is not None and no_group.value.error.code == "ResourceGroupNotFound"
+
+
+def test_existence_checks_use_head(emulator: RunningEmulator) -> None:
+    rm = rm_client(emulator)
+    assert rm.resource_groups.check_existence(RG_PROD) is True
+    assert rm.resource_groups.check_existence("rg-nope") is False
+    assert rm.resources.check_existence_by_id(cluster_id("aks-prod-00001"), api_version="2024-05-01")
+    assert not rm.resources.check_existence_by_id(cluster_id("aks-nope"), api_version="2024-05-01")
