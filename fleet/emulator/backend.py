@@ -1065,7 +1065,10 @@ class Backend:
         if op.terminal:
             return
         for linked in op.linked:
-            self._finish(linked, linked.error)
+            # A linked operation still blocked on a disconnected cluster shares the timeout;
+            # otherwise it ends with its own outcome (an injected failure of the flux
+            # configuration does not fail the extension installed for it).
+            self._finish(linked, error if linked.blocked else linked.error)
         now = self.clock.now()
         op.end = now
         op.status = "Failed" if error else "Succeeded"

@@ -190,6 +190,11 @@ def test_disconnected_arc_writes_time_out_after_48_hours(
     assert "48 hours" in done.error.message
     config = kc.flux_configurations.get(*args, "cluster-config")
     assert config.provisioning_state == "Failed" and "48 hours" in config.error_message
+    extension = kc.extensions.get(*args, "flux")  # installed for it: timed out as well
+    assert (extension.provisioning_state, extension.error_info.code) == (
+        "Failed",
+        "OperationTimedOut",
+    )
 
 
 def test_a_reconnected_arc_cluster_applies_pending_writes(emulator: RunningEmulator) -> None:
@@ -322,3 +327,17 @@ def test_system_data_tracks_creation_and_changes(emulator: RunningEmulator) -> N
     assert (
         second.system_data.last_modified_at - first.system_data.created_at
     ).total_seconds() >= 60
+
+
+def test_a_failed_flux_configuration_keeps_its_installed_extension(
+    emulator: RunningEmulator,
+) -> None:
+    kc = kc_client(emulator)
+    args = (RG_PROD, AKS, MC, "aks-prod-00002")
+    emulator.admin.add_fault(action="lro_fail", pathRegex="/fluxConfigurations/apps$", count=1)
+    with pytest.raises(HttpResponseError):
+        kc.flux_configurations.begin_create_or_update(
+            *args, "apps", _config(), polling_interval=0
+        ).result()
+    assert kc.flux_configurations.get(*args, "apps").provisioning_state == "Failed"
+    assert kc.extensions.get(*args, "flux").provisioning_state == "Succeeded"
