@@ -14,7 +14,6 @@ responses and dumps, so the three always agree.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,7 +124,12 @@ def load(source: str | Path | Mapping[str, Any], label: str | None = None) -> di
         doc, name = read(source)
         label = label or name
     else:
-        doc = copy.deepcopy(dict(source))
+        # A JSON round trip is a deep copy (faster than copy.deepcopy on large fleets) that also
+        # makes sure the state is plain JSON, as a file would be.
+        try:
+            doc = orjson.loads(orjson.dumps(dict(source)))
+        except TypeError as exc:
+            raise SnapshotError([f"{label or 'snapshot'}: not JSON-serializable: {exc}"]) from None
         label = label or "snapshot"
     issues = validate(doc, label)
     if issues:
@@ -283,6 +287,6 @@ def _validate_emulator(value: Any, issue: Any) -> None:
         issue("emulator.failingSources", "must be a list of source URLs")
 
 
-def dumps(doc: Mapping[str, Any]) -> bytes:
-    """Serialize a snapshot document (2-space indent, key order kept)."""
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+def dumps(doc: Mapping[str, Any], *, indent: bool = False) -> bytes:
+    """Serialize a snapshot document, key order kept (compact unless ``indent``)."""
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 if indent else 0)
