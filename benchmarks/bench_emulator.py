@@ -276,7 +276,7 @@ def run_wrk(
     os.unlink(script)
     rps = next(float(ln.split(":")[1]) for ln in out.splitlines() if ln.startswith("Requests/sec"))
     return {
-        "tool": " ".join(cmd[:-3] + ["<paths.lua>", "<endpoint>"]),
+        "tool": " ".join([*cmd[:-2], "<paths.lua>", "<endpoint>"]),
         "requestsPerSecond": rps,
         "raw": out,
     }

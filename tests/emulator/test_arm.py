@@ -147,5 +147,6 @@ def test_existence_checks_use_head(emulator: RunningEmulator) -> None:
     rm = rm_client(emulator)
     assert rm.resource_groups.check_existence(RG_PROD) is True
     assert rm.resource_groups.check_existence("rg-nope") is False
-    assert rm.resources.check_existence_by_id(cluster_id("aks-prod-00001"), api_version="2024-05-01")
-    assert not rm.resources.check_existence_by_id(cluster_id("aks-nope"), api_version="2024-05-01")
+    version = "2024-05-01"
+    assert rm.resources.check_existence_by_id(cluster_id("aks-prod-00001"), api_version=version)
+    assert not rm.resources.check_existence_by_id(cluster_id("aks-nope"), api_version=version)
