@@ -72,7 +72,7 @@ def test_injected_latency_end_to_end(start_emulator: EmulatorFactory) -> None:
             started = time.perf_counter()
             kc.extensions.get(*ARGS, "flux")
             durations.append((time.perf_counter() - started) * 1000)
-    assert 20 <= statistics.median(durations) <= 60
+    assert 20 <= statistics.median(durations) <= 120  # generous: a loaded CI adds time
     assert max(durations) - min(durations) > 10
 
 
