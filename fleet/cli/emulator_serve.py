@@ -127,7 +127,13 @@ def serve(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    endpoint, ca_path = server.start()
+    try:
+        endpoint, ca_path = server.start()
+    except OSError as exc:  # the port is taken, the address is not ours, ...
+        typer.echo(
+            f"fleet emulator serve: cannot bind {host}:{port}: {exc.strerror or exc}", err=True
+        )
+        raise typer.Exit(2) from None
     sys.stdout.write(json.dumps({"endpoint": endpoint, "caBundle": str(ca_path)}) + "\n")
     sys.stdout.flush()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,15 @@ def test_serve_refuses_a_non_loopback_bind(tmp_path: Path, fleet: dict[str, Any]
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "refusing to bind '0.0.0.0'" in err and "--allow-remote" in err
+
+
+def test_serve_reports_a_port_in_use(tmp_path: Path, fleet: dict[str, Any]) -> None:
+    snapshot = tmp_path / "fleet.json"
+    snapshot.write_text(json.dumps(fleet))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = _serve(snapshot, "--port", str(taken.getsockname()[1]))
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "cannot bind 127.0.0.1:" in err
