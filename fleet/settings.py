@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AuthMode = Literal["default", "cli", "workload", "secret", "managed", "emulator"]
 
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     refused for endpoints that are not loopback)."""
     managed_identity_client_id: str | None = None
     """Client id of a user-assigned managed identity (``auth=managed``)."""
-    subscriptions: list[str] | None = None
+    subscriptions: Annotated[list[str] | None, NoDecode] = None
     """Limit every job to these subscription ids (comma-separated in the environment)."""
 
     # --- concurrency and ARM's budget ----------------------------------------------------
@@ -105,6 +105,19 @@ class Settings(BaseSettings):
     """Celery broker (distributed mode only)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis for jobs, locks and the shared ARM budget (distributed mode only)."""
+    visibility_timeout: int = Field(default=900, ge=10)
+    """Seconds before Redis hands an unacknowledged task to another worker (a worker that died
+    mid-task). Above the longest task: tasks are short (a batch of clusters; long ARM operations
+    are split into start and poll tasks), so 15 minutes leaves a wide margin."""
+    batch_size: int = Field(default=10, ge=1, le=1000)
+    """Clusters per Celery task: bigger batches mean fewer messages, smaller ones spread better."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics of a worker on this port (distributed mode)."""
+    policy_paths: Annotated[list[str] | None, NoDecode] = None
+    """Policy files/directories the beat reads for ``remediation.schedule`` (comma-separated);
+    re-read every minute, so edits are picked up without restarting anything."""
+    json_logs: bool = False
+    """Log one JSON object per line (workers; for log collectors)."""
     state_dir: Path = Field(default_factory=state_dir)
     """Directory for the default SQLite database and the fingerprint key."""
     fingerprint_key: SecretStr | None = None
@@ -115,7 +128,7 @@ class Settings(BaseSettings):
     max_clusters: int = Field(default=500, ge=1)
     """A remediation job refuses to write more clusters than this unless raised explicitly."""
 
-    @field_validator("subscriptions", mode="before")
+    @field_validator("subscriptions", "policy_paths", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

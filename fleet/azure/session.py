@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -49,10 +50,14 @@ class RequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, int]] = Counter()
+        #: Called with (operation class, status) after each attempt (e.g. worker metrics).
+        self.listeners: list[Callable[[str, int], None]] = []
 
     def __call__(self, op: str, status: int) -> None:
         with self._lock:
             self.counts[(op, status)] += 1
+        for listener in self.listeners:
+            listener(op, status)
 
     def total(self) -> int:
         with self._lock:

@@ -52,7 +52,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def configure(*, level: int = logging.WARNING, json_logs: bool = False) -> None:
+def configure(
+    *,
+    level: int = logging.WARNING,
+    json_logs: bool = False,
+    quiet: tuple[str, ...] = ("azure", "urllib3", "celery", "kombu"),
+) -> None:
     """Send fleet's (and libraries') logs to stderr, through the redacting filter."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
@@ -67,5 +72,5 @@ def configure(*, level: int = logging.WARNING, json_logs: bool = False) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries stay quiet unless asked: azure-core logs headers at INFO.
-    for noisy in ("azure", "urllib3", "celery", "kombu"):
+    for noisy in quiet:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -1,0 +1,212 @@
+"""Job state in Redis for the distributed engine: meta, counters, results, cancel flag, locks.
+
+A Celery job (a sweep or a remediation) is not a chord: it is a handful of Redis keys that every
+worker and the submitting CLI read and write. All keys of a job share the prefix
+``fleet:job:{id}`` and expire ``ttl`` seconds after the last write, so an abandoned job cleans
+itself up; the durable record is the history database.
+
+    fleet:job:{id}           hash  meta (kind, status, policies JSON, options, timestamps, error)
+    fleet:job:{id}:targets   hash  cluster key -> target JSON (facts)
+    fleet:job:{id}:results   hash  cluster key -> outcome JSON (a verdict, or a remediation outcome)
+    fleet:job:{id}:counts    hash  total, done, failed, skipped, ... (HINCRBY)
+    fleet:job:{id}:cancel    string, present when cancelled
+    fleet:job:{id}:final     string, SET NX by whoever enqueues the finaliser (exactly once)
+    fleet:jobs               zset  job id -> created timestamp (for ``fleet jobs list``)
+    fleet:lock:cluster:{key} string, the job id holding the cluster (writes only)
+
+Idempotency: a result is stored with HSETNX and counted only when it was new, so a redelivered
+task message never counts a cluster twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+PREFIX = "fleet"
+DEFAULT_TTL = 7 * 24 * 3600
+
+_COMPLETE = """
+-- KEYS[1] counts, KEYS[2] final flag; ARGV[1] ttl
+-- Returns 1 exactly once: when discovery is over and every target has an outcome.
+local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '-1')
+local done = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
+local discovered = redis.call('HGET', KEYS[1], 'discovered')
+if discovered == '1' and total >= 0 and done >= total then
+  if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[1])) then
+    return 1
+  end
+end
+return 0
+"""
+
+
+class JobStateLost(RuntimeError):
+    """The job's keys are gone (Redis restarted without persistence, or the job expired)."""
+
+
+def new_job_id(kind: str) -> str:
+    return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+class JobState:
+    """Access to the Redis state of jobs. Thread-safe (redis-py's client pools connections)."""
+
+    def __init__(self, url: str, *, ttl: int = DEFAULT_TTL) -> None:
+        self.redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        self.ttl = ttl
+        self._complete = self.redis.register_script(_COMPLETE)
+
+    # -- keys -----------------------------------------------------------------------------
+    @staticmethod
+    def key(job_id: str, part: str = "") -> str:
+        return f"{PREFIX}:job:{job_id}" + (f":{part}" if part else "")
+
+    def _touch(self, job_id: str, pipe: Any) -> None:
+        for part in ("", "targets", "results", "counts", "cancel"):
+            pipe.expire(self.key(job_id, part), self.ttl)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def create(self, job_id: str, kind: str, meta: Mapping[str, Any]) -> None:
+        now = time.time()
+        fields = {k: json.dumps(v) for k, v in meta.items()}
+        fields.update(
+            {"kind": json.dumps(kind), "status": json.dumps("queued"), "created": json.dumps(now)}
+        )
+        pipe = self.redis.pipeline()
+        pipe.hset(self.key(job_id), mapping=fields)
+        pipe.hset(self.key(job_id, "counts"), mapping={"total": -1, "done": 0})
+        pipe.zadd(f"{PREFIX}:jobs", {job_id: now})
+        self._touch(job_id, pipe)
+        pipe.execute()
+
+    def exists(self, job_id: str) -> bool:
+        return bool(self.redis.exists(self.key(job_id)))
+
+    def meta(self, job_id: str) -> dict[str, Any]:
+        raw = self.redis.hgetall(self.key(job_id))
+        if not raw:
+            raise JobStateLost(
+                f"job {job_id} has no state in Redis (expired, or Redis lost its data)"
+            )
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    def set_meta(self, job_id: str, **fields: Any) -> None:
+        pipe = self.redis.pipeline()
+        pipe.hset(self.key(job_id), mapping={k: json.dumps(v) for k, v in fields.items()})
+        self._touch(job_id, pipe)
+        pipe.execute()
+
+    def status(self, job_id: str) -> str:
+        value = self.redis.hget(self.key(job_id), "status")
+        if value is None:
+            raise JobStateLost(
+                f"job {job_id} has no state in Redis (expired, or Redis lost its data)"
+            )
+        return str(json.loads(value))
+
+    def jobs(self, limit: int = 50) -> list[str]:
+        return list(self.redis.zrevrange(f"{PREFIX}:jobs", 0, limit - 1))
+
+    # -- targets and results ----------------------------------------------------------------
+    def add_targets(self, job_id: str, targets: Mapping[str, Any]) -> None:
+        if not targets:
+            return
+        pipe = self.redis.pipeline()
+        pipe.hset(
+            self.key(job_id, "targets"), mapping={k: json.dumps(v) for k, v in targets.items()}
+        )
+        self._touch(job_id, pipe)
+        pipe.execute()
+
+    def targets(self, job_id: str, keys: Iterable[str]) -> dict[str, Any]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        values = self.redis.hmget(self.key(job_id, "targets"), keys)
+        return {k: json.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def discovered(self, job_id: str, total: int) -> None:
+        """Discovery is over: ``total`` targets exist. From now on completion can be decided."""
+        self.redis.hset(self.key(job_id, "counts"), mapping={"total": total, "discovered": 1})
+
+    def record(
+        self, job_id: str, cluster: str, outcome: Mapping[str, Any], *, counter: str | None = None
+    ) -> bool:
+        """Store a cluster's outcome once. Returns False when it was already there (a
+        redelivered message): nothing is counted twice."""
+        new = self.redis.hsetnx(self.key(job_id, "results"), cluster, json.dumps(outcome))
+        if new:
+            pipe = self.redis.pipeline()
+            pipe.hincrby(self.key(job_id, "counts"), "done", 1)
+            if counter:
+                pipe.hincrby(self.key(job_id, "counts"), counter, 1)
+            pipe.execute()
+        return bool(new)
+
+    def has_result(self, job_id: str, cluster: str) -> bool:
+        return bool(self.redis.hexists(self.key(job_id, "results"), cluster))
+
+    def results(self, job_id: str, *, batch: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
+        for key, value in self.redis.hscan_iter(self.key(job_id, "results"), count=batch):
+            yield key, json.loads(value)
+
+    def result(self, job_id: str, cluster: str) -> dict[str, Any] | None:
+        value = self.redis.hget(self.key(job_id, "results"), cluster)
+        return json.loads(value) if value is not None else None
+
+    def counts(self, job_id: str) -> dict[str, int]:
+        raw = self.redis.hgetall(self.key(job_id, "counts"))
+        if not raw:
+            raise JobStateLost(f"job {job_id} has no counters in Redis")
+        return {k: int(v) for k, v in raw.items()}
+
+    def incr(self, job_id: str, counter: str, by: int = 1) -> int:
+        return int(self.redis.hincrby(self.key(job_id, "counts"), counter, by))
+
+    def claim_completion(self, job_id: str) -> bool:
+        """True exactly once, for the caller that should enqueue the finaliser."""
+        keys = [self.key(job_id, "counts"), self.key(job_id, "final")]
+        return bool(self._complete(keys=keys, args=[self.ttl]))
+
+    # -- cancel ---------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> None:
+        self.redis.set(self.key(job_id, "cancel"), "1", ex=self.ttl)
+
+    def cancelled(self, job_id: str) -> bool:
+        return bool(self.redis.exists(self.key(job_id, "cancel")))
+
+    # -- per-cluster write lock ------------------------------------------------------------
+    def lock_cluster(self, cluster: str, job_id: str, *, ttl_seconds: int) -> bool:
+        """Take the cluster for ``job_id`` (re-entrant for the same job)."""
+        key = f"{PREFIX}:lock:cluster:{cluster.lower()}"
+        if self.redis.set(key, job_id, nx=True, ex=ttl_seconds):
+            return True
+        holder = self.redis.get(key)
+        if holder == job_id:
+            self.redis.expire(key, ttl_seconds)
+            return True
+        return False
+
+    def unlock_cluster(self, cluster: str, job_id: str) -> None:
+        key = f"{PREFIX}:lock:cluster:{cluster.lower()}"
+        # Delete only our own lock (compare and delete, atomically).
+        self.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            1,
+            key,
+            job_id,
+        )
+
+    def cluster_lock_holder(self, cluster: str) -> str | None:
+        value = self.redis.get(f"{PREFIX}:lock:cluster:{cluster.lower()}")
+        return str(value) if value is not None else None
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())

@@ -1,0 +1,94 @@
+"""The Celery application, configured from fleet's settings (``FLEET_*``).
+
+Choices and why (see docs/distributed.md):
+- JSON only: messages carry job ids and cluster keys, never objects or secrets.
+- ``acks_late`` + ``task_reject_on_worker_lost``: a task is acknowledged after it ran, and a
+  worker killed mid-task gives its message back; tasks are idempotent (results are stored once).
+- prefetch 1: a worker reserves only what it runs, so a killed worker strands one message.
+- ``visibility_timeout`` above the longest task (tasks are short; LROs are start + poll tasks).
+- Queues by kind of work: reads (sweeps), writes (remediation), polls (LRO polling), control
+  (discovery, finalisers, schedules), so a big sweep never starves an admin's remediation.
+- Results are ignored: the job state in Redis is the source of truth, not Celery's backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+from kombu import Exchange, Queue
+
+from fleet.settings import Settings
+
+QUEUES = ("fleet.reads", "fleet.writes", "fleet.polls", "fleet.control")
+
+ROUTES = {
+    "fleet.sweep.judge": {"queue": "fleet.reads"},
+    "fleet.sweep.start": {"queue": "fleet.control"},
+    "fleet.sweep.finalize": {"queue": "fleet.control"},
+    "fleet.sweep.scheduled": {"queue": "fleet.control"},
+    "fleet.schedules.sync": {"queue": "fleet.control"},
+    "fleet.remediate.*": {"queue": "fleet.writes"},
+    "fleet.remediate.poll": {"queue": "fleet.polls"},
+    "fleet.remediate.start": {"queue": "fleet.control"},
+    "fleet.remediate.wave": {"queue": "fleet.control"},
+    "fleet.remediate.finalize": {"queue": "fleet.control"},
+}
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """A Celery app for these settings (tests build their own with their Redis URL)."""
+    settings = settings or Settings()
+    app = Celery(
+        "fleet", broker=settings.broker_url, include=["workers.tasks", "workers.schedules"]
+    )
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=transport,
+        visibility_timeout=settings.visibility_timeout,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+        ],
+        task_default_exchange="fleet.control",
+        task_default_routing_key="fleet.control",
+        task_default_queue="fleet.control",
+        task_routes=ROUTES,
+        task_create_missing_queues=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # for Flower; cheap
+        task_send_sent_event=True,
+        redbeat_redis_url=settings.redis_url,
+        redbeat_key_prefix="fleet:redbeat",
+        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_schedule={
+            "fleet-sync-schedules": {"task": "fleet.schedules.sync", "schedule": 60.0},
+        },
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app
+
+
+app = make_app()
+
+
+@signals.setup_logging.connect
+def _logging(**_: Any) -> None:
+    """fleet's logging (stderr, redacted; JSON with FLEET_JSON_LOGS) instead of Celery's."""
+    import logging
+
+    from fleet.core.logs import configure
+
+    # Celery's own INFO lines (ready, task received/succeeded) stay: operators rely on them.
+    configure(level=logging.INFO, json_logs=Settings().json_logs, quiet=("azure", "urllib3"))
