@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from fleet.azure.credentials import principal_of
 from fleet.azure.inventory import Inventory
@@ -19,7 +18,6 @@ from fleet.engine.fingerprints import Fingerprints
 from fleet.jobs import secrets
 from fleet.jobs.runs import make_inventory
 from fleet.jobs.work import CatalogCache
-from fleet.jobs.distributed import policy_set_of
 from fleet.policy.loading import PolicySet
 from fleet.settings import Settings
 from fleet.store.budget import RedisLimiter

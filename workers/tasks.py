@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.core.clusters import ClusterFacts
+from fleet.jobs.distributed import policy_set_of
 from fleet.jobs.work import Target, discover, judge_cluster, scope
 from fleet.policy import selection
 from fleet.report.model import SummaryBuilder, SweepInfo
@@ -44,7 +45,7 @@ def sweep_start(self: Any, job_id: str) -> None:
         if jobs.claim_completion(job_id):
             sweep_finalize.delay(job_id)
         return
-    policy_set = rt.policy_set_of(meta["policies"])
+    policy_set = policy_set_of(meta["policies"])
     jobs.set_meta(job_id, status="running", startedAt=datetime.now(UTC).isoformat())
     inventory = run.inventory
     subscriptions = inventory.subscriptions(
@@ -88,7 +89,7 @@ def sweep_judge(self: Any, job_id: str, keys: list[str]) -> None:
             extra={"job": job_id},
         )
         return
-    policy_set = rt.policy_set_of(meta["policies"])
+    policy_set = policy_set_of(meta["policies"])
     now = _now(meta)
     fingerprints = rt.fingerprints_for(job_id, policy_set)
     targets = jobs.targets(job_id, keys)

@@ -47,6 +47,9 @@ return 0
 """
 
 
+_UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
 class JobStateLost(RuntimeError):
     """The job's keys are gone (Redis restarted without persistence, or the job expired)."""
 
@@ -197,12 +200,7 @@ class JobState:
     def unlock_cluster(self, cluster: str, job_id: str) -> None:
         key = f"{PREFIX}:lock:cluster:{cluster.lower()}"
         # Delete only our own lock (compare and delete, atomically).
-        self.redis.eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            1,
-            key,
-            job_id,
-        )
+        self.redis.eval(_UNLOCK, 1, key, job_id)
 
     def cluster_lock_holder(self, cluster: str) -> str | None:
         value = self.redis.get(f"{PREFIX}:lock:cluster:{cluster.lower()}")
