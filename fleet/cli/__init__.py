@@ -10,9 +10,11 @@ from __future__ import annotations
 
 # Each import registers a command group on the app.
 from fleet.cli import (  # noqa: F401
+    demo_cmd,
     emulator_generate,
     emulator_serve,
     policy_cmds,
+    report_cmds,
     snapshot_cmd,
     sweep_cmds,
 )
