@@ -18,7 +18,12 @@ as little as it can and never more than the policies allow:
   that differs needs delete + create, done only with ``remediation.recreateOnImmutableChange``;
   without it the other fields are still fixed in place and the create-only one is ``Skipped``;
 * unmanaged flux configurations are deleted only with ``remediation.deleteUnmanaged``;
-* version findings are judged, not written: a PUT happens only if the desired body differs.
+* version findings are judged, not written: a PUT happens only if the desired body differs;
+  except that with ``nudge_stuck_versions`` (what remediation jobs use) an auto-upgrading
+  extension stuck outside its window, where an ``enforce`` policy owns the window (or the ARM64
+  floor), gets a re-PUT of its unchanged body: the usual nudge that makes the extension manager
+  move it to the newest release of its train. Pinned versions, conflicts, Flux v1 leftovers
+  and extensions with an operation in progress are never nudged (each is ``Skipped``).
 
 Actions run in ``ACTION_ORDER`` (v1 deletes, config deletes, extension delete, extension PUT,
 config PUTs). The plan records a digest of the observed essence so that a saved plan can be
@@ -45,11 +50,14 @@ from fleet.engine.fingerprints import Fingerprints, setting_path, short
 from fleet.engine.observed import ObservedCluster
 from fleet.engine.verdicts import Finding, Verdict
 from fleet.engine.view import ConfigView, ObservedView, resource_name, view
+from fleet.engine.view import properties as properties_of
 
 _EXTENSION_CREATE_ONLY = ("/name", "/properties/extensionType", "/properties/scope")
 _FLUX_CREATE_ONLY = ("/properties/scope", "/properties/namespace")
 _VERSION_CODES = (Code.EXTENSION_VERSION_OUT_OF_WINDOW, Code.EXTENSION_VERSION_UNSUPPORTED_ARCH)
 _BLOCKERS = (Code.READ_ERROR, Code.CLUSTER_UNREACHABLE, Code.CLUSTER_STOPPED)
+#: Extension provisioning states of a running operation (an upgrade may be under way).
+_IN_PROGRESS = frozenset({"creating", "updating", "deleting", "accepted", "running"})
 
 # --- the observed digest ------------------------------------------------------------------
 
@@ -142,7 +150,9 @@ def _touches(path: str | None, prefixes: Sequence[str]) -> bool:
 
 class _Planner:
     def __init__(self, observed: ObservedCluster, desired: DesiredState, verdict: Verdict,
-                 fingerprints: Fingerprints | None, seen: ObservedView) -> None:
+                 fingerprints: Fingerprints | None, seen: ObservedView, *,
+                 nudge: bool = False) -> None:
+        self.nudge = nudge
         self.observed = observed
         self.seen = seen
         self.desired = desired
@@ -252,9 +262,12 @@ class _Planner:
         findings = [f for f in self.verdict.findings if f.code.value.startswith("EXTENSION_")]
         version_findings = [f for f in findings if f.code in _VERSION_CODES]
         findings = [f for f in findings if f.code not in _VERSION_CODES]
-        self.skip_all(version_findings, "the version is judged, not written: it follows the "
-                      "release train or the pinned version; a PUT is planned only when the "
-                      "desired body differs")
+        recreated = self._extension_fields(d, findings, version_findings, v1_blocking)
+        self.versions(d, version_findings, v1_blocking)
+        return recreated
+
+    def _extension_fields(self, d: DesiredExtension | None, findings: list[Finding],
+                          version_findings: list[Finding], v1_blocking: bool) -> bool:
         if d is None or not findings:
             return False
         if d.conflict_paths:
@@ -267,6 +280,68 @@ class _Planner:
                           "fix the policy first")
             return False
         return self._extension(d, findings, v1_blocking)
+
+    def versions(self, d: DesiredExtension | None, findings: list[Finding],
+                 v1_blocking: bool) -> None:
+        """Version findings: judged, and written only as a nudge (see the module docstring)."""
+        if not findings:
+            return
+        if not self.nudge:
+            self.skip_all(findings, "the version is judged, not written: it follows the "
+                          "release train or the pinned version; a PUT is planned only when the "
+                          "desired body differs")
+            return
+        refusal = self._nudge_refusal(d, findings, v1_blocking)
+        if refusal is not None:
+            self.skip_all(findings, refusal)
+            return
+        assert d is not None and self.seen.extension_id is not None
+        reasons = [f"{_reason(f)} (re-PUT nudges auto-upgrade)" for f in findings]
+        owners = self.enforcing({f.policy for f in findings})
+        rid = self.seen.extension_id
+        if self.ext_put:
+            # A PUT of the extension is planned anyway; it is the nudge too.
+            for (kind, _), action in list(self.actions.items()):
+                if kind is ActionKind.PUT_EXTENSION:
+                    self.act(kind, action.resource_id, change=action.change, reasons=reasons,
+                             policies=owners)
+            return
+        current = properties_of(self.seen.extension).get("currentVersion")
+        self.act(ActionKind.PUT_EXTENSION, rid, change="~", reasons=reasons, policies=owners,
+                 body=self._extension_body(d, self.seen.extension, keep_identity=True),
+                 protected=self._protected(d),
+                 changes=[{"path": f.path, "desired": f.desired, "actual": current}
+                          for f in findings if f.path is not None][:1])
+        self.ext_put = True
+
+    def _nudge_refusal(self, d: DesiredExtension | None, findings: list[Finding],
+                       v1_blocking: bool) -> str | None:
+        """Why a stuck version must not be nudged, or None when a re-PUT may nudge it."""
+        ext = self.seen.extension
+        if d is None or ext is None or self.seen.extension_id is None:
+            return "no policy declares the extension: the version is only reported"
+        if not self.enforcing({f.policy for f in findings}):
+            return "audit mode"
+        if d.conflict_paths:
+            return ("policy conflict: the extension is not written until the conflicting "
+                    "policies agree")
+        if v1_blocking:
+            return ("blocked by Flux v1 configurations (set remediation.migrateFluxV1 to delete "
+                    "them first)")
+        props = properties_of(ext)
+        if props.get("autoUpgradeMinorVersion") is False:
+            return ("the version is pinned (autoUpgradeMinorVersion: false): a re-PUT keeps "
+                    "the pin; change the policy's version to move it")
+        state = str(props.get("provisioningState") or "").lower()
+        if state in _IN_PROGRESS:
+            return (f"an operation is in progress on the extension ({state}): the version "
+                    "may still move; retry later")
+        if self.ext_put:
+            put = next(a for (k, _), a in self.actions.items() if k is ActionKind.PUT_EXTENSION)
+            body_props = (put.body or {}).get("properties") or {}
+            if body_props.get("autoUpgradeMinorVersion") is False:
+                return "the planned PUT pins a version: it does not follow the release train"
+        return None
 
     def _owned_by_enforce(self, d: DesiredExtension, path: str) -> bool:
         return bool(self.desired.enforcing(d.owners_of(path)))
@@ -483,15 +558,19 @@ def plan(
     *,
     fingerprints: Fingerprints | None = None,
     seen: ObservedView | None = None,
+    nudge_stuck_versions: bool = False,
 ) -> ClusterPlan:
     """The ordered ARM actions that would fix ``verdict``, and what is skipped and why.
 
     ``fingerprints`` only adds information: for a PUT that carries protected settings, the
     fingerprint change of each is listed among the ``changes`` (short forms, never values).
+    ``nudge_stuck_versions`` plans a re-PUT of an auto-upgrading extension stuck outside an
+    enforce-owned version window (remediation jobs turn it on; sweeps only report).
     """
     if seen is None:
         seen = view(observed, desired.extension.name if desired.extension else None)
-    planner = _Planner(observed, desired, verdict, fingerprints, seen)
+    planner = _Planner(observed, desired, verdict, fingerprints, seen,
+                       nudge=nudge_stuck_versions)
     planner.run()
     actions = sorted(planner.actions.values(),
                      key=lambda a: (ACTION_ORDER[a.kind], key(a.resource_id)))

@@ -38,8 +38,12 @@ def judge(
     catalog: Catalog,
     now: datetime,
     fingerprints: Fingerprints | None = None,
+    nudge_stuck_versions: bool = False,
 ) -> Judgement:
-    """Render the cluster's desired state, judge the observation, plan the fix."""
+    """Render the cluster's desired state, judge the observation, plan the fix.
+
+    ``nudge_stuck_versions`` is for remediation jobs: see ``fleet.engine.planning``.
+    """
     desired = render(applicable, observed.facts)
     # Parse the observation once for both evaluation and planning.
     seen = view(observed, desired.extension.name if desired.extension else None)
@@ -47,5 +51,10 @@ def judge(
         observed, desired, catalog=catalog, now=now, fingerprints=fingerprints, seen=seen
     )
     return Judgement(
-        verdict, desired, plan(observed, desired, verdict, fingerprints=fingerprints, seen=seen)
+        verdict,
+        desired,
+        plan(
+            observed, desired, verdict, fingerprints=fingerprints, seen=seen,
+            nudge_stuck_versions=nudge_stuck_versions,
+        ),
     )
