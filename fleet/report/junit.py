@@ -92,30 +92,32 @@ def _case(
 
 def write_junit(report: Report, out: TextIO) -> None:
     sweep = report["sweep"]
-    clusters = list(report["clusters"])
-    names = Counter(str(c.get("name", "")) for c in clusters)
     suites: dict[str, list[tuple[ET.Element, str]]] = defaultdict(list)
-    for c in clusters:
+    # One pass over the clusters (a database cursor): repeated names are fixed at the end.
+    named: dict[str, list[tuple[str, str, list[ET.Element]]]] = defaultdict(list)
+    for c in report["clusters"]:
         name = str(c.get("name", ""))
-        if names[name] > 1:
-            name = f"{c.get('resourceGroup')}/{name}"
         by_policy: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         for f in c.get("findings") or ():
             by_policy[f.get("policy") or UNOWNED].append(f)
+        mine: list[ET.Element] = []
         for p in c.get("policies") or ():
-            suites[p["name"]].append(
-                _case(
-                    c,
-                    name,
-                    p["name"],
-                    str(p["state"]),
-                    p.get("reason"),
-                    by_policy.pop(p["name"], []),
-                )
+            case = _case(
+                c, name, p["name"], str(p["state"]), p.get("reason"), by_policy.pop(p["name"], [])
             )
+            suites[p["name"]].append(case)
+            mine.append(case[0])
         unowned = by_policy.pop(UNOWNED, [])
         if unowned:
-            suites[UNOWNED].append(_case(c, name, UNOWNED, "compliant", None, unowned))
+            case = _case(c, name, UNOWNED, "compliant", None, unowned)
+            suites[UNOWNED].append(case)
+            mine.append(case[0])
+        named[name].append((str(c.get("id", "")).lower(), str(c.get("resourceGroup", "")), mine))
+    for name, entries in named.items():
+        if len({key for key, _, _ in entries}) > 1:
+            for _, group, elements in entries:
+                for element in elements:
+                    element.set("name", _x(f"{group}/{name}"))
     root = ET.Element("testsuites", {"name": f"fleet compliance {sweep.get('id', '')}"})
     totals: Counter[str] = Counter()
     for policy in sorted(suites):

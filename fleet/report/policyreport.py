@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from fleet.core.vocabulary import CODE_STATE, Code, State
+from fleet.report import yamlout
 from fleet.report.common import (
     UNOWNED,
     Cluster,
@@ -251,15 +252,9 @@ def documents(report: Report, context: Context | None = None) -> Iterator[dict[s
 
 
 def write_policyreport(report: Report, out: TextIO, context: Context | None = None) -> None:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096  # keep messages on one line
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     first = True
     for doc in documents(report, context):
         if not first:
             out.write("---\n")
         first = False
-        yaml.dump(doc, out)
+        yamlout.dump(doc, out)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -35,6 +35,7 @@ from fleet.core.ids import key as id_key
 from fleet.core.vocabulary import State
 from fleet.store import migrate
 from fleet.store.db import (
+    JsonText,
     dumps,
     ensure_sqlite_dir,
     iso,
@@ -158,6 +159,7 @@ class History:
         self.url = url
         ensure_sqlite_dir(url)
         self._engine = make_engine(url)
+        self._postgres = self._engine.dialect.name == "postgresql"
         try:
             migrate.upgrade(url, engine=self._engine)
         except BaseException:
@@ -311,18 +313,7 @@ class History:
                     "verdict": c,
                 }
             )
-        # RETURNING in parameter order: one round trip per page, and the ids line up with
-        # ``clusters`` so the child rows can reference their verdict.
-        ids = (
-            conn.execute(
-                insert(cluster_verdicts).returning(
-                    cluster_verdicts.c.id, sort_by_parameter_order=True
-                ),
-                rows,
-            )
-            .scalars()
-            .all()
-        )
+        ids = self._insert_verdicts(conn, rows)
         policy_rows: list[dict[str, Any]] = []
         finding_rows: list[dict[str, Any]] = []
         for verdict_id, c in zip(ids, clusters, strict=True):
@@ -351,10 +342,45 @@ class History:
                         "severity": str(f.get("severity") or "medium"),
                     }
                 )
-        if policy_rows:
-            conn.execute(insert(policy_states), policy_rows)
-        if finding_rows:
-            conn.execute(insert(findings), finding_rows)
+        if self._postgres:
+            _copy(conn, policy_states, policy_rows)
+            _copy(conn, findings, finding_rows)
+        else:
+            if policy_rows:
+                conn.execute(insert(policy_states), policy_rows)
+            if finding_rows:
+                conn.execute(insert(findings), finding_rows)
+
+    def _insert_verdicts(self, conn: Connection, rows: list[dict[str, Any]]) -> Sequence[int]:
+        """Insert verdict rows; their ids, in the order of ``rows`` (children reference them)."""
+        if self._postgres:
+            # PostgreSQL: take the ids from the sequence in one round trip, then COPY. A
+            # multi-row INSERT ... RETURNING of 50,000 verdicts spent most of its time having
+            # psycopg parse megabytes of SQL; COPY is several times faster.
+            ids = sorted(
+                conn.execute(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence('cluster_verdicts', 'id')) "
+                        "FROM generate_series(1, :n)"
+                    ),
+                    {"n": len(rows)},
+                ).scalars()
+            )
+            for row, verdict_id in zip(rows, ids, strict=True):
+                row["id"] = verdict_id
+            _copy(conn, cluster_verdicts, rows)
+            return ids
+        # SQLite: RETURNING in parameter order, one statement per page; the ids line up.
+        return (
+            conn.execute(
+                insert(cluster_verdicts).returning(
+                    cluster_verdicts.c.id, sort_by_parameter_order=True
+                ),
+                rows,
+            )
+            .scalars()
+            .all()
+        )
 
     # --- reading sweeps -------------------------------------------------------------------
 
@@ -901,6 +927,26 @@ class History:
                     # Ordered by time: the last one seen is the latest.
                     out.setdefault(row.resource_key, {})[row.setting] = row.fingerprint
         return out
+
+
+def _copy(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk-load rows with PostgreSQL's COPY, in the caller's transaction."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JsonText)}
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        names = ", ".join(columns)
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        dumps(row[c]) if c in json_columns and row[c] is not None else row[c]
+                        for c in columns
+                    ]
+                )
 
 
 def _relative(ref: str) -> int | None:

@@ -25,9 +25,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 
-from fleet.store.db import ensure_sqlite_dir, is_sqlite, make_engine, redacted
+from fleet.store.db import ensure_sqlite_dir, is_memory, is_sqlite, make_engine, redacted
 from fleet.store.schema import VERSION_TABLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -84,7 +84,13 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
         _check_known(found, url)
         if found == target:
             return found
-    migrator = make_engine(url, foreign_keys=False, atomic_ddl=True)
+    # An in-memory SQLite database exists only on the caller's one connection: migrate there.
+    memory = engine is not None and is_memory(make_url(url))
+    migrator = (
+        engine
+        if memory and engine is not None
+        else make_engine(url, foreign_keys=False, atomic_ddl=True)
+    )
     try:
         with migrator.begin() as conn:
             if not is_sqlite(url):
@@ -103,7 +109,8 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
                     )
         return found
     finally:
-        migrator.dispose()
+        if not memory:
+            migrator.dispose()
 
 
 def downgrade(url: str, revision: str) -> None:

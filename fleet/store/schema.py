@@ -97,7 +97,6 @@ cluster_verdicts = Table(
     Column("extension_version", String(64)),
     Column("in_window", Boolean),
     Column("tags", JsonText),
-    Index("ix_cluster_verdicts_sweep_id", "sweep_id"),
     Index("ix_cluster_verdicts_sweep_key", "sweep_id", "cluster_key"),
     Index("ix_cluster_verdicts_key", "cluster_key", "sweep_id"),
     Index("ix_cluster_verdicts_sweep_state", "sweep_id", "state"),

@@ -425,3 +425,10 @@ def test_build_report_output_is_accepted_as_is(history: History) -> None:
     info = SweepInfo(id="s1", started_at=datetime(2026, 1, 1, tzinfo=UTC), policy_revision="r")
     report = build_report(info, [])
     assert history.load_report(history.record_sweep(report)) == normal(report)
+
+
+def test_an_in_memory_database_works() -> None:
+    """``sqlite://`` (tests, throwaway runs): one shared connection, migrated in place."""
+    with History("sqlite://") as history:
+        sid = history.record_sweep(reports()[0])
+        assert history.load_report(sid) == normal(reports()[0])

@@ -116,6 +116,7 @@ def downgrade() -> None:
         batch.drop_column("sweep_id")
         batch.drop_column("severity")
     with op.batch_alter_table("cluster_verdicts") as batch:
+        batch.create_index("ix_cluster_verdicts_sweep_id", ["sweep_id"])
         for name in (
             "ix_cluster_verdicts_sweep_key",
             "ix_cluster_verdicts_key",
@@ -195,6 +196,8 @@ def _verdict_columns() -> None:
         batch.add_column(sa.Column("extension_version", sa.String(64)))
         batch.add_column(sa.Column("in_window", sa.Boolean))
         batch.add_column(sa.Column("tags", sa.Text))
+        # (sweep_id, cluster_key) serves every lookup by sweep: 0001's sweep_id index goes.
+        batch.drop_index("ix_cluster_verdicts_sweep_id")
         batch.create_index("ix_cluster_verdicts_sweep_key", ["sweep_id", "cluster_key"])
         batch.create_index("ix_cluster_verdicts_key", ["cluster_key", "sweep_id"])
         batch.create_index("ix_cluster_verdicts_sweep_state", ["sweep_id", "state"])
