@@ -155,3 +155,35 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the state directory."""
         return self.database_url or f"sqlite:///{self.state_dir / 'fleet.db'}"
+
+
+def reference_markdown() -> str:
+    """docs/settings.md: every setting, its variable, default and docstring (tests keep the
+    committed file equal to this)."""
+    lines = [
+        "# Settings",
+        "",
+        "fleet reads its process settings from environment variables (prefix `FLEET_`) or a",
+        "`.env` file in the working directory. Lists are comma-separated. Generated from",
+        "`fleet/settings.py` by `python -m fleet.settings > docs/settings.md`.",
+        "",
+        "| variable | default | what it does |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=False)
+        if field.default_factory is not None:
+            shown = "`~/.local/state/fleet`" if name == "state_dir" else "(computed)"
+        elif default in (None, ""):
+            shown = "(unset)"
+        else:
+            shown = f"`{default}`"
+        if name == "database_url":
+            shown = "SQLite in the state directory"
+        doc = " ".join((field.description or "").split()).replace("|", "\\|")
+        lines.append(f"| `FLEET_{name.upper()}` | {shown} | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
