@@ -52,6 +52,7 @@ from fleet.store.schema import (
     arm_writes,
     cluster_verdicts,
     findings,
+    job_clusters,
     policy_states,
     sweeps,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "AmbiguousSweep",
     "DuplicateSweep",
     "History",
+    "JobNotFound",
     "NoSweeps",
     "SweepNotFound",
     "body_digest",
@@ -108,6 +110,10 @@ class AmbiguousSweep(SweepNotFound):
 
 class DuplicateSweep(ValueError):
     """A sweep with this id is already recorded."""
+
+
+class JobNotFound(LookupError):
+    """A job reference (``latest``, an id or a unique prefix) names no recorded job."""
 
 
 def body_digest(body: Any) -> str:
@@ -644,6 +650,7 @@ class History:
                 )
                 for chunk in _chunks(old_jobs, 200):
                     conn.execute(delete(arm_writes).where(arm_writes.c.job_id.in_(chunk)))
+                    conn.execute(delete(job_clusters).where(job_clusters.c.job_id.in_(chunk)))
                     conn.execute(delete(jobs_table).where(jobs_table.c.id.in_(chunk)))
                 newer = fp_table.alias("newer")
                 superseded = (
@@ -792,6 +799,7 @@ class History:
         status_code: int | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        continuation_token: str | None = None,
     ) -> int:
         """Record one ARM write (PUT/PATCH/DELETE); returns its id for ``finish_write``.
 
@@ -820,6 +828,7 @@ class History:
             "status_code": status_code,
             "error_code": _opt_str(error_code, 256),
             "error_message": _clean_message(error_message),
+            "continuation_token": _token(continuation_token),
         }
         with self._engine.begin() as conn:
             return int(
@@ -868,6 +877,183 @@ class History:
             query = query.limit(limit)
         with self._engine.connect() as conn:
             return [_write(row) for row in conn.execute(query)]
+
+    def set_write_operation(
+        self,
+        write_id: int,
+        *,
+        continuation_token: str | None,
+        correlation_id: str | None = None,
+        outcome: str = "running",
+    ) -> None:
+        """Record that ARM accepted a write: its operation's continuation token (persisted so
+        another process can resume polling) and ARM's correlation id."""
+        values: dict[str, Any] = {
+            "outcome": outcome,
+            "continuation_token": _token(continuation_token),
+        }
+        if correlation_id is not None:
+            values["correlation_id"] = correlation_id
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(arm_writes).where(arm_writes.c.id == write_id).values(**values)
+            )
+            if done.rowcount == 0:
+                raise KeyError(f"no ARM write {write_id}")
+
+    # --- remediation job state: clusters, cancel, approvals -------------------------------
+
+    def find_job(self, ref: str) -> str:
+        """A job id from ``latest``, a full id or a unique prefix; raises ``JobNotFound``."""
+        ref = (ref or "latest").strip()
+        with self._engine.connect() as conn:
+            if ref == "latest":
+                found = conn.execute(
+                    select(jobs_table.c.id)
+                    .order_by(jobs_table.c.created_at.desc(), jobs_table.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                if found is None:
+                    raise JobNotFound(f"no jobs in {redacted(self.url)}")
+                return str(found)
+            exact = conn.execute(select(jobs_table.c.id).where(jobs_table.c.id == ref)).scalar()
+            if exact is not None:
+                return str(exact)
+            like = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            matches = list(
+                conn.execute(
+                    select(jobs_table.c.id).where(jobs_table.c.id.like(like, escape="\\")).limit(2)
+                ).scalars()
+            )
+        if not matches:
+            raise JobNotFound(f"no job {ref!r}")
+        if len(matches) > 1:
+            raise JobNotFound(f"{ref!r} matches more than one job; give more of the id")
+        return str(matches[0])
+
+    def add_job_clusters(self, job_id: str, clusters: Sequence[Mapping[str, Any]]) -> int:
+        """Record clusters of a job: ``{clusterId, name, wave, status, reason, facts, actions,
+        outcome}``. ``actions`` are ``Action`` dumps (protected settings are references)."""
+        if not clusters:
+            return 0
+        at = now_utc()
+        rows = [
+            {
+                "job_id": job_id,
+                "cluster_id": str(c["clusterId"]),
+                "cluster_key": id_key(str(c["clusterId"])),
+                "name": str(c.get("name") or ""),
+                "wave": c.get("wave"),
+                "status": str(c["status"]),
+                "reason": _clean_message(c.get("reason")),
+                "facts": c.get("facts"),
+                "actions": c.get("actions"),
+                "outcome": c.get("outcome"),
+                "updated_at": at,
+            }
+            for c in clusters
+        ]
+        with self._engine.begin() as conn:
+            for chunk in _chunks(rows, BATCH):
+                conn.execute(insert(job_clusters), list(chunk))
+        return len(rows)
+
+    def update_job_cluster(
+        self,
+        job_id: str,
+        cluster_id: str,
+        *,
+        status: str,
+        reason: str | None = None,
+        wave: str | None = None,
+        outcome: Mapping[str, Any] | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Change one cluster's status in a job (and its reason, wave, outcome, actions)."""
+        values: dict[str, Any] = {
+            "status": status,
+            "reason": _clean_message(reason),
+            "updated_at": now_utc(),
+        }
+        if wave is not None:
+            values["wave"] = wave
+        if outcome is not None:
+            values["outcome"] = dict(outcome)
+        if actions is not None:
+            values["actions"] = [dict(a) for a in actions]
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(job_clusters)
+                .where(
+                    job_clusters.c.job_id == job_id,
+                    job_clusters.c.cluster_key == id_key(cluster_id),
+                )
+                .values(**values)
+            )
+            if done.rowcount == 0:
+                raise KeyError(f"no cluster {cluster_id!r} in job {job_id!r}")
+
+    def job_clusters(
+        self, job_id: str, *, statuses: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The clusters of a job in id order, optionally only those in ``statuses``."""
+        query = (
+            select(job_clusters)
+            .where(job_clusters.c.job_id == job_id)
+            .order_by(job_clusters.c.cluster_key)
+        )
+        if statuses is not None:
+            query = query.where(job_clusters.c.status.in_(list(statuses)))
+        with self._engine.connect() as conn:
+            return [_job_cluster(row) for row in conn.execute(query)]
+
+    def request_cancel(self, job_id: str) -> dict[str, Any]:
+        """Ask a running job to stop (it checks between clusters and waves)."""
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(jobs_table)
+                .where(jobs_table.c.id == job_id)
+                .values(cancel_requested=True, updated_at=now_utc())
+            )
+            if done.rowcount == 0:
+                raise JobNotFound(f"no job {job_id!r}")
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)
+            ).scalar()
+        return bool(value)
+
+    def approve(self, job_id: str, wave: str, *, by: str | None = None) -> dict[str, Any]:
+        """Record the approval of ``wave`` (idempotent); returns the job."""
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(jobs_table.c.approvals).where(jobs_table.c.id == job_id)
+            ).first()
+            if row is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            approvals = list(row.approvals or [])
+            if not any(a.get("wave") == wave for a in approvals):
+                approvals.append({"wave": wave, "by": by, "at": iso(now_utc())})
+                conn.execute(
+                    update(jobs_table)
+                    .where(jobs_table.c.id == job_id)
+                    .values(approvals=approvals, updated_at=now_utc())
+                )
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
+
+    def approved(self, job_id: str, wave: str) -> bool:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                select(jobs_table.c.approvals).where(jobs_table.c.id == job_id)
+            ).scalar()
+        return any(a.get("wave") == wave for a in (value or []))
 
     # --- applied secret fingerprints ------------------------------------------------------
 
@@ -981,6 +1167,8 @@ def _job(row: Row[Any]) -> dict[str, Any]:
         "options": row.options or {},
         "counters": row.counters or {},
         "summary": row.summary,
+        "cancelRequested": bool(row.cancel_requested),
+        "approvals": row.approvals or [],
     }
 
 
@@ -1002,4 +1190,26 @@ def _write(row: Row[Any]) -> dict[str, Any]:
         "statusCode": row.status_code,
         "errorCode": row.error_code,
         "errorMessage": row.error_message,
+        "continuationToken": row.continuation_token,
     }
+
+
+def _job_cluster(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "clusterId": row.cluster_id,
+        "name": row.name,
+        "wave": row.wave,
+        "status": row.status,
+        "reason": row.reason,
+        "facts": row.facts,
+        "actions": row.actions or [],
+        "outcome": row.outcome,
+        "updatedAt": iso(row.updated_at),
+    }
+
+
+def _token(token: str | None) -> str | None:
+    """A continuation token to store; refused when it holds a registered secret value."""
+    if token is not None and redact.text(token) != token:
+        raise ValueError("a continuation token holding a secret value is never stored")
+    return token

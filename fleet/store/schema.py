@@ -15,6 +15,8 @@ Layout (one sweep has many cluster verdicts; a verdict has per-policy states and
   "which clusters had FLUX_CONFIG_DRIFT on policy X last month".
 - ``jobs``, ``arm_writes``, ``applied_fingerprints``: remediation jobs and the audit trail of
   every ARM write; fingerprints (never values) of the protected settings fleet applied.
+- ``job_clusters``: each cluster of a remediation job: wave, status, reason, and the actions
+  applied (secret references only), which ``fleet remediate --retry`` re-applies.
 
 Children carry ``sweep_id`` too, so retention deletes by an indexed column without joins.
 """
@@ -34,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from fleet.store.db import JsonText
@@ -149,6 +152,8 @@ jobs = Table(
     Column("options", JsonText),
     Column("counters", JsonText),
     Column("summary", JsonText),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    Column("approvals", JsonText),
     Index("ix_jobs_created_at", "created_at"),
 )
 
@@ -172,6 +177,7 @@ arm_writes = Table(
     Column("status_code", Integer),
     Column("error_code", String(256)),
     Column("error_message", Text),
+    Column("continuation_token", Text),
     Index("ix_arm_writes_job_id", "job_id", "id"),
     Index("ix_arm_writes_cluster_key", "cluster_key", "id"),
 )
@@ -188,4 +194,23 @@ applied_fingerprints = Table(
     # be pruned, the secret on the cluster is still the one fleet applied).
     Column("job_id", String(64)),
     Index("ix_applied_fingerprints_resource", "resource_key", "setting", "applied_at"),
+)
+
+job_clusters = Table(
+    "job_clusters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("cluster_id", String(1024), nullable=False),
+    Column("cluster_key", ClusterKey, nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("wave", String(128)),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("facts", JsonText),
+    Column("actions", JsonText),
+    Column("outcome", JsonText),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_job_clusters_job_key", "job_id", "cluster_key", unique=True),
+    Index("ix_job_clusters_job_status", "job_id", "status"),
 )
