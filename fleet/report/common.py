@@ -72,6 +72,26 @@ class Context:
         return self.now or datetime.now(UTC)
 
 
+def full_summary(summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The summary with every key present (older recorders wrote fewer), so renderers and
+    templates never meet a missing key: absent counts are zero, absent maps empty."""
+    out: dict[str, Any] = {
+        "clusters": 0,
+        "compliancePercent": None,
+        "byFinding": {},
+        "findingsTotal": {},
+        "extensionVersions": {},
+        "versionWindow": {"inWindow": 0, "outOfWindow": 0, "notInstalled": 0},
+        "byPolicy": {},
+        "bySubscription": {},
+    }
+    out.update(summary or {})
+    out["byState"] = {s: int((out.get("byState") or {}).get(s, 0)) for s in STATES}
+    if not out.get("findingsTotal"):
+        out["findingsTotal"] = dict(out.get("byFinding") or {})
+    return out
+
+
 def counting(finding: Mapping[str, Any]) -> bool:
     """Whether a finding counts towards its policy's state (warning/info ones never do)."""
     return finding.get("severity") not in NON_COUNTING

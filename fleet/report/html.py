@@ -40,6 +40,7 @@ from fleet.report.common import (
     Context,
     Report,
     code_severity,
+    full_summary,
     percent,
     short_time,
     show,
@@ -235,7 +236,7 @@ def _groups(
 def write_html(report: Report, out: TextIO, context: Context | None = None) -> None:
     ctx = context or Context()
     sweep = report["sweep"]
-    summary = report["summary"]
+    summary = full_summary(report.get("summary"))
     packer = _Packer()
     for cluster in report["clusters"]:
         packer.add(cluster)

@@ -144,8 +144,8 @@ def write_junit(report: Report, out: TextIO) -> None:
             ET.SubElement(
                 props, "property", {"name": f"sweep.{key}", "value": _x(sweep.get(key, ""))}
             )
-        for case, _ in cases:
-            suite.append(case)
+        for element, _ in cases:
+            suite.append(element)
         totals.update(counts)
         totals["tests"] += len(cases)
     root.set("tests", str(totals["tests"]))

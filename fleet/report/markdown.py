@@ -22,6 +22,7 @@ from fleet.report.common import (
     Report,
     code_severity,
     counting,
+    full_summary,
     percent,
     severity_of,
     short_time,
@@ -84,7 +85,7 @@ def _table(
 def write_markdown(report: Report, out: TextIO, context: Context | None = None) -> None:
     ctx = context or Context()
     sweep = report["sweep"]
-    summary = report["summary"]
+    summary = full_summary(report.get("summary"))
     worst: list[tuple[tuple[int, int, str], int, Mapping[str, Any]]] = []
     versions: dict[str, dict[str, int]] = {}
     for i, c in enumerate(report["clusters"]):

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from fleet.report.common import CODES, STATES, Context, Report, parse_iso
+from fleet.report.common import CODES, STATES, Context, Report, full_summary, parse_iso
 from fleet.report.model import compliance_percent
 
 
@@ -173,7 +173,8 @@ def render_metrics(report: Report, context: Context | None = None) -> str:
     from prometheus_client.exposition import generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SweepCollector(report["sweep"], report["summary"], context or Context()))
+    summary = full_summary(report.get("summary"))
+    registry.register(_SweepCollector(report["sweep"], summary, context or Context()))
     return generate_latest(registry).decode("utf-8")
 
 

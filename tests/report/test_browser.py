@@ -215,3 +215,17 @@ def test_pages_and_export(browser: Any, recorded: Recorded, tmp_path: Path) -> N
 def _artifact(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+def test_an_empty_sweep_in_chromium(browser: Any, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from fleet.report.model import SweepInfo, build_report
+
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    info = SweepInfo(id="empty", started_at=now, finished_at=now, policy_revision="r")
+    path = tmp_path / "empty.html"
+    path.write_text(render_text("html", build_report(info, [])), encoding="utf-8")
+    view = Page(browser, path)
+    assert view.count() == "No cluster matches (0 in total)"
+    assert view.errors == []

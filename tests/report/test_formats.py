@@ -496,3 +496,20 @@ def test_incomplete_sweep_is_flagged_everywhere(recorded: Recorded) -> None:
 def test_unknown_format_is_refused(recorded: Recorded) -> None:
     with pytest.raises(ValueError, match="unknown report format"):
         render("xml", recorded.report, io.StringIO())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_sparse_summary_from_an_older_recorder_still_renders(
+    recorded: Recorded, fmt: str
+) -> None:
+    report = copy.deepcopy(recorded.report)
+    report["summary"] = {"clusters": 30, "byState": {"compliant": 29, "error": 1}}
+    assert render_text(fmt, report, recorded.context).strip()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_empty_sweep_renders(recorded: Recorded, fmt: str) -> None:
+    from fleet.report.model import SweepInfo, build_report
+
+    info = SweepInfo(id="empty", started_at=NOW, finished_at=NOW, policy_revision="r")
+    assert render_text(fmt, build_report(info, []), Context(now=NOW)) is not None
