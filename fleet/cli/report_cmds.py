@@ -359,7 +359,11 @@ def trends_cmd(
             "Compliance",
             *[_state(s) for s in reversed(STATES)],
         ):
-            table.add_column(col, justify="right" if col not in ("Finished", "Sweep") else "left")
+            table.add_column(
+                col,
+                justify="right" if col not in ("Finished", "Sweep") else "left",
+                no_wrap=col == "Sweep",  # ids are what users copy into the next command
+            )
         for p in data["sweeps"]:
             by_state = p["byState"]
             table.add_row(
@@ -406,7 +410,7 @@ def list_cmd(
         return
     table = Table(title="Recorded sweeps", title_justify="left")
     for col in ("Sweep", "Finished", "Clusters", "Compliance", "Revision", "Engine", "Complete"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "Sweep")
     for row in rows:
         info, summary = row["sweep"], row["summary"] or {}
         table.add_row(
