@@ -28,7 +28,8 @@ from fleet.report.tabular import COLUMNS
 from tests.report.conftest import NOW, Recorded
 from tests.report.sample import HOSTILE, SWEEP_IDS
 
-CRD_DIR = Path("/work/shared/reference/policyreport-crd")
+#: The published wgpolicyk8s.io CRDs, vendored in the repository (a copy of the reference set).
+CRD_DIR = Path(__file__).resolve().parents[1] / "policyreport-crd"
 
 
 def clusters_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
