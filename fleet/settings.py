@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     are split into start and poll tasks), so 15 minutes leaves a wide margin."""
     batch_size: int = Field(default=10, ge=1, le=1000)
     """Clusters per Celery task: bigger batches mean fewer messages, smaller ones spread better."""
+    stall_seconds: float = Field(default=60.0, gt=0)
+    """A distributed job that makes no progress for this long has its missing work sent again
+    (a worker died holding tasks), instead of waiting for the visibility timeout."""
     metrics_port: int | None = None
     """Serve Prometheus metrics of a worker on this port (distributed mode)."""
     policy_paths: Annotated[list[str] | None, NoDecode] = None

@@ -28,6 +28,7 @@ ROUTES = {
     "fleet.sweep.finalize": {"queue": "fleet.control"},
     "fleet.sweep.scheduled": {"queue": "fleet.control"},
     "fleet.schedules.sync": {"queue": "fleet.control"},
+    "fleet.jobs.watchdog": {"queue": "fleet.control"},
     "fleet.remediate.*": {"queue": "fleet.writes"},
     "fleet.remediate.poll": {"queue": "fleet.polls"},
     "fleet.remediate.start": {"queue": "fleet.control"},
@@ -73,6 +74,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         beat_scheduler="redbeat.RedBeatScheduler",
         beat_schedule={
             "fleet-sync-schedules": {"task": "fleet.schedules.sync", "schedule": 60.0},
+            "fleet-watchdog": {"task": "fleet.jobs.watchdog", "schedule": 30.0},
         },
         timezone="UTC",
         enable_utc=True,

@@ -122,3 +122,31 @@ def scheduled_sweep(policy: str) -> str | None:
     job_id = submit_sweep(settings, one, jobs=jobs)
     jobs.redis.set(guard, job_id, ex=24 * 3600)
     return job_id
+
+
+@app.task(name="fleet.jobs.watchdog")  # type: ignore[untyped-decorator]
+def watchdog() -> dict[str, int]:
+    """Re-send the missing work of running jobs that stalled (a worker died holding their
+    tasks and nobody follows the job from a CLI), every 30 s under the beat."""
+    import time
+
+    from fleet.jobs.distributed import redispatch
+    from fleet.store.jobstate import JobState, JobStateLost
+
+    settings = Settings()
+    jobs = JobState(settings.redis_url)
+    resent = 0
+    for job_id in jobs.jobs(limit=200):
+        try:
+            if jobs.status(job_id) not in ("queued", "running"):
+                continue
+            counts = jobs.counts(job_id)
+        except JobStateLost:
+            continue
+        if jobs.meta(job_id).get("kind") != "sweep":
+            continue
+        updated = counts.get("updated") or int(jobs.meta(job_id).get("created") or 0)
+        if time.time() - updated > settings.stall_seconds:
+            resent += max(0, redispatch(jobs, job_id, app))
+            jobs.redis.hset(jobs.key(job_id, "counts"), "updated", int(time.time()))
+    return {"resent": resent}

@@ -25,7 +25,7 @@ from fleet.cli.common import (
     load_settings,
     setup_logging,
 )
-from fleet.jobs.distributed import JobFailed, follow, submit_sweep, sweep_report
+from fleet.jobs.distributed import JobFailed, client, follow, submit_sweep, sweep_report
 from fleet.store.jobstate import JobState
 
 
@@ -94,7 +94,13 @@ def celery_sweep(policies: list[Path], *, verbose: int) -> dict[str, Any]:
     )
     try:
         with _Bar("sweeping (celery)") as bar:
-            meta = follow(jobs, job_id, on_progress=bar.update)
+            meta = follow(
+                jobs,
+                job_id,
+                on_progress=bar.update,
+                stall_seconds=settings.stall_seconds,
+                app=client(settings),
+            )
     except KeyboardInterrupt:
         jobs.cancel(job_id)
         err.print(f"[yellow]cancelled {job_id}: workers stop taking its clusters within seconds[/]")

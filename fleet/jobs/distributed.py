@@ -8,6 +8,7 @@ the workers stored, with the same report model as the local engine's.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from fleet.report.model import SummaryBuilder
 from fleet.settings import Settings
 from fleet.store.jobstate import JobState, JobStateLost, new_job_id
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _policy_sets: OrderedDict[str, PolicySet] = OrderedDict()
 
@@ -99,6 +101,24 @@ def submit_sweep(
     return job_id
 
 
+def redispatch(jobs: JobState, job_id: str, app: Celery) -> int:
+    """Send again the work of a stalled job (tasks lost with a dead worker); returns how many
+    clusters were re-sent. Safe at any time: every step stores its outcome only once."""
+    counts = jobs.counts(job_id)
+    if counts.get("discovered") != 1:
+        app.send_task("fleet.sweep.start", args=[job_id], queue="fleet.control")
+        return -1
+    missing = [k for k in jobs.target_keys(job_id) if not jobs.has_result(job_id, k)]
+    size = int(jobs.meta(job_id).get("batchSize") or 10)
+    for i in range(0, len(missing), size):
+        app.send_task(
+            "fleet.sweep.judge", args=[job_id, missing[i : i + size]], queue="fleet.reads"
+        )
+    if not missing and jobs.claim_completion(job_id):
+        app.send_task("fleet.sweep.finalize", args=[job_id], queue="fleet.control")
+    return len(missing)
+
+
 def follow(
     jobs: JobState,
     job_id: str,
@@ -107,14 +127,19 @@ def follow(
     poll: float = 0.5,
     timeout: float | None = None,
     stop: threading.Event | None = None,
+    stall_seconds: float | None = None,
+    app: Celery | None = None,
 ) -> dict[str, Any]:
     """Wait for a job to end, reporting its counters; returns its final meta.
 
-    Raises ``JobFailed`` when the job's state disappears (Redis lost it) or it does not end
-    in time: a partial result is never passed off as complete.
+    When the job makes no progress for ``stall_seconds`` (a worker died holding its tasks),
+    its missing work is sent again (``redispatch``) instead of waiting for Redis's visibility
+    timeout. Raises ``JobFailed`` when the job's state disappears (Redis lost it) or it does
+    not end in time: a partial result is never passed off as complete.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     missing_since: float | None = None
+    last_done, last_change = -1, time.monotonic()
     while True:
         try:
             meta = jobs.meta(job_id)
@@ -137,6 +162,18 @@ def follow(
             on_progress(counts)
         if meta.get("status") in ("complete", "cancelled", "failed", "stopped"):
             return meta
+        if counts.get("done", 0) != last_done:
+            last_done, last_change = counts.get("done", 0), time.monotonic()
+        elif (
+            stall_seconds is not None
+            and app is not None
+            and time.monotonic() - last_change > stall_seconds
+        ):
+            resent = redispatch(jobs, job_id, app)
+            log.warning(
+                "job %s made no progress for %.0fs; re-sent %s", job_id, stall_seconds, resent
+            )
+            last_change = time.monotonic()
         if stop is not None and stop.is_set():
             jobs.cancel(job_id)
         if deadline is not None and time.monotonic() > deadline:

@@ -138,6 +138,9 @@ class JobState:
         values = self.redis.hmget(self.key(job_id, "targets"), keys)
         return {k: json.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
+    def target_keys(self, job_id: str) -> list[str]:
+        return list(self.redis.hkeys(self.key(job_id, "targets")))
+
     def discovered(self, job_id: str, total: int) -> None:
         """Discovery is over: ``total`` targets exist. From now on completion can be decided."""
         self.redis.hset(self.key(job_id, "counts"), mapping={"total": total, "discovered": 1})
@@ -151,6 +154,7 @@ class JobState:
         if new:
             pipe = self.redis.pipeline()
             pipe.hincrby(self.key(job_id, "counts"), "done", 1)
+            pipe.hset(self.key(job_id, "counts"), "updated", int(time.time()))
             if counter:
                 pipe.hincrby(self.key(job_id, "counts"), counter, 1)
             pipe.execute()
