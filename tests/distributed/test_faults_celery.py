@@ -92,7 +92,7 @@ def test_redis_restart_mid_job_fails_loudly_and_records_nothing_as_complete(
         job_id = submit_sweep(settings, load([POLICIES]), jobs=jobs)
         wait_for(lambda: jobs.counts(job_id).get("done", 0) >= 5)
         redis_server.restart()  # no persistence: the job's state is gone
-        with pytest.raises(JobFailed, match="no state|lost|unreachable"):
+        with pytest.raises(JobFailed, match=r"no state|lost|unreachable"):
             follow(jobs, job_id, timeout=90)
         # the workers survive the outage and serve new jobs
         again = submit_sweep(settings, load([POLICIES]), jobs=jobs)
