@@ -31,20 +31,17 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.cli.app import app
+from fleet.jobs.reporting import render_recorded
 from fleet.report.changes import diff
 from fleet.report.common import STATE_SYMBOLS, STATES, Context, percent, short_time
 from fleet.report.markdown import write_changes
-from fleet.report.model import summarize
 from fleet.report.policyreport import APIS
-from fleet.report.render import FORMATS, SUMMARY_ONLY, USES_HISTORY, render
+from fleet.report.render import FORMATS
 from fleet.report.trends import delta, series, sparkline
 from fleet.settings import Settings
 from fleet.store.db import redacted
 from fleet.store.history import History, NoSweeps, SweepNotFound
 from fleet.store.migrate import SchemaTooNew
-
-#: Entries kept per "what changed" list for the HTML and Markdown reports (counts stay exact).
-CHANGES_KEPT = 1000
 
 err = Console(stderr=True, highlight=False)
 
@@ -195,52 +192,16 @@ def show(
     api = policyreport_api.value
     with _history(database) as history:
         sweep_id = history.resolve(sweep)
-        head = history.header(sweep_id)
-        info, summary = head.pop("sweep"), head.pop("summary")
-        if summary is None:
+        base = Context(policyreport_api=api, policyreport_namespace=policyreport_namespace)
+        with _output(out) as stream:
+            finished = render_recorded(
+                history, sweep_id, fmt_name, stream, compare=compare, trend=trend, base=base
+            )
+        if not finished:
             err.print(
-                f"[yellow]sweep {sweep_id} has not finished: its summary is computed from "
+                f"[yellow]sweep {sweep_id} has not finished: its summary was computed from "
                 "the clusters recorded so far[/]"
             )
-            summary = summarize(history.iter_clusters(sweep_id))
-        context = Context(policyreport_api=api, policyreport_namespace=policyreport_namespace)
-        if fmt_name in USES_HISTORY:
-            context = _with_history(history, sweep_id, info, compare, trend, context)
-        clusters: Any = () if fmt_name in SUMMARY_ONLY else history.iter_clusters(sweep_id)
-        report = {"sweep": info, "summary": summary, "clusters": clusters, **head}
-        with _output(out) as stream:
-            render(fmt_name, report, stream, context)
-
-
-def _with_history(
-    history: History,
-    sweep_id: str,
-    info: dict[str, Any],
-    compare: str | None,
-    trend: int,
-    context: Context,
-) -> Context:
-    previous_id = (
-        history.resolve(compare) if compare else history.previous(sweep_id, complete_only=True)
-    )
-    previous = changes = None
-    if previous_id is not None and previous_id != sweep_id:
-        previous = history.header(previous_id)
-        changes = diff(
-            history.iter_clusters(previous_id),
-            history.iter_clusters(sweep_id),
-            before_info=previous["sweep"],
-            after_info=info,
-            limit=CHANGES_KEPT,
-        )
-    trends = history.trends(trend, until=sweep_id)
-    return Context(
-        previous=previous,
-        changes=changes,
-        trends=trends,
-        policyreport_api=context.policyreport_api,
-        policyreport_namespace=context.policyreport_namespace,
-    )
 
 
 @report_app.command("diff")
