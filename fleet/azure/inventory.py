@@ -7,7 +7,8 @@ that need properties (power state, connectivity, agent pools) come from the obse
 the cluster, made only for clusters some policy targets.
 
 The Resource Graph inventory (``fleet.azure.graph``) implements the same ``Inventory``
-protocol with bulk queries that also return properties and the clusters' configurations.
+protocol with bulk queries that also return properties, and ``BulkInventory.observations``:
+the clusters' configurations read in bulk, so a sweep needs no per-cluster ARM reads.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from fleet.azure import retrying
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts, facts_from_arm
 from fleet.core.ids import CLUSTER_PROVIDERS
+from fleet.engine.observed import ObservedCluster
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,28 @@ class Inventory(Protocol):
 
     def catalog(self, subscription_id: str, location: str) -> dict[str, list[str]]:
         """microsoft.flux versions per release train available in a location."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One cluster from a bulk inventory: its facts and, when the bulk read was complete
+    enough to judge it, its observation.
+
+    ``observed`` is None when the cluster must be read from ARM instead (its bulk rows were
+    incomplete or stale); ``notes`` then say why and end up in ``ObservedCluster.notes``.
+    """
+
+    facts: ClusterFacts
+    observed: ObservedCluster | None
+    notes: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class BulkInventory(Inventory, Protocol):
+    """An inventory that also reads the clusters' configurations in bulk (Resource Graph)."""
+
+    def observations(self, subscriptions: Iterable[Subscription]) -> Iterator[Observation]:
+        """Every cluster of the subscriptions with its configurations, streamed."""
 
 
 def _as_json(model: Any) -> dict[str, Any]:

@@ -144,7 +144,11 @@ class Sweep:
 
         def targets() -> Iterator[Target]:
             for target in discover(
-                self.policy_set, self.inventory, self.subscriptions, today=self.now.date()
+                self.policy_set,
+                self.inventory,
+                self.subscriptions,
+                today=self.now.date(),
+                bulk=True,
             ):
                 counter.n += 1
                 self.progress.discovered(counter.n)

@@ -3,6 +3,10 @@
 ``discover`` turns policies and an inventory into targets (cluster facts + the policies that
 apply to each). ``judge_cluster`` observes one target through ARM and judges it with the pure
 engine. Both engines call exactly these functions, so they cannot disagree about a cluster.
+
+With a bulk inventory (Resource Graph) ``discover(..., bulk=True)`` hands each target its
+observation read in bulk, and ``judge_cluster`` judges it without any per-cluster ARM read;
+targets whose bulk rows were incomplete carry no observation and are read from ARM.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from fleet.azure.inventory import Inventory, Subscription
+from fleet.azure.inventory import BulkInventory, Inventory, Subscription
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts
@@ -34,6 +38,10 @@ class Target:
 
     facts: ClusterFacts
     applicable: tuple[Applicable, ...]
+    #: The observation a bulk inventory read (None: read the cluster from ARM).
+    observed: ObservedCluster | None = None
+    #: Notes to attach to the observation (e.g. why bulk rows were not used).
+    notes: tuple[str, ...] = ()
 
 
 def scope(policy_set: PolicySet, configured: list[str] | None) -> frozenset[str] | None:
@@ -54,13 +62,23 @@ def discover(
     subscriptions: list[Subscription],
     *,
     today: date,
+    bulk: bool = False,
 ) -> Iterator[Target]:
     """Targets, interleaved across subscriptions; clusters no policy targets are skipped.
 
     ARM's read budget is per subscription: taking clusters round-robin from every
     subscription keeps all their buckets draining at once, instead of exhausting one
     subscription's budget while the others sit idle.
+
+    ``bulk``: when the inventory reads configurations in bulk (``BulkInventory``), targets
+    carry their observations (the few without one are read from ARM by ``judge_cluster``).
     """
+    if bulk and isinstance(inventory, BulkInventory):
+        for item in inventory.observations(subscriptions):
+            applicable = selection.applicable(policy_set, item.facts, today=today)
+            if applicable:
+                yield Target(item.facts, tuple(applicable), item.observed, item.notes)
+        return
     streams = [iter(inventory.clusters([sub])) for sub in subscriptions]
     while streams:
         alive = []
@@ -113,9 +131,14 @@ def judge_cluster(
     should_stop: Callable[[], bool] | None = None,
     observed: ObservedCluster | None = None,
 ) -> reconcile.Judgement:
-    """Observe one cluster (unless ``observed`` is given) and judge it."""
+    """Observe one cluster (unless ``observed`` is given or the target carries one) and
+    judge it."""
+    if observed is None:
+        observed = target.observed
     if observed is None:
         observed = observe(session, target.facts, should_stop=should_stop)
+        if target.notes:
+            observed = replace(observed, notes=(*observed.notes, *target.notes))
     try:
         catalog = catalogs.get(target.facts.subscription_id, observed.facts.location or "global")
     except Exception as exc:  # the catalogue is shared: a failure must not sink one cluster
