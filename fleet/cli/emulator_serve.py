@@ -81,6 +81,10 @@ def serve(
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address.")
     ] = False,
+    tls_name: Annotated[
+        list[str] | None,
+        typer.Option("--tls-name", help="Extra host name in the TLS certificate (repeatable)."),
+    ] = None,
 ) -> None:
     """Serve a fleet snapshot as an offline Azure Resource Manager over HTTPS."""
     logging.basicConfig(
@@ -110,6 +114,7 @@ def serve(
             lro_fail_rate=lro_fail_rate,
             seed=seed,
             ca_dir=str(ca_dir) if ca_dir else None,
+            tls_names=tuple(tls_name or ()),
         )
         server = EmulatorServer(snapshot, options)
     except SnapshotError as exc:

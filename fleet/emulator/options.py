@@ -50,6 +50,9 @@ class EmulatorOptions:
     tenant_id: str = DEFAULT_TENANT_ID
     #: Directory for ``ca.pem`` (a fresh temporary directory when None).
     ca_dir: str | None = None
+    #: Extra host names in the server certificate (e.g. ``emulator`` in docker compose), so
+    #: clients on other hosts can reach it by name and still verify TLS.
+    tls_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.page_size < 1:

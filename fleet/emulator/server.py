@@ -436,7 +436,7 @@ class EmulatorServer:
         if self._thread is not None:
             raise RuntimeError("the emulator is already started")
         host = self.options.host
-        hosts = ["127.0.0.1", "localhost", "::1", host.strip("[]")]
+        hosts = ["127.0.0.1", "localhost", "::1", host.strip("[]"), *self.options.tls_names]
         self._tls = tls = make_tls(hosts, self.options.ca_dir)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
