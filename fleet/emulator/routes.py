@@ -83,14 +83,28 @@ ROUTES: tuple[Route, ...] = (
         _S + "/resourcegroups",
         GET,
         "subscription",
-        "Microsoft.Resources/resourceGroups",
-    ),
-    _route("get_resource_group", _RG, GET, "subscription", "Microsoft.Resources/resourceGroups"),
-    _route(
-        "list_resources", _S + "/resources", GET, "subscription", "Microsoft.Resources/resources"
+        "Microsoft.Resources/subscriptions/resourceGroups",
     ),
     _route(
-        "list_resources", _RG + "/resources", GET, "subscription", "Microsoft.Resources/resources"
+        "get_resource_group",
+        _RG,
+        GET,
+        "subscription",
+        "Microsoft.Resources/subscriptions/resourceGroups",
+    ),
+    _route(
+        "list_resources",
+        _S + "/resources",
+        GET,
+        "subscription",
+        "Microsoft.Resources/subscriptions/resources",
+    ),
+    _route(
+        "list_resources",
+        _RG + "/resources",
+        GET,
+        "subscription",
+        "Microsoft.Resources/subscriptions/resources",
     ),
     _route("list_clusters", _S + "/providers/" + _CLUSTER_TYPE, GET, "subscription", "{cluster}"),
     _route("list_clusters", _RG + "/providers/" + _CLUSTER_TYPE, GET, "subscription", "{cluster}"),

@@ -91,7 +91,7 @@ def test_next_link_is_absolute_and_keeps_the_filter(emulator: RunningEmulator) -
     assert "skiptoken" in link
     assert sum(len(list(p)) for p in pages) == 7
     assert (
-        emulator.admin.stats()["requests"]["byResourceType"]["Microsoft.Resources/resources"] == 3
+        emulator.admin.stats()["requests"]["byResourceType"]["Microsoft.Resources/subscriptions/resources"] == 3
     )
 
 
