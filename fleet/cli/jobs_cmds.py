@@ -1,0 +1,294 @@
+"""``fleet jobs``: remediation jobs in the history database (list, show, approve, cancel, audit).
+
+The history database is the record of every job this installation ran, so these commands work
+from any terminal while a job runs elsewhere: ``approve`` lets a job waiting at a wave's
+approval gate go on, ``cancel`` asks it to stop (it checks between clusters and waves), and
+``show``/``audit`` print the audit trail of its ARM writes: who, what (resource, action, body
+digest without secrets), when, ARM's correlation id, the operation's continuation token, and
+the outcome with ARM's error code and message.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from fleet.cli.app import app
+from fleet.cli.common import (
+    EXIT_INVALID,
+    err,
+    fail,
+    load_settings,
+    setup_logging,
+    to_json,
+    write_output,
+)
+from fleet.store.history import History, JobNotFound
+
+jobs_app = typer.Typer(
+    help="Remediation jobs: list, show, approve a waiting wave, cancel, audit trail.",
+    no_args_is_help=True,
+)
+app.add_typer(jobs_app, name="jobs")
+
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Write to this file instead.")]
+JobArg = Annotated[str, typer.Argument(help="Job id, a unique prefix of it, or 'latest'.")]
+
+_STATUS_STYLE = {
+    "fixed": "green", "succeeded": "green", "completed": "yellow", "failed": "bold red",
+    "stopped": "bold red", "cancelled": "yellow", "skipped": "cyan", "retry": "yellow",
+    "not-started": "dim", "awaiting-approval": "bold magenta", "running": "bold",
+    "pending": "dim", "applied": "yellow", "timeout": "red", "started": "yellow",
+}
+
+#: Statuses after which a job takes no approvals and no cancel requests.
+_TERMINAL = {"succeeded", "completed", "stopped", "cancelled", "failed"}
+
+
+def _styled(value: str | None) -> Text:
+    return Text(value or "", style=_STATUS_STYLE.get(value or "", ""))
+
+
+def _open() -> History:
+    settings = load_settings()
+    return History(settings.effective_database_url)
+
+
+def _find(history: History, ref: str) -> dict[str, Any]:
+    try:
+        job = history.get_job(history.find_job(ref))
+    except JobNotFound as exc:
+        fail(str(exc))
+    assert job is not None
+    return job
+
+
+def _short(resource_id: str | None) -> str:
+    if not resource_id:
+        return ""
+    parts = resource_id.split("/providers/")
+    cluster = parts[1].rsplit("/", 1)[-1] if len(parts) > 1 else resource_id
+    child = parts[2] if len(parts) > 2 else ""
+    return f"{cluster}/{child.split('/', 1)[-1]}" if child else cluster
+
+
+def console() -> Console:
+    """stdout; wide when it is not a terminal, so ids and reasons in pipes are not cut."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _emit(renderable: RenderableType, out: Path | None) -> None:
+    if out is None:
+        console().print(renderable)
+        return
+    import io
+
+    buf = io.StringIO()
+    Console(file=buf, width=160, force_terminal=False, highlight=False).print(renderable)
+    write_output(buf.getvalue(), out)
+
+
+# --- rendering (pure: data in, renderable out) ------------------------------------------------
+
+
+def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableType:
+    """The end-of-job summary: counts, waves, failures with ARM's reasons, skips, retries."""
+    job, summary = report["job"], report["summary"]
+    parts: list[RenderableType] = [
+        Text.assemble(("Job ", "bold"), (job["id"], "bold cyan"), "  ", _styled(job["status"]),
+                      f"  mode {job['mode']}"),
+    ]
+    if job.get("stopReason"):
+        parts.append(Text(f"stopped: {job['stopReason']}", style="bold red"))
+    rollout = job.get("rollout") or {}
+    parts.append(Text(
+        f"rollout of {rollout.get('policy') or '(default)'}: failure budget "
+        f"{rollout.get('failureBudget')}, maxConcurrency {rollout.get('maxConcurrency')}, "
+        f"soak {rollout.get('soakSeconds')}s", style="dim"))
+    counts = Table(title="Clusters", title_justify="left", show_edge=False)
+    for name in ("fixed", "failed", "skipped", "retry", "notStarted", "compliant", "writes"):
+        counts.add_column(name, justify="right")
+    counts.add_row(*(str(summary.get(n, 0)) for n in (
+        "fixed", "failed", "skipped", "retry", "notStarted", "compliant", "writes")))
+    parts.append(counts)
+    if report.get("waves"):
+        waves = Table(title="Waves", title_justify="left", show_edge=False)
+        for column in ("wave", "clusters", "fixed", "failed", "skipped", "retry", "not started"):
+            waves.add_column(column, justify="left" if column == "wave" else "right")
+        for w in report["waves"]:
+            name = w["name"] + (" (approval)" if w.get("approval") else "")
+            waves.add_row(name, str(w["clusters"]), *(str(w.get(k, 0)) for k in (
+                "fixed", "failed", "skipped", "retry", "not-started")))
+        parts.append(waves)
+    by_status: dict[str, list[dict[str, Any]]] = {}
+    for c in report["clusters"]:
+        by_status.setdefault(c["status"], []).append(c)
+    for status, title in (("failed", "Failed"), ("retry", "Left for retry (not written)"),
+                          ("skipped", "Skipped"), ("not-started", "Not started")):
+        items = by_status.get(status) or []
+        if not items:
+            continue
+        table = Table(title=f"{title} ({len(items)})", title_justify="left", show_edge=False)
+        table.add_column("cluster")
+        table.add_column("why")
+        table.add_column("reason", overflow="fold")
+        for c in items[:limit]:
+            table.add_row(c["name"], c.get("category") or "", c.get("reason") or "")
+        if len(items) > limit:
+            table.add_row(f"... {len(items) - limit} more", "", "")
+        parts.append(table)
+    if report.get("retry"):
+        parts.append(Text(
+            f"{len(report['retry'])} cluster(s) left for retry: fleet remediate --retry "
+            f"{job['id']}", style="yellow"))
+    return Group(*parts)
+
+
+def format_writes(writes: list[dict[str, Any]], *, limit: int = 200) -> RenderableType:
+    table = Table(title=f"ARM writes ({len(writes)})", title_justify="left", show_edge=False)
+    for column in ("started", "by", "action", "resource", "outcome", "error", "correlation id",
+                   "body digest"):
+        table.add_column(column, overflow="fold")
+    for w in writes[:limit]:
+        error = f"{w['errorCode']}: {w['errorMessage']}" if w.get("errorCode") else ""
+        table.add_row(
+            (w.get("startedAt") or "")[:19], w.get("principal") or "", w["action"],
+            _short(w["resourceId"]), _styled(w["outcome"]), error,
+            w.get("correlationId") or "", (w.get("bodyDigest") or "")[:19],
+        )
+    return table
+
+
+def format_jobs(jobs: list[dict[str, Any]]) -> RenderableType:
+    table = Table(title="Jobs", title_justify="left", show_edge=False)
+    for column in ("id", "kind", "status", "created", "principal", "fixed", "failed", "skipped",
+                   "retry", "waiting for"):
+        table.add_column(column)
+    for job in jobs:
+        c = job.get("counters") or {}
+        progress = (job.get("summary") or {}).get("progress") or {}
+        waiting = progress.get("waitingFor") if job["status"] == "awaiting-approval" else ""
+        table.add_row(job["id"], job["kind"], _styled(job["status"]),
+                      (job.get("createdAt") or "")[:19], job.get("principal") or "",
+                      str(c.get("fixed", "")), str(c.get("failed", "")),
+                      str(c.get("skipped", "")), str(c.get("retry", "")), waiting or "")
+    return table
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def list_jobs(
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Recorded jobs, newest first."""
+    with _open() as history:
+        jobs = history.jobs(limit, status=status)
+    if output == "json":
+        write_output(to_json(jobs), None)
+    else:
+        _emit(format_jobs(jobs), None)
+
+
+@jobs_app.command("show")
+def show(
+    job: JobArg = "latest",
+    output: OutputOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """A job: its status, waves, every cluster's outcome, and the audit trail of its writes."""
+    with _open() as history:
+        record = _find(history, job)
+        clusters = history.job_clusters(record["id"])
+        writes = history.writes(record["id"])
+    if output == "json":
+        for c in clusters:
+            c.pop("facts", None)  # the cluster id says which; facts are for retries
+        write_output(to_json({"job": record, "clusters": clusters, "writes": writes}), out)
+        return
+    summary = record.get("summary") or {}
+    parts: list[RenderableType] = []
+    if "job" in summary:  # finished: the summary is the full report
+        parts.append(format_job_report(summary))
+    else:
+        progress = summary.get("progress") or {}
+        parts.append(Text.assemble(("Job ", "bold"), (record["id"], "bold cyan"), "  ",
+                                   _styled(record["status"]),
+                                   f"  wave {progress.get('wave') or '-'}"))
+        if record["status"] == "awaiting-approval":
+            parts.append(Text(f"waiting for approval of wave {progress.get('waitingFor')}: "
+                              f"fleet jobs approve {record['id']}", style="bold magenta"))
+        counts = record.get("counters") or {}
+        parts.append(Text("  ".join(f"{k} {v}" for k, v in counts.items()), style="dim"))
+    parts.append(format_writes(writes))
+    _emit(Group(*parts), out)
+
+
+@jobs_app.command("approve")
+def approve(
+    job: JobArg,
+    wave: Annotated[
+        str | None,
+        typer.Option(help="The wave to approve (default: the wave the job waits for; a named "
+                          "wave may be approved ahead)."),
+    ] = None,
+) -> None:
+    """Let a job waiting at a wave's approval gate go on."""
+    with _open() as history:
+        record = _find(history, job)
+        if record["status"] in _TERMINAL:
+            fail(f"job {record['id']} is {record['status']}: nothing to approve")
+        waiting = ((record.get("summary") or {}).get("progress") or {}).get("waitingFor")
+        target = wave or (waiting if record["status"] == "awaiting-approval" else None)
+        if target is None:
+            fail(f"job {record['id']} is {record['status']}, not awaiting approval; name the "
+                 "wave to approve ahead with --wave", EXIT_INVALID)
+        known = [w["name"] for w in (record.get("options") or {}).get("waves") or []]
+        if known and target not in known:
+            fail(f"job {record['id']} has no wave {target!r} (waves: {', '.join(known)})")
+        history.approve(record["id"], target, by=getpass.getuser())
+    err.print(f"approved wave {target} of job {record['id']}")
+
+
+@jobs_app.command("cancel")
+def cancel(job: JobArg) -> None:
+    """Ask a running job to stop: in-flight clusters finish, nothing new is written."""
+    with _open() as history:
+        record = _find(history, job)
+        if record["status"] in _TERMINAL:
+            fail(f"job {record['id']} is already {record['status']}")
+        history.request_cancel(record["id"])
+    err.print(f"cancel requested for job {record['id']}; it stops between clusters")
+
+
+@jobs_app.command("audit")
+def audit(
+    job: Annotated[str | None, typer.Option("--job", help="Only this job's writes.")] = None,
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", help="Only writes to this cluster (its ARM id).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many writes.")] = 1000,
+    output: OutputOpt = "table",
+    out: OutOpt = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+) -> None:
+    """The audit trail of ARM writes: who, what, when, correlation id, outcome."""
+    setup_logging(verbose)
+    with _open() as history:
+        job_id = _find(history, job)["id"] if job else None
+        writes = history.writes(job_id, cluster, limit=limit)
+    if output == "json":
+        write_output(to_json(writes), out)
+    else:
+        _emit(format_writes(writes, limit=limit), out)
