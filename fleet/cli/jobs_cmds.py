@@ -39,6 +39,9 @@ jobs_app = typer.Typer(
 app.add_typer(jobs_app, name="jobs")
 
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
+VerboseOpt = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr.")
+]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write to this file instead.")]
 JobArg = Annotated[str, typer.Argument(help="Job id, a unique prefix of it, or 'latest'.")]
 
@@ -57,7 +60,8 @@ def _styled(value: str | None) -> Text:
     return Text(value or "", style=_STATUS_STYLE.get(value or "", ""))
 
 
-def _open() -> History:
+def _open(verbose: int = 0) -> History:
+    setup_logging(verbose)
     settings = load_settings()
     return History(settings.effective_database_url)
 
@@ -191,9 +195,10 @@ def list_jobs(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
     status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
     output: OutputOpt = "table",
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Recorded jobs, newest first."""
-    with _open() as history:
+    with _open(verbose) as history:
         jobs = history.jobs(limit, status=status)
     if output == "json":
         write_output(to_json(jobs), None)
@@ -206,9 +211,10 @@ def show(
     job: JobArg = "latest",
     output: OutputOpt = "table",
     out: OutOpt = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """A job: its status, waves, every cluster's outcome, and the audit trail of its writes."""
-    with _open() as history:
+    with _open(verbose) as history:
         record = _find(history, job)
         clusters = history.job_clusters(record["id"])
         writes = history.writes(record["id"])
@@ -243,9 +249,10 @@ def approve(
         typer.Option(help="The wave to approve (default: the wave the job waits for; a named "
                           "wave may be approved ahead)."),
     ] = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Let a job waiting at a wave's approval gate go on."""
-    with _open() as history:
+    with _open(verbose) as history:
         record = _find(history, job)
         if record["status"] in _TERMINAL:
             fail(f"job {record['id']} is {record['status']}: nothing to approve")
@@ -262,9 +269,9 @@ def approve(
 
 
 @jobs_app.command("cancel")
-def cancel(job: JobArg) -> None:
+def cancel(job: JobArg, verbose: VerboseOpt = 0) -> None:
     """Ask a running job to stop: in-flight clusters finish, nothing new is written."""
-    with _open() as history:
+    with _open(verbose) as history:
         record = _find(history, job)
         if record["status"] in _TERMINAL:
             fail(f"job {record['id']} is already {record['status']}")
@@ -281,11 +288,10 @@ def audit(
     limit: Annotated[int, typer.Option(help="At most this many writes.")] = 1000,
     output: OutputOpt = "table",
     out: OutOpt = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """The audit trail of ARM writes: who, what, when, correlation id, outcome."""
-    setup_logging(verbose)
-    with _open() as history:
+    with _open(verbose) as history:
         job_id = _find(history, job)["id"] if job else None
         writes = history.writes(job_id, cluster, limit=limit)
     if output == "json":
