@@ -140,7 +140,13 @@ class PlanningSweep(Sweep):
             return Catalog.from_mapping({})
 
     def _judge(self, target: Target) -> reconcile.Judgement:
-        observed = observe(self.session, target.facts, should_stop=self.cancel.is_set)
+        # A bulk inventory (Resource Graph) may carry the observation; the writes themselves
+        # never trust it: every cluster is read from ARM again right before it is written.
+        observed = target.observed
+        if observed is None:
+            observed = observe(self.session, target.facts, should_stop=self.cancel.is_set)
+            if target.notes:
+                observed = dataclasses.replace(observed, notes=(*observed.notes, *target.notes))
         catalog = self._catalog(observed)
         judgement = reconcile.judge(
             observed, list(target.applicable), catalog=catalog, now=self.now,
