@@ -15,6 +15,7 @@ from fleet.cli import (  # noqa: F401
     emulator_serve,
     jobs_cmds,
     policy_cmds,
+    rbac_cmd,
     remediate_cmds,
     report_cmds,
     snapshot_cmd,
