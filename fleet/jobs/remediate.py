@@ -54,7 +54,7 @@ from fleet.engine.fingerprints import Fingerprints, fingerprint
 from fleet.engine.observed import ObservedCluster
 from fleet.engine.planning import canonical_json
 from fleet.jobs import secrets, verify
-from fleet.jobs.pool import bounded_map
+from fleet.jobs.pool import Interrupted, bounded_map
 from fleet.jobs.runs import Environment
 from fleet.jobs.waves import RolloutChoice, WavePlan, budget_exceeded, describe_budget
 from fleet.jobs.work import CatalogCache
@@ -871,9 +871,13 @@ def _store(history: History, spec: JobSpec, o: ClusterOutcome) -> None:
     )
 
 
-def _sleep(seconds: float, cancel: threading.Event) -> bool:
-    """Sleep up to ``seconds``; False when cancelled meanwhile."""
-    return not cancel.wait(seconds) if seconds > 0 else not cancel.is_set()
+def _wait(cancel: threading.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``cancel``; Ctrl-C meanwhile cancels. True when cancelled."""
+    try:
+        return cancel.wait(seconds) if seconds > 0 else cancel.is_set()
+    except KeyboardInterrupt:
+        cancel.set()
+        return True
 
 
 class _Runner:
@@ -939,7 +943,7 @@ class _Runner:
                 self.stop = (f"approval of wave {wave.name!r} timed out after "
                              f"{self.approval_timeout:g}s")
                 return False
-            self.cancel.wait(CONTROL_POLL_SECONDS)
+            _wait(self.cancel, CONTROL_POLL_SECONDS)
         self.status = JobStatus.RUNNING
         return True
 
@@ -978,9 +982,10 @@ class _Runner:
         relay_thread = threading.Thread(target=relay, name="fleet-job-relay", daemon=True)
         relay_thread.start()
         applied: list[ClusterOutcome] = []
+        interrupted = Interrupted()
         try:
             for o in bounded_map(self.write, submitted(), concurrency=self.concurrency,
-                                 cancel=stop, name="fleet-remediate"):
+                                 cancel=stop, interrupted=interrupted, name="fleet-remediate"):
                 self.count(o)
                 if o.status is ClusterStatus.APPLIED:
                     applied.append(o)
@@ -989,6 +994,8 @@ class _Runner:
         finally:
             stop.set()
             relay_thread.join(timeout=2)
+        if interrupted.happened and self.stop is None:
+            self.cancel.set()  # Ctrl-C: bounded_map stopped the wave; the job stops too
         if self.stop is None and self.cancel.is_set():
             self.stop = "cancelled"
         for t in tasks:
@@ -1025,7 +1032,7 @@ class _Runner:
                 soak = spec.choice.rollout.soak_seconds
                 if applied and wave is not with_work[-1] and self.stop is None and soak:
                     self.progress.phase(wave, f"soaking {soak}s")
-                    if not _sleep(soak, self.cancel):
+                    if _wait(self.cancel, soak):
                         self.stop = "cancelled"
                 if applied:
                     self.verify_wave(wave, applied)

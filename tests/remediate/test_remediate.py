@@ -164,3 +164,20 @@ def test_flux_v1_is_migrated_only_with_migrate_flux_v1(
         swept = report(run(["sweep", "-p", str(policies), "-o", "json"], env))
         [after] = [c for c in swept["clusters"] if c["id"].lower() == v1]
         assert after["state"] == "compliant", after["findings"]
+
+
+def test_planning_from_resource_graph_still_reads_arm_before_writing(
+    start: Any, tmp_path: Path
+) -> None:
+    with start() as emu:
+        env = env_for(emu, tmp_path / "state", FLEET_INVENTORY="graph")
+        result = run(["remediate", "-p", str(POLICIES), "--yes", "-o", "json"], env)
+        assert result.exit_code == 0, result.stderr
+        job = report(result)
+        assert job["job"]["status"] == "succeeded" and job["summary"]["fixed"] > 10
+        stats = emu.admin.stats()
+        assert stats["graphQueries"] > 0
+        lists = stats["requests"]["byResourceType"]
+        # every written cluster was listed through ARM (before its write, and to verify it)
+        flux = lists.get("Microsoft.KubernetesConfiguration/fluxConfigurations", 0)
+        assert flux >= 2 * job["summary"]["fixed"]

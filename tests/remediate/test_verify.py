@@ -95,3 +95,20 @@ def test_continuation_tokens_with_a_secret_inside_are_caught() -> None:
                               ["hunter2-secret"])
     assert not token_is_clean("plain hunter2-secret", ["hunter2-secret"])
     assert token_is_clean(None, ["x"])
+
+
+def test_policy_filter_keeps_that_policys_actions_and_refuses_missing_prerequisites() -> None:
+    from fleet.jobs.remediate import filter_policy
+
+    v1 = observe(F, v1=[flux_v1_json(F.id)])
+    actions = planned(v1, baseline(migrateFluxV1=True), cluster_config())
+    kept, why = filter_policy(actions, "platform-baseline")
+    assert [a.kind.value for a in kept] == ["delete_flux_v1", "put_extension"] and why is None
+    # cluster-config alone would install the extension with ARM's defaults, over Flux v1
+    kept, why = filter_policy(actions, "cluster-config")
+    assert kept == [] and why is not None
+    assert "delete_flux_v1, put_extension owned by platform-baseline" in why
+    assert filter_policy(actions, None) == (list(actions), None)
+    drift = observe(F, extensions=list(compliant(F).extensions))
+    kept, why = filter_policy(planned(drift, baseline(), cluster_config()), "cluster-config")
+    assert [a.kind.value for a in kept] == ["put_flux_config"] and why is None
