@@ -8,6 +8,7 @@ exits 2 with one ``FILE: where: what`` line per problem.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -132,6 +133,11 @@ def serve(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    # The snapshot is long-lived state (millions of objects at 100,000 clusters): freezing it
+    # keeps the cyclic GC from re-walking it at every full collection, which otherwise stalls
+    # the event loop for seconds under load.
+    gc.collect()
+    gc.freeze()
     try:
         endpoint, ca_path = server.start()
     except OSError as exc:  # the port is taken, the address is not ours, ...

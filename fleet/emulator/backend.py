@@ -33,7 +33,7 @@ import heapq
 import itertools
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -176,6 +176,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def _key(resource_id: str) -> str:
     return resource_id.rstrip("/").lower()
+
+
+def _subscription_of(resource_id: str) -> str:
+    """The lower-cased subscription id of ``/subscriptions/{s}/...``."""
+    return resource_id.split("/", 3)[2].lower()
 
 
 def _is_str_map(value: Any) -> bool:
@@ -1251,10 +1256,19 @@ class Backend:
 
     # ------------------------------------------------------------------ Resource Graph
 
-    def graph_rows(self, table: str) -> Iterator[dict[str, Any]]:
-        """Rows of an ARG table (``type`` and ``resourceGroup`` lower-case, as ARG has them)."""
+    def graph_rows(
+        self, table: str, scope: Collection[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of an ARG table (``type`` and ``resourceGroup`` lower-case, as ARG has them).
+
+        ``scope``: lower-cased subscription ids; rows of other subscriptions are skipped
+        before they are built (a query scoped to one subscription of a 100,000-cluster fleet
+        then costs what that subscription holds).
+        """
         self.tick()
         for res in self._resources.values():
+            if scope is not None and _subscription_of(res["id"]) not in scope:
+                continue
             rtype = str(res["type"]).lower()
             if table == "resources" and (rtype in KC_TYPES or rtype == RESOURCE_GROUPS):
                 continue
@@ -1287,6 +1301,8 @@ class Backend:
         if table == "resourcecontainers":
             for sub in self._subs.values():
                 sid = str(sub["subscriptionId"])
+                if scope is not None and sid.lower() not in scope:
+                    continue
                 yield {
                     "id": f"/subscriptions/{sid}",
                     "name": str(sub.get("displayName") or sid),
