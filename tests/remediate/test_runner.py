@@ -1,0 +1,181 @@
+"""The local engine's wave loop with its per-cluster steps replaced: ordering, soak, budget.
+
+The steps themselves are tested end to end against the emulator; here they are stand-ins that
+record what the loop asks of them, so the loop's rules are checked exactly and fast.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet.core.clusters import ClusterFacts
+from fleet.engine.actions import Action, ActionKind
+from fleet.jobs import remediate
+from fleet.jobs.remediate import (
+    ClusterOutcome,
+    ClusterStatus,
+    ClusterTask,
+    Edges,
+    JobSpec,
+    JobStatus,
+    Mode,
+    record_job,
+    run_remediation,
+)
+from fleet.jobs.waves import RolloutChoice, assign_waves
+from fleet.policy.loading import load
+from fleet.policy.models import Rollout
+from fleet.settings import Settings
+from fleet.store.history import History
+from tests.conftest import POLICIES
+
+SUB = "00000000-0000-0000-0000-000000000001"
+
+
+def facts(i: int) -> ClusterFacts:
+    return ClusterFacts(
+        id=f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
+        f"Microsoft.ContainerService/managedClusters/aks-{i:03d}",
+        name=f"aks-{i:03d}", cluster_type="managedClusters", subscription_id=SUB,
+        resource_group="rg", tags={"ring": "0" if i < 2 else "1"},
+    )
+
+
+def action(f: ClusterFacts) -> Action:
+    return Action(kind=ActionKind.PUT_EXTENSION, cluster_id=f.id,
+                  resource_id=f.id + "/providers/Microsoft.KubernetesConfiguration/extensions/flux",
+                  method="PUT", body={"properties": {}}, policies=["platform-baseline"])
+
+
+class Env:
+    def __init__(self) -> None:
+        self.settings = Settings(concurrency=8, auth="emulator",
+                                 arm_endpoint="https://127.0.0.1:1")
+
+
+def make(tmp_path: Path, n: int, **rollout: Any) -> tuple[JobSpec, Edges]:
+    tasks = {facts(i).key: ClusterTask(facts(i), (action(facts(i)),)) for i in range(n)}
+    choice = RolloutChoice("platform-baseline", Rollout.model_validate(rollout))
+    spec = JobSpec(id=f"job-{n}-{time.monotonic_ns()}", mode=Mode.LIVE,
+                   policy_set=load([POLICIES]), choice=choice, waves=[], tasks=tasks)
+    spec.waves = assign_waves((t.facts for t in tasks.values()), choice.rollout)
+    for w in spec.waves:
+        for c in w.clusters:
+            t = spec.task_of(c)
+            spec.tasks[t.facts.key] = ClusterTask(t.facts, t.actions, w.name)
+    history = History(f"sqlite:///{tmp_path / 'fleet.db'}")
+    edges = Edges(session=None, history=history, catalogs=None,  # type: ignore[arg-type]
+                  fingerprint_key=b"k", principal="tester")
+    record_job(history, spec, principal="tester")
+    return spec, edges
+
+
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Stand-in steps: a log of (event, cluster name, monotonic time); failures on demand."""
+    state: dict[str, Any] = {"log": [], "fail": set(), "lock": threading.Lock()}
+
+    def write(edges: Edges, spec: JobSpec, task: ClusterTask) -> ClusterOutcome:
+        with state["lock"]:
+            state["log"].append(("write", task.facts.name, time.monotonic()))
+        status = ClusterStatus.FAILED if task.facts.name in state["fail"] else \
+            ClusterStatus.APPLIED
+        return ClusterOutcome(task.id, task.facts.name, task.wave, status, "boom"
+                              if status is ClusterStatus.FAILED else None)
+
+    def check(edges: Edges, spec: JobSpec, task: ClusterTask,
+              outcome: ClusterOutcome) -> ClusterOutcome:
+        with state["lock"]:
+            state["log"].append(("verify", task.facts.name, time.monotonic()))
+        outcome.status = ClusterStatus.FIXED
+        return outcome
+
+    monkeypatch.setattr(remediate, "remediate_cluster", write)
+    monkeypatch.setattr(remediate, "verify_cluster", check)
+    return state
+
+
+def test_waves_run_in_order_each_verified_after_its_soak(
+    tmp_path: Path, steps: dict[str, Any]
+) -> None:
+    spec, edges = make(tmp_path, 6, waves=[{"name": "canary",
+                                             "selector": {"tags": {"ring": "0"}}},
+                                            {"name": "rest", "percent": 100}],
+                       soakSeconds=1)
+    started = time.monotonic()
+    result = run_remediation(Env(), spec, edges)  # type: ignore[arg-type]
+    assert result.status is JobStatus.SUCCEEDED
+    log = steps["log"]
+    canary = {"aks-000", "aks-001"}
+    events = [(e, n in canary) for e, n, _ in log]
+    # canary written, then (after the soak) verified, then the rest written and verified
+    assert events == [("write", True)] * 2 + [("verify", True)] * 2 + \
+        [("write", False)] * 4 + [("verify", False)] * 4
+    last_canary_write = max(t for e, n, t in log if e == "write" and n in canary)
+    first_verify = min(t for e, n, t in log if e == "verify")
+    assert first_verify - last_canary_write >= 1.0
+    assert time.monotonic() - started < 1.9  # no soak after the last wave
+    with History(edges.history.url) as history:
+        job = history.get_job(spec.id)
+        assert job is not None and job["status"] == "succeeded"
+        assert job["counters"]["fixed"] == 6
+        assert {c["status"] for c in history.job_clusters(spec.id)} == {"fixed"}
+
+
+def test_the_budget_stops_a_wave_between_clusters(tmp_path: Path, steps: dict[str, Any]) -> None:
+    spec, edges = make(tmp_path, 6, maxConcurrency=1, failureBudget=1)
+    order = [spec.task_of(c).facts.name for c in spec.waves[0].clusters]
+    steps["fail"] = set(order[:2])
+    result = run_remediation(Env(), spec, edges)  # type: ignore[arg-type]
+    assert result.status is JobStatus.STOPPED and result.stop_reason is not None
+    assert result.stop_reason.startswith("failure budget exceeded in wave 'all': 2 failed")
+    written = [n for e, n, _ in steps["log"] if e == "write"]
+    # one cluster was already queued when the second failure came back; no more after it
+    assert written == order[:3]
+    statuses = {o.name: o.status.value for o in result.outcomes.values()}
+    assert [statuses[n] for n in order] == ["failed", "failed", "fixed", "not-started",
+                                            "not-started", "not-started"]
+    assert sorted(result.retry_list()) == sorted(
+        o.cluster_id for o in result.outcomes.values() if o.name not in (order[2],))
+
+
+def test_a_pre_approved_wave_does_not_wait_and_cancel_stops_before_the_next_wave(
+    tmp_path: Path, steps: dict[str, Any]
+) -> None:
+    spec, edges = make(tmp_path, 4, waves=[{"name": "canary",
+                                             "selector": {"tags": {"ring": "0"}},
+                                             "approval": True},
+                                            {"name": "rest", "percent": 100}])
+    edges.history.approve(spec.id, "canary", by="tester")
+    cancel = threading.Event()
+
+    class CancelAfterCanary(remediate.NullJobProgress):
+        def wave_finished(self, wave: Any, counts: Any) -> None:
+            cancel.set()
+
+    result = run_remediation(Env(), spec, edges,  # type: ignore[arg-type]
+                             progress=CancelAfterCanary(), cancel=cancel)
+    assert result.status is JobStatus.CANCELLED
+    assert {n for e, n, _ in steps["log"]} == {"aks-000", "aks-001"}
+    assert sorted(o.status.value for o in result.outcomes.values()) == [
+        "fixed", "fixed", "not-started", "not-started"]
+
+
+def test_the_progress_display_draws_on_a_terminal() -> None:
+    from fleet.cli.remediate_cmds import JobDisplay
+    from fleet.jobs.waves import WavePlan
+
+    wave = WavePlan("canary", 0, ("/a", "/b"))
+    with JobDisplay(enabled=True) as display:
+        display.wave_started(wave, 2)
+        display.phase(wave, "writing")
+        for cid in ("/a", "/b", "/a"):  # the verification of /a does not count twice
+            display.cluster_done(ClusterOutcome(cid, cid, "canary", ClusterStatus.APPLIED))
+        assert display._progress is not None
+        assert display._progress.tasks[0].completed == 2
+        display.wave_finished(wave, {"fixed": 2})
