@@ -225,8 +225,14 @@ def show(
         return
     summary = record.get("summary") or {}
     parts: list[RenderableType] = []
-    if "job" in summary:  # finished: the summary is the full report
-        parts.append(format_job_report(summary))
+    if "job" in summary:  # finished: the summary, with the clusters from job_clusters
+        listed = [
+            {"id": c["clusterId"], "name": c["name"], "status": c["status"],
+             "category": (c.get("outcome") or {}).get("category"), "reason": c.get("reason")}
+            for c in clusters
+        ]
+        retry = [c["id"] for c in listed if c["status"] in ("failed", "retry", "not-started")]
+        parts.append(format_job_report({**summary, "clusters": listed, "retry": retry}))
     else:
         progress = summary.get("progress") or {}
         parts.append(Text.assemble(("Job ", "bold"), (record["id"], "bold cyan"), "  ",

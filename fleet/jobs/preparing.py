@@ -60,7 +60,7 @@ from fleet.jobs.remediate import (
 )
 from fleet.jobs.runs import Environment, HistorySink
 from fleet.jobs.sweep import Progress, Sweep, new_sweep_id
-from fleet.jobs.waves import RolloutChoice, assign_waves, choose_rollout
+from fleet.jobs.waves import RolloutChoice, WavePlan, assign_waves, choose_rollout
 from fleet.jobs.work import CatalogCache, Target, scope
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Rollout
@@ -422,8 +422,6 @@ def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: b
         sweep_id=job.get("sweepId"), retry_of=options.get("retryOf"),
         policy_paths=list(options.get("policies") or []),
     )
-    from fleet.jobs.waves import WavePlan
-
     members: dict[str, list[str]] = {}
     for row in rows:
         if row.get("facts") and row.get("wave"):

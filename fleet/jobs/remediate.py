@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import threading
@@ -261,8 +262,6 @@ class JobSpec:
             for t in self.tasks.values()
             for a in t.actions
         )
-        import hashlib
-
         return "sha256:" + hashlib.sha256(canonical_json(items)).hexdigest()
 
 
@@ -767,12 +766,13 @@ class JobResult:
             key=str.lower,
         )
 
-    def report(self) -> dict[str, Any]:
-        """The JSON summary (``fleet remediate -o json``, the job's ``summary``)."""
+    def report(self, *, clusters: bool = True) -> dict[str, Any]:
+        """The JSON summary (``fleet remediate -o json``). ``clusters=False`` leaves out the
+        per-cluster list (the job's ``summary`` in the history: ``job_clusters`` has them)."""
         rollout = self.spec.choice.rollout
-        clusters = sorted((o.to_json() for o in self.outcomes.values()),
-                          key=lambda c: str(c["id"]).lower())
-        return {
+        listed = sorted((o.to_json() for o in self.outcomes.values()),
+                        key=lambda c: str(c["id"]).lower())
+        out: dict[str, Any] = {
             "job": {
                 "id": self.spec.id,
                 "kind": KIND,
@@ -802,9 +802,11 @@ class JobResult:
                  "implicit": w.implicit, **self.wave_counts.get(w.name, {})}
                 for w in self.spec.waves
             ],
-            "clusters": clusters,
-            "retry": self.retry_list(),
         }
+        if clusters:
+            out["clusters"] = listed
+            out["retry"] = self.retry_list()
+        return out
 
 
 class _Control:
@@ -1059,7 +1061,7 @@ class _Runner:
         self.result.stop_reason = self.stop
         self.result.finished_at = datetime.now(UTC)
         self.history.update_job(spec.id, status=self.status.value, counters=counts,
-                                summary=self.result.report())
+                                summary=self.result.report(clusters=False))
         return self.result
 
 
