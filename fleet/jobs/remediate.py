@@ -571,10 +571,11 @@ def _start(edges: Edges, action: Action, values: dict[str, str]) -> apply.Starte
     return started
 
 
-def write_action(
+def begin_write(
     edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: dict[str, str]
-) -> WriteResult:
-    """One audited ARM write: record, start, persist the token, poll to the end, record."""
+) -> tuple[int, apply.Started]:
+    """Record a write in the audit trail and send it to ARM; persists the operation's
+    continuation token so any process can poll it to the end (``end_write``)."""
     history = edges.history
     write_id = history.record_write(
         job_id=spec.id,
@@ -594,15 +595,28 @@ def write_action(
             log.warning("continuation token of %s not stored: it echoes a protected value",
                         action.resource_id)
             token = None
+            started.continuation_token = None
         history.set_write_operation(
             write_id, continuation_token=token, correlation_id=started.correlation_id
         )
-    done = apply.finish(started, timeout=edges.operation_timeout)
+    return write_id, started
+
+
+def end_write(
+    edges: Edges,
+    spec: JobSpec,
+    action: Action,
+    write_id: int,
+    done: apply.Outcome,
+    fingerprints: Mapping[str, str],
+) -> WriteResult:
+    """Record how a write ended; on success store the fingerprints of its protected values
+    (computed when it was sent, so no process needs the values again)."""
     error = done.error
     outcome = "succeeded" if done.succeeded else (
         "timeout" if error is not None and error.code == "OperationTimeout" else "failed")
     correlation = done.correlation_id or (error.correlation_id if error else None)
-    history.finish_write(
+    edges.history.finish_write(
         write_id,
         outcome=outcome,
         status_code=error.status if error else None,
@@ -610,22 +624,33 @@ def write_action(
         error_message=error.message if error else None,
         correlation_id=correlation,
     )
-    if done.succeeded and values:
+    if done.succeeded and fingerprints:
         # What was applied, as keyed fingerprints: the next sweep compares the references'
         # current values with these, so a rotated secret shows as drift.
-        history.record_fingerprints(
-            action.resource_id,
-            {s: fingerprint(edges.fingerprint_key, v) for s, v in values.items()},
-            spec.id,
-        )
+        edges.history.record_fingerprints(action.resource_id, dict(fingerprints), spec.id)
     return WriteResult(action, outcome, write_id, error, correlation)
 
 
-def remediate_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> ClusterOutcome:
-    """Re-read, re-judge and write one cluster (no verification: that is ``verify_cluster``).
+def protected_fingerprints(edges: Edges, values: Mapping[str, str]) -> dict[str, str]:
+    """Keyed fingerprints of the protected values a write sends (never the values)."""
+    return {s: fingerprint(edges.fingerprint_key, v) for s, v in values.items()}
 
-    Never raises for ARM failures; they become a ``failed`` outcome with ARM's reason.
-    """
+
+def write_action(
+    edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: dict[str, str]
+) -> WriteResult:
+    """One audited ARM write: record, start, persist the token, poll to the end, record."""
+    write_id, started = begin_write(edges, spec, task, action, values)
+    done = apply.finish(started, timeout=edges.operation_timeout)
+    return end_write(edges, spec, action, write_id, done, protected_fingerprints(edges, values))
+
+
+def decide_cluster(
+    edges: Edges, spec: JobSpec, task: ClusterTask
+) -> tuple[ClusterOutcome, list[Action], dict[int, dict[str, str]]]:
+    """Re-read and re-judge one cluster right before writing it: the actions to write now
+    (with their protected values, resolved at this last moment), or a terminal outcome
+    (skipped, left for retry, failed) and no actions."""
 
     def outcome(status: ClusterStatus, reason: str | None = None,
                 category: str | None = None) -> ClusterOutcome:
@@ -636,31 +661,47 @@ def remediate_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> Cluster
     judgement = judge_fresh(edges, spec, observed, fingerprints)
     if judgement is None:
         return outcome(ClusterStatus.SKIPPED, "no policy targets the cluster any more",
-                       "no-longer-targeted")
+                       "no-longer-targeted"), [], {}
     blocked = blocker(judgement)
     if blocked is not None:
-        return outcome(ClusterStatus.RETRY, blocked[1], blocked[0])
+        return outcome(ClusterStatus.RETRY, blocked[1], blocked[0]), [], {}
     actions, why, category = choose_actions(spec, task, judgement, observed, fingerprints)
     if not actions:
-        return outcome(ClusterStatus.SKIPPED, why, category)
+        return outcome(ClusterStatus.SKIPPED, why, category), [], {}
     try:
         values = {id(a): resolve_protected(spec.policy_set, a) for a in actions}
     except secrets.SecretUnavailable as exc:
-        return outcome(ClusterStatus.FAILED, f"secret unavailable: {exc}", "secret")
-    result = outcome(ClusterStatus.APPLIED)
+        return outcome(ClusterStatus.FAILED, f"secret unavailable: {exc}", "secret"), [], {}
+    return outcome(ClusterStatus.APPLIED), actions, values
+
+
+def note_write(result: ClusterOutcome, write: WriteResult) -> bool:
+    """Add a finished write to a cluster's outcome; False when the cluster must stop there.
+
+    Later actions depend on earlier ones (Flux v1 gone before the extension, the extension
+    before its configurations), so a cluster stops at its first failed write.
+    """
+    result.writes.append(write)
+    if not write.ok:
+        result.status = ClusterStatus.FAILED
+        result.reason = write.describe()
+        result.category = "write"
+        if write.error is not None:
+            result.errors.append(write.error.code)
+        return False
+    result.applied.append(write.action)
+    return True
+
+
+def remediate_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> ClusterOutcome:
+    """Re-read, re-judge and write one cluster (no verification: that is ``verify_cluster``).
+
+    Never raises for ARM failures; they become a ``failed`` outcome with ARM's reason.
+    """
+    result, actions, values = decide_cluster(edges, spec, task)
     for action in actions:
-        write = write_action(edges, spec, task, action, values[id(action)])
-        result.writes.append(write)
-        if not write.ok:
-            # Later actions depend on earlier ones (Flux v1 gone before the extension, the
-            # extension before its configurations): stop this cluster at the first failure.
-            result.status = ClusterStatus.FAILED
-            result.reason = write.describe()
-            result.category = "write"
-            if write.error is not None:
-                result.errors.append(write.error.code)
-            return result
-        result.applied.append(action)
+        if not note_write(result, write_action(edges, spec, task, action, values[id(action)])):
+            break
     return result
 
 
