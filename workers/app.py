@@ -29,11 +29,12 @@ ROUTES = {
     "fleet.sweep.scheduled": {"queue": "fleet.control"},
     "fleet.schedules.sync": {"queue": "fleet.control"},
     "fleet.jobs.watchdog": {"queue": "fleet.control"},
-    "fleet.remediate.*": {"queue": "fleet.writes"},
+    "fleet.remediate.cluster": {"queue": "fleet.writes"},
     "fleet.remediate.poll": {"queue": "fleet.polls"},
+    "fleet.remediate.verify": {"queue": "fleet.reads"},
     "fleet.remediate.start": {"queue": "fleet.control"},
     "fleet.remediate.wave": {"queue": "fleet.control"},
-    "fleet.remediate.finalize": {"queue": "fleet.control"},
+    "fleet.remediate.wave_written": {"queue": "fleet.control"},
 }
 
 
@@ -41,9 +42,18 @@ def make_app(settings: Settings | None = None) -> Celery:
     """A Celery app for these settings (tests build their own with their Redis URL)."""
     settings = settings or Settings()
     app = Celery(
-        "fleet", broker=settings.broker_url, include=["workers.tasks", "workers.schedules"]
+        "fleet",
+        broker=settings.broker_url,
+        include=["workers.tasks", "workers.schedules", "workers.remediation"],
     )
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        # kombu scans for messages of dead workers every interval × throttle seconds
+        # (10 × 10 by default); scan every interval instead, so a message whose visibility
+        # timeout has passed comes back within seconds, not minutes.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

@@ -112,3 +112,114 @@ def celery_sweep(policies: list[Path], *, verbose: int) -> dict[str, Any]:
             f"[yellow]job {job_id} ended {meta.get('status')}: the report holds what was judged[/]"
         )
     return sweep_report(jobs, job_id, meta)
+
+
+def celery_remediate(
+    policies: list[Path],
+    *,
+    policy: str | None,
+    plan_file: Path | None,
+    retry: str | None,
+    yes: bool,
+    output: str,
+    out: Path | None,
+    max_clusters: int | None,
+    approval_timeout: float,
+    operation_timeout: float,
+    verbose: int,
+) -> None:
+    """Submit a remediation job to the workers, follow it, print the same summary as the local
+    engine. The job is planned on a worker, so it starts writing without a prompt: ``--yes``
+    is required (``--dry-run`` shows the plan first)."""
+    import json
+
+    from fleet.cli.common import to_json, write_output
+    from fleet.cli.jobs_cmds import console, format_job_report
+    from fleet.jobs.distributed import submit_remediation
+    from fleet.store.history import History
+
+    setup_logging(verbose)
+    settings = load_settings()
+    if not yes:
+        fail(
+            "a distributed remediation is planned on the workers and writes right away: pass "
+            "--yes (see the plan first with --dry-run)"
+        )
+    if not policies:
+        fail("pass --policies with --engine celery (also for --retry)")
+    policy_set = load_policies(policies)
+    document = None
+    if plan_file is not None:
+        try:
+            document = json.loads(plan_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read the plan {plan_file}: {exc}")
+    mode = "plan" if document is not None else "retry" if retry else "live"
+    jobs = _jobs(settings.redis_url)
+    job_id = submit_remediation(
+        settings,
+        policy_set,
+        jobs=jobs,
+        mode=mode,
+        plan_document=document,
+        plan_file=str(plan_file) if plan_file else None,
+        retry_of=retry,
+        policy=policy,
+        max_clusters=max_clusters,
+        approval_timeout=approval_timeout,
+        operation_timeout=operation_timeout,
+        policy_paths=[str(p.resolve()) for p in policies],
+    )
+    err.print(
+        f"submitted remediation job [bold]{job_id}[/] "
+        f"(fleet jobs show {job_id}; fleet jobs cancel {job_id})"
+    )
+    try:
+        with _Bar("remediating (celery)") as bar:
+
+            def progress(counts: dict[str, int]) -> None:
+                meta = jobs.meta(job_id)
+                bar.update({"done": counts.get("done", 0), "total": int(meta.get("toWrite") or -1)})
+
+            meta = follow(jobs, job_id, on_progress=progress)
+    except KeyboardInterrupt:
+        jobs.cancel(job_id)
+        err.print(
+            f"[yellow]cancel requested for {job_id}: in-flight clusters finish, "
+            "nothing new is written[/]"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except JobFailed as exc:
+        fail(str(exc), EXIT_FAILED)
+    if meta.get("status") == "failed":
+        for name in meta.get("changed") or []:
+            err.print(f"  changed: {name}", markup=False)
+        fail(str(meta.get("error") or "the job could not be prepared"))
+    with History(settings.effective_database_url) as history:
+        rows = history.job_clusters(job_id)
+    summary = dict(meta.get("summary") or {})
+    listed = [
+        {
+            "id": c["clusterId"],
+            "name": c["name"],
+            "wave": c.get("wave"),
+            "status": c["status"],
+            "category": (c.get("outcome") or {}).get("category"),
+            "reason": c.get("reason"),
+        }
+        for c in rows
+    ]
+    report = {
+        **summary,
+        "clusters": listed,
+        "retry": sorted(meta.get("retry") or [], key=str.lower),
+    }
+    if output == "json":
+        write_output(to_json(report), out)
+    else:
+        console().print(format_job_report(report))
+    status = meta.get("jobStatus")
+    if status == "stopped":
+        raise typer.Exit(EXIT_FAILED)
+    if status == "cancelled":
+        raise typer.Exit(EXIT_INTERRUPTED)

@@ -93,7 +93,8 @@ class JobDisplay:
             return None
         if wave.name not in self._tasks:
             self._tasks[wave.name] = self._progress.add_task(
-                wave.name, total=len(wave.clusters), wave=wave.name, phase="", tally="")
+                wave.name, total=len(wave.clusters), wave=wave.name, phase="", tally=""
+            )
         return self._tasks[wave.name]
 
     def wave_started(self, wave: WavePlan, total: int) -> None:
@@ -126,12 +127,18 @@ def format_preview(spec: JobSpec) -> RenderableType:
     rollout = spec.choice.rollout
     writes = sum(len(t.actions) for t in spec.tasks.values())
     parts: list[RenderableType] = [
-        Text.assemble(("Remediation ", "bold"), (spec.id, "bold cyan"),
-                      f"  {len(spec.tasks)} cluster(s) to write ({writes} write(s)), "
-                      f"{len(spec.outcomes)} left alone, {spec.compliant} compliant"),
-        Text(f"rollout of {spec.choice.policy or '(default)'} ({spec.choice.why}): failure "
-             f"budget {rollout.failure_budget}, maxConcurrency {rollout.max_concurrency}, "
-             f"soak {rollout.soak_seconds}s", style="dim"),
+        Text.assemble(
+            ("Remediation ", "bold"),
+            (spec.id, "bold cyan"),
+            f"  {len(spec.tasks)} cluster(s) to write ({writes} write(s)), "
+            f"{len(spec.outcomes)} left alone, {spec.compliant} compliant",
+        ),
+        Text(
+            f"rollout of {spec.choice.policy or '(default)'} ({spec.choice.why}): failure "
+            f"budget {rollout.failure_budget}, maxConcurrency {rollout.max_concurrency}, "
+            f"soak {rollout.soak_seconds}s",
+            style="dim",
+        ),
     ]
     if spec.waves:
         table = Table(show_edge=False)
@@ -139,8 +146,11 @@ def format_preview(spec: JobSpec) -> RenderableType:
         table.add_column("clusters", justify="right")
         table.add_column("approval")
         for w in spec.waves:
-            table.add_row(w.name + (" (implicit)" if w.implicit else ""), str(len(w.clusters)),
-                          "yes" if w.approval else "")
+            table.add_row(
+                w.name + (" (implicit)" if w.implicit else ""),
+                str(len(w.clusters)),
+                "yes" if w.approval else "",
+            )
         parts.append(table)
     return Group(*parts)
 
@@ -161,8 +171,10 @@ def _confirm(spec: JobSpec, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        fail("refusing to write without --yes: stdin is not a terminal to confirm on "
-             "(use --dry-run to see the plan)")
+        fail(
+            "refusing to write without --yes: stdin is not a terminal to confirm on "
+            "(use --dry-run to see the plan)"
+        )
     if not typer.confirm(f"Write {len(spec.tasks)} cluster(s)?", default=False, err=True):
         err.print("nothing was written")
         raise typer.Exit(0)
@@ -172,8 +184,9 @@ def _confirm(spec: JobSpec, yes: bool) -> None:
 def remediate(
     policies: Annotated[
         list[Path],
-        typer.Option("--policies", "-p", help="Policy files or directories (repeatable).",
-                     show_default=False),
+        typer.Option(
+            "--policies", "-p", help="Policy files or directories (repeatable).", show_default=False
+        ),
     ] = [],  # noqa: B006 (typer reads the default; never mutated)
     policy: Annotated[
         str | None,
@@ -181,13 +194,19 @@ def remediate(
     ] = None,
     plan_file: Annotated[
         Path | None,
-        typer.Option("--plan", help="Apply exactly this saved plan (fleet plan --out); refused "
-                                    "when a cluster changed since."),
+        typer.Option(
+            "--plan",
+            help="Apply exactly this saved plan (fleet plan --out); refused "
+            "when a cluster changed since.",
+        ),
     ] = None,
     retry: Annotated[
         str | None,
-        typer.Option("--retry", help="Re-apply a job's desired state to the clusters it "
-                                     "failed, skipped for retry or did not reach."),
+        typer.Option(
+            "--retry",
+            help="Re-apply a job's desired state to the clusters it "
+            "failed, skipped for retry or did not reach.",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the job; write nothing.")
@@ -200,19 +219,28 @@ def remediate(
     ] = None,
     max_clusters: Annotated[
         int | None,
-        typer.Option("--max-clusters", min=1,
-                     help="Allow writing up to N clusters (default FLEET_MAX_CLUSTERS)."),
+        typer.Option(
+            "--max-clusters",
+            min=1,
+            help="Allow writing up to N clusters (default FLEET_MAX_CLUSTERS).",
+        ),
     ] = None,
     engine: Annotated[
         str, typer.Option("--engine", help="local (this machine) or celery (workers).")
     ] = "local",
     approval_timeout: Annotated[
-        float, typer.Option("--approval-timeout", min=0,
-                            help="Seconds a wave waits for `fleet jobs approve`.")
+        float,
+        typer.Option(
+            "--approval-timeout", min=0, help="Seconds a wave waits for `fleet jobs approve`."
+        ),
     ] = 3600.0,
     operation_timeout: Annotated[
-        float, typer.Option("--operation-timeout", min=1,
-                            help="Seconds to poll one ARM operation before giving up on it.")
+        float,
+        typer.Option(
+            "--operation-timeout",
+            min=1,
+            help="Seconds to poll one ARM operation before giving up on it.",
+        ),
     ] = 1800.0,
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr.")
@@ -229,11 +257,22 @@ def remediate(
         fail(f"unknown output {output!r}: use table or json")
     if plan_file is not None and retry is not None:
         fail("--plan and --retry do not go together")
-    if engine == "celery":
-        _celery(policies, policy=policy, plan_file=plan_file, dry_run=dry_run, yes=yes,
-                verbose=verbose)
+    if engine == "celery" and not dry_run:  # a dry run only reads: it runs here
+        _celery(
+            policies,
+            policy=policy,
+            plan_file=plan_file,
+            retry=retry,
+            yes=yes,
+            output=output,
+            out=out,
+            max_clusters=max_clusters,
+            approval_timeout=approval_timeout,
+            operation_timeout=operation_timeout,
+            verbose=verbose,
+        )
         return
-    if engine != "local":
+    if engine not in ("local", "celery"):
         fail(f"unknown engine {engine!r}: use local or celery")
     settings = load_settings()
     policy_set: PolicySet | None = load_policies(policies) if policies else None
@@ -247,23 +286,37 @@ def remediate(
             if retry is not None:
                 if policy_set is None:
                     policy_set = load_policies(_policies_of_job(edges.history, retry))
-                spec = prepare_retry(env, edges, policy_set, retry, max_clusters=max_clusters,
-                                     policy_paths=paths)
+                spec = prepare_retry(
+                    env, edges, policy_set, retry, max_clusters=max_clusters, policy_paths=paths
+                )
             elif plan_file is not None:
                 assert policy_set is not None
                 try:
                     document = json.loads(plan_file.read_text(encoding="utf-8"))
                 except (OSError, ValueError) as exc:
                     fail(f"cannot read the plan {plan_file}: {exc}")
-                spec = prepare_from_plan(env, edges, policy_set, document, policy=policy,
-                                         max_clusters=max_clusters, policy_paths=paths,
-                                         plan_file=str(plan_file))
+                spec = prepare_from_plan(
+                    env,
+                    edges,
+                    policy_set,
+                    document,
+                    policy=policy,
+                    max_clusters=max_clusters,
+                    policy_paths=paths,
+                    plan_file=str(plan_file),
+                )
             else:
                 assert policy_set is not None
                 with SweepProgress("planning") as planning:
-                    spec = prepare_live(env, policy_set, policy=policy,
-                                        max_clusters=max_clusters, policy_paths=paths,
-                                        progress=planning, cancel=cancel)
+                    spec = prepare_live(
+                        env,
+                        policy_set,
+                        policy=policy,
+                        max_clusters=max_clusters,
+                        policy_paths=paths,
+                        progress=planning,
+                        cancel=cancel,
+                    )
         except StalePlan as exc:
             for name in exc.changed:
                 err.print(f"  changed: {name}", markup=False)
@@ -289,11 +342,14 @@ def remediate(
         err.print(format_preview(spec))
         _confirm(spec, yes)
         record_job(edges.history, spec, principal=edges.principal)
-        err.print(f"job {spec.id} started (fleet jobs show {spec.id}; fleet jobs cancel "
-                  f"{spec.id})", soft_wrap=True)
+        err.print(
+            f"job {spec.id} started (fleet jobs show {spec.id}; fleet jobs cancel {spec.id})",
+            soft_wrap=True,
+        )
         with JobDisplay() as display:
-            result = run_remediation(env, spec, edges, progress=display, cancel=cancel,
-                                     approval_timeout=approval_timeout)
+            result = run_remediation(
+                env, spec, edges, progress=display, cancel=cancel, approval_timeout=approval_timeout
+            )
     report = result.report()
     if output == "json":
         write_output(to_json(report), out)
@@ -312,7 +368,8 @@ def _emit_table(report: dict[str, Any], out: Path) -> None:
 
     buf = io.StringIO()
     Console(file=buf, width=160, force_terminal=False, highlight=False).print(
-        format_job_report(report))
+        format_job_report(report)
+    )
     write_output(buf.getvalue(), out)
 
 

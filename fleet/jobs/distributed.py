@@ -191,3 +191,47 @@ def sweep_report(jobs: JobState, job_id: str, meta: dict[str, Any]) -> dict[str,
     info = dict(meta.get("sweep") or {})
     info["job"] = job_id
     return {"sweep": info, "summary": summary.build(), "clusters": clusters}
+
+
+def submit_remediation(
+    settings: Settings,
+    policy_set: PolicySet,
+    *,
+    jobs: JobState | None = None,
+    mode: str = "live",
+    plan_document: dict[str, Any] | None = None,
+    plan_file: str | None = None,
+    retry_of: str | None = None,
+    policy: str | None = None,
+    max_clusters: int | None = None,
+    approval_timeout: float = 3600.0,
+    operation_timeout: float = 1800.0,
+    policy_paths: list[str] | None = None,
+    app: Celery | None = None,
+) -> str:
+    """Create a remediation job in Redis and send its start task (the job is prepared, planned
+    and recorded on a worker). Returns the job id, which is also its id in the history."""
+    jobs = jobs or JobState(settings.redis_url)
+    now = datetime.now(UTC)
+    job_id = new_job_id("remediate")
+    jobs.create(
+        job_id,
+        "remediate",
+        {
+            "policies": policies_document(policy_set),
+            "now": now.isoformat(),
+            "mode": mode,
+            "planDocument": plan_document,
+            "planFile": plan_file,
+            "retryOf": retry_of,
+            "policy": policy,
+            "maxClusters": max_clusters,
+            "approvalTimeout": approval_timeout,
+            "operationTimeout": operation_timeout,
+            "policyPaths": policy_paths or [],
+        },
+    )
+    (app or client(settings)).send_task(
+        "fleet.remediate.start", args=[job_id], queue="fleet.control"
+    )
+    return job_id

@@ -65,7 +65,8 @@ class JobState:
     """Access to the Redis state of jobs. Thread-safe (redis-py's client pools connections)."""
 
     def __init__(self, url: str, *, ttl: int = DEFAULT_TTL) -> None:
-        self.redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        # decode_responses makes every reply a str; redis-py's stubs cannot express that.
+        self.redis: Any = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
         self.ttl = ttl
         self._complete = self.redis.register_script(_COMPLETE)
 
