@@ -3,6 +3,7 @@ worker dies in the middle."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -79,9 +80,7 @@ def test_celery_remediation_matches_the_local_engine(
     assert statuses(remote_job) == statuses(local_job)
     assert verdicts(remote_after) == verdicts(local_after)
     # the audit trail of the distributed job is in the history like a local job's
-    with History(
-        Settings(**{"database_url": env["FLEET_DATABASE_URL"]}).effective_database_url
-    ) as h:
+    with History(env["FLEET_DATABASE_URL"]) as h:
         writes = h.writes(remote_job["job"]["id"])
     assert writes and all(w["outcome"] == "succeeded" for w in writes)
     assert all(w["correlationId"] for w in writes)
@@ -121,5 +120,5 @@ def test_a_worker_killed_mid_remediation_leaves_one_outcome_per_cluster(
         )
     for spans in by_resource.values():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end <= start, spans
