@@ -10,6 +10,7 @@ after a worker died does no harm.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,33 @@ from workers.metrics import job_progress, task_outcomes
 log = logging.getLogger("fleet.workers")
 
 
+_cancel_cache: dict[str, tuple[float, bool]] = {}
+
+
+def _cancelled(job_id: str, *, fresh: bool = False) -> bool:
+    """Cancelled from any machine: the Redis flag, `fleet jobs cancel` (history database) or
+    the kill switch. Cached for a second so that a batch does not query for every cluster."""
+    now = time.monotonic()
+    hit = _cancel_cache.get(job_id)
+    if hit is not None and not fresh and now - hit[0] < 1.0:
+        return hit[1]
+    run = rt.runtime()
+    value = run.jobs.cancelled(job_id) or run.history.cancel_requested(job_id) or _kill_switch()
+    if len(_cancel_cache) > 1000:
+        _cancel_cache.clear()
+    _cancel_cache[job_id] = (now, value)
+    return value
+
+
+def _kill_switch() -> bool:
+    try:
+        from fleet.jobs import killswitch
+    except ImportError:  # an installation without the kill switch module
+        return False
+    run = rt.runtime()
+    return bool(killswitch.engaged(history=run.history, redis_url=run.settings.redis_url))
+
+
 def _now(meta: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(meta["now"]))
 
@@ -40,13 +68,22 @@ def sweep_start(self: Any, job_id: str) -> None:
     except JobStateLost:
         log.error("sweep %s: no job state; nothing to do", job_id, extra={"job": job_id})
         return
-    if jobs.cancelled(job_id):
+    if _cancelled(job_id):
         jobs.discovered(job_id, 0)
         if jobs.claim_completion(job_id):
             sweep_finalize.delay(job_id)
         return
     policy_set = policy_set_of(meta["policies"])
     jobs.set_meta(job_id, status="running", startedAt=datetime.now(UTC).isoformat())
+    # The durable record: `fleet jobs list|show|cancel` find distributed sweeps there too.
+    run.history.create_job(
+        kind="sweep",
+        job_id=job_id,
+        status="running",
+        options={"engine": "celery"},
+        sweep_id=str(meta["sweepId"]),
+        policy_revision=policy_set.revision,
+    )
     inventory = run.inventory
     subscriptions = inventory.subscriptions(
         scope(policy_set, meta.get("subscriptions") or run.settings.subscriptions)
@@ -56,7 +93,7 @@ def sweep_start(self: Any, job_id: str) -> None:
     total = 0
     size = int(meta.get("batchSize") or run.settings.batch_size)
     for target in discover(policy_set, inventory, subscriptions, today=_now(meta).date()):
-        if jobs.cancelled(job_id):
+        if _cancelled(job_id):
             break
         key = target.facts.id.lower()
         batch[key] = target.facts.model_dump(mode="json")
@@ -96,7 +133,7 @@ def sweep_judge(self: Any, job_id: str, keys: list[str]) -> None:
     for key in keys:
         if jobs.has_result(job_id, key):
             continue  # a redelivered message: this cluster was judged already
-        if jobs.cancelled(job_id):
+        if _cancelled(job_id):
             jobs.record(job_id, key, {"cancelled": True}, counter="cancelled")
             continue
         data = targets.get(key)
@@ -112,7 +149,7 @@ def sweep_judge(self: Any, job_id: str, keys: list[str]) -> None:
             catalogs=run.catalogs,
             now=now,
             fingerprints=fingerprints,
-            should_stop=lambda: jobs.cancelled(job_id),
+            should_stop=lambda: _cancelled(job_id),
         )
         verdict = judgement.verdict.to_report()
         if jobs.record(job_id, key, {"verdict": verdict}, counter=f"state:{verdict['state']}"):
@@ -129,7 +166,7 @@ def sweep_finalize(self: Any, job_id: str) -> None:
     jobs = run.jobs
     meta = jobs.meta(job_id)
     counts = jobs.counts(job_id)
-    complete = not jobs.cancelled(job_id) and counts.get("lost", 0) == 0
+    complete = not _cancelled(job_id, fresh=True) and counts.get("lost", 0) == 0
     info = SweepInfo(
         id=str(meta["sweepId"]),
         started_at=_now(meta),
@@ -160,6 +197,12 @@ def sweep_finalize(self: Any, job_id: str) -> None:
         history.add_clusters(info.id, batch)
     built = summary.build()
     history.finish_sweep(info.id, info.to_report(), built)
+    run.history.update_job(
+        job_id,
+        status="completed" if complete else "cancelled",
+        counters={k: v for k, v in counts.items() if k in ("total", "done", "cancelled", "lost")},
+        summary={"sweep": info.to_report(), "summary": built},
+    )
     jobs.set_meta(
         job_id,
         status="complete" if complete else "cancelled",

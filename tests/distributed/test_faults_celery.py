@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from fleet.cli import app
 from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.jobs.distributed import JobFailed, client, follow, submit_sweep, sweep_report
@@ -118,7 +120,11 @@ def test_cancel_stops_new_work_within_seconds(
         workers.start("w1", concurrency=2)
         job_id = submit_sweep(settings, load([POLICIES]), jobs=jobs)
         wait_for(lambda: jobs.counts(job_id).get("done", 0) >= 2)
-        jobs.cancel(job_id)
+        # from any terminal: the job is in the history database like a local one
+        listed = CliRunner().invoke(app, ["jobs", "list", "-o", "json"], env=env)
+        assert job_id in listed.stdout
+        result = CliRunner().invoke(app, ["jobs", "cancel", job_id], env=env)
+        assert result.exit_code == 0, result.stderr
         cancelled_at = time.monotonic()
         slow_emulator.admin.reset_stats()
         meta = follow(jobs, job_id, timeout=60)
