@@ -13,6 +13,7 @@ The same code talks to real Azure and to ``fleet emulator serve``; only settings
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -97,13 +98,24 @@ class AzureSession:
         )
         self.requests = RequestCounter()
         self._http = requests.Session()
+        # With trust_env on, requests re-reads the proxy variables (a scan of os.environ) and
+        # looks for ~/.netrc (file stats) on *every* request: ~10 % of a read's CPU. fleet
+        # talks to one ARM endpoint, so its proxy and CA bundle are resolved once, here.
+        self._http.trust_env = False
+        self._http.proxies.update(requests.utils.get_environ_proxies(settings.arm_endpoint))
+        verify: str | bool = (
+            settings.arm_ca_bundle
+            or os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or True
+        )
         pool = settings.concurrency + 8  # + LRO polls and paging that overlap a full pool
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
         self._http.mount("https://", adapter)
         self._transport = RequestsTransport(
             session=self._http,
             session_owner=False,
-            connection_verify=settings.arm_ca_bundle or True,
+            connection_verify=verify,
             connection_timeout=min(10.0, settings.request_timeout),
             read_timeout=settings.request_timeout,
         )
