@@ -63,6 +63,8 @@ KINDS = {
 }
 _IN_PROGRESS = {"create": "Creating", "update": "Updating", "delete": "Deleting"}
 _TERMINAL = frozenset({"Succeeded", "Failed", "Canceled"})
+#: Child kinds by their lower-cased name (as dumped operations spell them).
+_KINDS = {k.lower(): k for k in ("extensions", "fluxConfigurations", "sourceControlConfigurations")}
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _FLUX_PATCHABLE = frozenset(
     {
@@ -320,6 +322,7 @@ class Backend:
         self._set_catalog(snapshot.get("extensionTypeVersions") or {})
         for resource in snapshot.get("resources") or ():
             self._index(resource)
+        self._restore(emulator.get("operations") or (), emulator.get("reconciling") or ())
 
     # ------------------------------------------------------------------ indexing
 
@@ -1153,14 +1156,112 @@ class Backend:
     # ------------------------------------------------------------------ admin
 
     def dump(self) -> dict[str, Any]:
-        """The current state in the snapshot format (shares live objects: serialize at once)."""
+        """The current state in the snapshot format (shares live objects: serialize at once).
+
+        Work still in flight (operations not finished, flux configurations still reconciling)
+        is added to the ``emulator`` section as ``operations`` and ``reconciling``, so that an
+        emulator started from the dump carries on where this one stopped, as ARM does after a
+        restart of its front end: the same operation ids poll to the same outcome.
+        """
         self.tick()
         out: dict[str, Any] = {}
         for k, v in self._doc.items():
             out[k] = list(self._resources.values()) if k == "resources" else v
         if "resources" not in out:
             out["resources"] = list(self._resources.values())
+        section = {
+            k: v
+            for k, v in dict(out.get("emulator") or {}).items()
+            if k not in ("operations", "reconciling")
+        }
+        inflight = self._inflight()
+        if inflight or "emulator" in out:
+            out["emulator"] = {**section, **inflight}
         return out
+
+    def _inflight(self) -> dict[str, Any]:
+        """The operations not finished and the reconciles not settled, as JSON."""
+        operations = []
+        for op in self._ops.values():
+            if op.terminal:
+                continue
+            operations.append(
+                {
+                    "id": op.id,
+                    "resourceId": op.resource_id,
+                    "kind": op.kind,
+                    "action": op.action,
+                    "status": op.status,
+                    "startTime": iso(op.start),
+                    "pollsLeft": op.polls_left,
+                    "due": iso(op.due) if op.due is not None else None,
+                    "error": op.error.to_json() if op.error is not None else None,
+                    "blocked": op.blocked,
+                    "nonCompliant": op.non_compliant,
+                    "linked": [linked.id for linked in op.linked],
+                }
+            )
+        reconciling = []
+        for when, _, kind, ref in sorted(self._heap):
+            if kind != "reconcile":
+                continue
+            key, generation = ref
+            meta = self._meta.get(key)
+            res = self._resources.get(key)
+            if meta is None or res is None or meta.generation != generation or not meta.compliance:
+                continue
+            reconciling.append(
+                {
+                    "resourceId": res["id"],
+                    "target": meta.compliance,
+                    "due": iso(datetime.fromtimestamp(when, UTC)),
+                }
+            )
+        out: dict[str, Any] = {}
+        if operations:
+            out["operations"] = operations
+        if reconciling:
+            out["reconciling"] = reconciling
+        return out
+
+    def _restore(self, operations: Iterable[Any], reconciling: Iterable[Any]) -> None:
+        """Take over the in-flight work of a dumped emulator (``snapshot.validate`` checked
+        the shapes and that every resource exists)."""
+        restored: dict[str, tuple[Operation, list[str]]] = {}
+        for item in operations:
+            key = _key(item["resourceId"])
+            res = self._resources[key]
+            cluster_key = key[: key.rfind("/providers/microsoft.kubernetesconfiguration/")]
+            error = item.get("error")
+            op = Operation(
+                id=str(item["id"]).lower(),
+                resource_key=key,
+                resource_id=str(res["id"]),
+                cluster_key=cluster_key,
+                kind=_KINDS[str(item["kind"]).lower()],
+                action=item["action"],
+                status=item["status"],
+                start=parse_time(item["startTime"]),
+                polls_left=item.get("pollsLeft"),
+                due=parse_time(item["due"]) if item.get("due") else None,
+                error=LroError(error["code"], error["message"]) if error else None,
+                blocked=bool(item.get("blocked")),
+                non_compliant=bool(item.get("nonCompliant")),
+            )
+            self._ops[op.id] = op
+            self._meta_of(key).operation = op
+            restored[op.id] = (op, [str(i).lower() for i in item.get("linked") or ()])
+            if op.blocked:
+                self._push(op.start + ARC_TIMEOUT, "op", op)
+            elif op.due is not None:
+                self._push(op.due, "op", op)
+        for op, linked in restored.values():
+            op.linked = [restored[i][0] for i in linked if i in restored]
+        for item in reconciling:
+            key = _key(item["resourceId"])
+            meta = self._meta_of(key)
+            meta.compliance = item["target"]
+            self._push(parse_time(item["due"]), "reconcile", (key, meta.generation))
 
     def catalog(self) -> dict[str, Any]:
         return dict(self._doc.get("extensionTypeVersions") or {})

@@ -107,6 +107,12 @@ class AuthenticationFailed(ArmError):
     status = 401
 
 
+class ExpiredAuthenticationToken(AuthenticationFailed):
+    """The bearer token's ``exp`` claim is in the past (ARM's answer to an expired token)."""
+
+    code = "ExpiredAuthenticationToken"
+
+
 class AuthorizationFailed(ArmError):
     code = "AuthorizationFailed"
     status = 403

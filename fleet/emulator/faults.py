@@ -10,7 +10,14 @@ one thing (``action``) once, N times or for ever:
 - ``lro_fail``: serve the write, but its long-running operation ends ``Failed`` with
   ``code``/``message``;
 - ``non_compliant``: serve the flux configuration write; the configuration ends
-  ``Non-Compliant`` (as if its source could not be fetched).
+  ``Non-Compliant`` (as if its source could not be fetched);
+- ``malformed``: serve the request, then damage a successful JSON answer the way a broken
+  proxy or a buggy service would (``mode``): ``truncated`` (the first half of the bytes),
+  ``not_json`` (an HTML error page with status 200), ``missing_fields`` (``id`` and
+  ``properties`` removed from each resource), ``nulls`` (every property ``null``),
+  ``unknown_enum`` (provisioning, compliance, connectivity and power states an unknown value),
+  ``wrong_types`` (every property of the wrong JSON type), ``huge`` (a valid answer padded with
+  ``sizeBytes`` of unknown fields).
 
 The same JSON shape is accepted by ``POST /_emulator/faults`` and in a snapshot's
 ``emulator.faults`` (which is how generated fleets make a cluster's reads fail). Random faults
@@ -28,11 +35,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ACTIONS = ("error", "reset", "delay", "lro_fail", "non_compliant")
+import orjson
+
+ACTIONS = ("error", "reset", "delay", "lro_fail", "non_compliant", "malformed")
 #: Actions that decide what happens before the request reaches the backend.
 TRANSPORT_ACTIONS = frozenset({"error", "reset", "delay"})
 #: Actions the backend applies to the operation a write starts.
 WRITE_ACTIONS = frozenset({"lro_fail", "non_compliant"})
+#: How a ``malformed`` fault damages an answer.
+MALFORMED_MODES = (
+    "truncated",
+    "not_json",
+    "missing_fields",
+    "nulls",
+    "unknown_enum",
+    "wrong_types",
+    "huge",
+)
+#: Padding of a ``huge`` answer unless the fault says otherwise (4 MiB).
+DEFAULT_HUGE_BYTES = 4 * 1024 * 1024
 
 _DEFAULT_CODES = {
     400: "BadRequest",
@@ -58,6 +79,8 @@ _KEYS = {
     "retryAfter",
     "delaySeconds",
     "count",
+    "mode",
+    "sizeBytes",
 }
 #: z of the 99th percentile of the standard normal distribution.
 _Z99 = 2.3263478740408408
@@ -83,6 +106,8 @@ class Fault:
     retry_after: int | None = None
     delay_seconds: float = 0.0
     count: int | None = None
+    mode: str | None = None
+    size_bytes: int = DEFAULT_HUGE_BYTES
     injected: int = 0
     _prefix_lower: str = field(default="", repr=False)
 
@@ -121,6 +146,10 @@ class Fault:
                 out["retryAfter"] = self.retry_after
         if self.action == "delay":
             out["delaySeconds"] = self.delay_seconds
+        if self.action == "malformed":
+            out["mode"] = self.mode
+            if self.mode == "huge":
+                out["sizeBytes"] = self.size_bytes
         out["count"] = self.count
         out["injected"] = self.injected
         return out
@@ -180,6 +209,14 @@ def parse_fault(spec: Any, where: str = "fault") -> Fault:
     count = spec.get("count")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
         raise FaultSpecError(f"{where}: count: must be a positive integer, or null for unlimited")
+    mode = _opt_str(spec, "mode", where)
+    if action == "malformed" and mode not in MALFORMED_MODES:
+        raise FaultSpecError(f"{where}: mode: must be one of {', '.join(MALFORMED_MODES)}")
+    if action != "malformed" and mode is not None:
+        raise FaultSpecError(f"{where}: mode: only a malformed fault has a mode")
+    size = spec.get("sizeBytes", DEFAULT_HUGE_BYTES)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1 << 30:
+        raise FaultSpecError(f"{where}: sizeBytes: must be an integer between 1 and 2**30")
     fid = _opt_str(spec, "id", where) or uuid.uuid4().hex[:12]
     return Fault(
         id=fid,
@@ -194,6 +231,8 @@ def parse_fault(spec: Any, where: str = "fault") -> Fault:
         retry_after=retry_after,
         delay_seconds=float(delay),
         count=count,
+        mode=mode,
+        size_bytes=size,
         _prefix_lower=(prefix or "").lower(),
     )
 
@@ -242,6 +281,89 @@ class FaultSet:
                 fault.injected += 1
                 return fault
         return None
+
+
+#: Enumerations a ``malformed`` fault of mode ``unknown_enum`` replaces (paths in properties).
+_ENUM_PATHS = (
+    ("provisioningState",),
+    ("complianceState",),
+    ("connectivityStatus",),
+    ("powerState", "code"),
+)
+UNKNOWN_ENUM = "Frobnicated"
+
+
+def _wrong_type(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "yes"
+    if isinstance(value, str):
+        return 12345
+    if isinstance(value, int | float):
+        return "many"
+    if isinstance(value, list):
+        return {"not": "a list"}
+    if isinstance(value, dict):
+        return ["not", "an", "object"]
+    return {"unexpected": True}  # null
+
+
+def _damage_resource(resource: Any, mode: str) -> Any:
+    """One resource (a dict with ``properties``) damaged per ``mode``."""
+    if not isinstance(resource, dict):
+        return resource
+    out = dict(resource)
+    props = out.get("properties")
+    if mode == "missing_fields":
+        out.pop("id", None)
+        out.pop("properties", None)
+    elif mode == "nulls" and isinstance(props, dict):
+        out["properties"] = dict.fromkeys(props)
+    elif mode == "wrong_types" and isinstance(props, dict):
+        out["properties"] = {k: _wrong_type(v) for k, v in props.items()}
+    elif mode == "unknown_enum" and isinstance(props, dict):
+        new = dict(props)
+        for path in _ENUM_PATHS:
+            node: Any = new
+            for part in path[:-1]:
+                child = node.get(part) if isinstance(node, dict) else None
+                if not isinstance(child, dict):
+                    node = None
+                    break
+                node[part] = child = dict(child)
+                node = child
+            if isinstance(node, dict) and path[-1] in node:
+                node[path[-1]] = UNKNOWN_ENUM
+        out["properties"] = new
+    return out
+
+
+def malform(body: bytes, mode: str, size_bytes: int = DEFAULT_HUGE_BYTES) -> bytes:
+    """A successful JSON answer damaged per ``mode`` (``MALFORMED_MODES``)."""
+    if mode == "truncated":
+        return body[: max(1, len(body) // 2)]
+    if mode == "not_json":
+        return b"<html><head><title>502 Bad Gateway</title></head><body>Bad gateway</body></html>"
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    items = doc.get("value") if isinstance(doc, dict) else None
+    if mode == "huge":
+        targets = items if isinstance(items, list) and items else [doc]
+        share = max(1, size_bytes // max(1, len(targets)))
+        for item in targets:
+            if isinstance(item, dict):
+                props = item.get("properties")
+                if isinstance(props, dict):
+                    props["x-emulator-padding"] = "x" * share
+                else:
+                    item["x-emulator-padding"] = "x" * share
+        return bytes(orjson.dumps(doc))
+    if isinstance(items, list):
+        doc["value"] = [_damage_resource(item, mode) for item in items]
+    else:
+        doc = _damage_resource(doc, mode)
+    return bytes(orjson.dumps(doc))
 
 
 class Latency:

@@ -46,6 +46,7 @@ from fleet.emulator.backend import Backend, WriteContext, iso
 from fleet.emulator.errors import (
     ArmError,
     AuthenticationFailed,
+    ExpiredAuthenticationToken,
     InternalServerError,
     LroError,
     MissingApiVersionParameter,
@@ -55,7 +56,7 @@ from fleet.emulator.errors import (
     TooManyRequests,
     status_of,
 )
-from fleet.emulator.faults import FaultSet, Latency, RandomFaults, parse_fault
+from fleet.emulator.faults import FaultSet, Latency, RandomFaults, malform, parse_fault
 from fleet.emulator.options import EmulatorOptions
 from fleet.emulator.rbac import Roles
 from fleet.emulator.routes import normalize, resolve
@@ -72,6 +73,7 @@ _RESET = frozenset({"reset"})
 _ERROR = frozenset({"error"})
 _LRO_FAIL = frozenset({"lro_fail"})
 _NON_COMPLIANT = frozenset({"non_compliant"})
+_MALFORMED = frozenset({"malformed"})
 
 
 def is_loopback(host: str) -> bool:
@@ -109,6 +111,8 @@ class Identity:
     principal: str  # throttling and RBAC key: the token's oid/sub, else a hash of the token
     display: str  # systemData.createdBy
     kind: str  # systemData.createdByType
+    #: The JWT's ``exp`` claim (seconds since the epoch), when it has a numeric one.
+    expires: float | None = None
 
 
 def identity_of(token: str) -> Identity:
@@ -121,10 +125,16 @@ def identity_of(token: str) -> Identity:
             claims = None
         if isinstance(claims, dict) and (claims.get("oid") or claims.get("sub")):
             principal = str(claims.get("oid") or claims.get("sub"))
+            exp = claims.get("exp")
+            expires = (
+                float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+            )
             user = claims.get("upn") or claims.get("unique_name")
             if user:
-                return Identity(principal, str(user), "User")
-            return Identity(principal, str(claims.get("appid") or principal), "Application")
+                return Identity(principal, str(user), "User", expires)
+            return Identity(
+                principal, str(claims.get("appid") or principal), "Application", expires
+            )
     digest = "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
     return Identity(digest, digest, "Application")
 
@@ -198,6 +208,20 @@ class EmulatorApp:
             if len(self._identities) > 4096:
                 self._identities.clear()
             found = self._identities[token] = identity_of(token)
+        if found.expires is not None and found.expires < time.time():
+            # Like ARM: a token past its ``exp`` (wall-clock time, not the emulated clock) is
+            # refused with a challenge, and the client is expected to get a new one.
+            raise ExpiredAuthenticationToken(
+                "The access token expiry UTC time "
+                f"'{time.strftime('%m/%d/%Y %H:%M:%S', time.gmtime(found.expires))}' is earlier "
+                "than current UTC time "
+                f"'{time.strftime('%m/%d/%Y %H:%M:%S', time.gmtime())}'.",
+                headers={
+                    "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline'
+                    '.com/common", error="invalid_token", error_description="The access token '
+                    'has expired."'
+                },
+            )
         return found
 
     async def handle(self, scope: Any, body: bytes) -> responses.Reply | None:
@@ -292,6 +316,11 @@ class EmulatorApp:
             if is_write and resolved.route.name == "child":
                 call.write = self._write_context(identity, method, path, resource_type)
             reply = responses.HANDLERS[resolved.route.name](call)
+            if 200 <= reply.status < 300 and reply.body:
+                fault = c.faults.take(method, path, resource_type, _MALFORMED)
+                if fault is not None and fault.mode is not None:
+                    c.stats.fault("malformed")
+                    reply.body = malform(reply.body, fault.mode, fault.size_bytes)
             if method == "HEAD":
                 reply = responses.Reply(204 if reply.status == 200 else reply.status, b"", [])
         except ArmError as exc:

@@ -15,6 +15,7 @@ responses and dumps, so the three always agree.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,11 @@ CLUSTER_TYPES = frozenset(
 KC_TYPES = frozenset(
     t.lower() for t in (EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS)
 )
-_EMULATOR_KEYS = frozenset({"faults", "failingSources"})
+_EMULATOR_KEYS = frozenset({"faults", "failingSources", "operations", "reconciling"})
+_OP_KINDS = {"extensions", "fluxconfigurations", "sourcecontrolconfigurations"}
+_OP_ACTIONS = frozenset({"create", "update", "delete"})
+_OP_STATUSES = frozenset({"Creating", "Updating", "Deleting"})
+_RECONCILE_TARGETS = frozenset({"Compliant", "Non-Compliant", "Suspended"})
 _MAX_ISSUES = 25
 
 #: x-ms-secret string fields below ``properties`` (beside configurationProtectedSettings).
@@ -153,8 +158,8 @@ def validate(doc: Any, label: str = "snapshot") -> list[str]:
         issue("kind", f"must be {KIND!r}")
     subs = _validate_subscriptions(doc.get("subscriptions"), issue)
     _validate_catalog(doc.get("extensionTypeVersions"), issue)
-    _validate_resources(doc.get("resources"), subs, issue)
-    _validate_emulator(doc.get("emulator"), issue)
+    resources = _validate_resources(doc.get("resources"), subs, issue)
+    _validate_emulator(doc.get("emulator"), resources, issue)
     if len(issues) == _MAX_ISSUES:
         issues.append(f"{label}: (further problems not listed)")
     return issues
@@ -200,11 +205,12 @@ def _validate_catalog(value: Any, issue: Any) -> None:
                 )
 
 
-def _validate_resources(value: Any, subs: set[str], issue: Any) -> None:
+def _validate_resources(value: Any, subs: set[str], issue: Any) -> dict[str, str]:
+    """Checks the resources; returns lower-cased id -> lower-cased type of the valid ones."""
+    seen: dict[str, str] = {}
     if not isinstance(value, list):
         issue("resources", "missing or not a list")
-        return
-    seen: set[str] = set()
+        return seen
     groups: set[str] = set()
     clusters: set[str] = set()
     parents: list[tuple[str, str]] = []
@@ -233,7 +239,7 @@ def _validate_resources(value: Any, subs: set[str], issue: Any) -> None:
         key = rid.rstrip("/").lower()
         if key in seen:
             issue(f"{where}.id", f"duplicate id {rid!r}")
-        seen.add(key)
+        seen[key] = rtype.lower()
         sub = rid.strip("/").split("/")[1].lower()
         if sub not in subs:
             issue(f"{where}.id", f"subscription {rid.split('/')[2]!r} is not in 'subscriptions'")
@@ -262,16 +268,112 @@ def _validate_resources(value: Any, subs: set[str], issue: Any) -> None:
         if parent not in groups and parent not in clusters:
             kind = "resource group" if parent.count("/") == 4 else "parent cluster"
             issue(f"{where}.id", f"{kind} {parent!r} is not in the snapshot")
+    return seen
 
 
-def _validate_emulator(value: Any, issue: Any) -> None:
+def _is_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    try:
+        (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (OverflowError, OSError, ValueError):
+        return False
+    return True
+
+
+def _validate_operations(value: Any, resources: dict[str, str], issue: Any) -> None:
+    """``emulator.operations``: the in-flight operations of a dumped emulator."""
+    if not isinstance(value, list):
+        issue("emulator.operations", "must be a list")
+        return
+    ids: set[str] = set()
+    for i, op in enumerate(value):
+        where = f"emulator.operations[{i}]"
+        if not isinstance(op, dict):
+            issue(where, "must be an object")
+            continue
+        problems = []
+        oid, rid = op.get("id"), op.get("resourceId")
+        if not isinstance(oid, str) or not oid:
+            problems.append("'id' must be a non-empty string")
+        elif oid.lower() in ids:
+            problems.append(f"duplicate operation id {oid!r}")
+        else:
+            ids.add(oid.lower())
+        if not isinstance(rid, str) or resources.get(rid.rstrip("/").lower()) not in KC_TYPES:
+            problems.append(
+                "'resourceId' must be a KubernetesConfiguration resource of the snapshot"
+            )
+        kind = op.get("kind")
+        if not isinstance(kind, str) or kind.lower() not in _OP_KINDS:
+            problems.append("'kind' must be extensions, fluxConfigurations or "
+                            "sourceControlConfigurations")
+        if op.get("action") not in _OP_ACTIONS:
+            problems.append("'action' must be create, update or delete")
+        if op.get("status") not in _OP_STATUSES:
+            problems.append("'status' must be Creating, Updating or Deleting")
+        if not _is_time(op.get("startTime")):
+            problems.append("'startTime' must be an ISO 8601 time")
+        if op.get("due") is not None and not _is_time(op.get("due")):
+            problems.append("'due' must be an ISO 8601 time or null")
+        polls = op.get("pollsLeft")
+        if polls is not None and (not isinstance(polls, int) or isinstance(polls, bool)
+                                  or polls < 0):
+            problems.append("'pollsLeft' must be a non-negative integer or null")
+        error = op.get("error")
+        if error is not None and not (
+            isinstance(error, dict)
+            and isinstance(error.get("code"), str)
+            and isinstance(error.get("message"), str)
+        ):
+            problems.append("'error' must be null or {code, message} strings")
+        for flag in ("blocked", "nonCompliant"):
+            if not isinstance(op.get(flag, False), bool):
+                problems.append(f"{flag!r} must be a boolean")
+        linked = op.get("linked", [])
+        if not isinstance(linked, list) or not all(isinstance(x, str) for x in linked):
+            problems.append("'linked' must be a list of operation ids")
+        for problem in problems:
+            issue(where, problem)
+
+
+def _validate_reconciling(value: Any, resources: dict[str, str], issue: Any) -> None:
+    """``emulator.reconciling``: flux configurations a dumped emulator was still reconciling."""
+    if not isinstance(value, list):
+        issue("emulator.reconciling", "must be a list")
+        return
+    flux = FLUX_CONFIGURATIONS.lower()
+    for i, item in enumerate(value):
+        where = f"emulator.reconciling[{i}]"
+        if not isinstance(item, dict):
+            issue(where, "must be an object")
+            continue
+        rid = item.get("resourceId")
+        if not isinstance(rid, str) or resources.get(rid.rstrip("/").lower()) != flux:
+            issue(where, "'resourceId' must be a flux configuration of the snapshot")
+        if item.get("target") not in _RECONCILE_TARGETS:
+            issue(where, "'target' must be Compliant, Non-Compliant or Suspended")
+        if not _is_time(item.get("due")):
+            issue(where, "'due' must be an ISO 8601 time")
+
+
+def _validate_emulator(value: Any, resources: dict[str, str], issue: Any) -> None:
     if value is None:
         return
     if not isinstance(value, dict):
         issue("emulator", "must be an object {faults, failingSources}")
         return
+    # (``operations`` and ``reconciling`` are written by a dump of a running emulator.)
     for key in sorted(set(value) - _EMULATOR_KEYS):
         issue(f"emulator.{key}", "unknown key (expected faults, failingSources)")
+    if "operations" in value:
+        _validate_operations(value["operations"], resources, issue)
+    if "reconciling" in value:
+        _validate_reconciling(value["reconciling"], resources, issue)
     faults = value.get("faults", [])
     if not isinstance(faults, list):
         issue("emulator.faults", "must be a list")
