@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_sweep as harness  # noqa: E402 (a sibling script, not a package)
+import bench_sweep as harness  # a sibling script, not a package
 
 REPO = Path(__file__).resolve().parents[1]
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -88,7 +88,7 @@ def start_workers(
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
         )
     time.sleep(4)  # workers connect and start consuming
     return procs
