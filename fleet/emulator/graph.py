@@ -34,6 +34,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -501,41 +505,97 @@ def _fingerprint(req: GraphRequest) -> str:
     return hashlib.sha256(f"{req.query}\n{scope}".encode()).hexdigest()[:16]
 
 
-def encode_skip_token(req: GraphRequest, offset: int) -> str:
-    raw = orjson.dumps({"q": _fingerprint(req), "o": offset})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_skip_token(req: GraphRequest, offset: int, cursor: str | None = None) -> str:
+    token: dict[str, Any] = {"q": _fingerprint(req), "o": offset}
+    if cursor is not None:
+        token["c"] = cursor
+    return base64.urlsafe_b64encode(orjson.dumps(token)).decode().rstrip("=")
 
 
-def decode_skip_token(req: GraphRequest, token: str) -> int:
+def _decode(req: GraphRequest, token: str) -> tuple[int, str | None]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         offset = int(data["o"])
         same = data["q"] == _fingerprint(req)
-    except (ValueError, KeyError, TypeError):
+        cursor = data.get("c")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise GraphQueryError("options.$skipToken is not a token this emulator issued") from None
     if not same or offset < 0:
         raise GraphQueryError("options.$skipToken belongs to a different query or scope")
-    return offset
+    return offset, cursor if isinstance(cursor, str) else None
+
+
+def decode_skip_token(req: GraphRequest, token: str) -> int:
+    return _decode(req, token)[0]
+
+
+class Cursors:
+    """Results of paged queries, kept for their continuation pages.
+
+    Resource Graph answers the pages of one query from one execution; so does the emulator:
+    the first page computes the whole (sorted, filtered) result and later pages
+    (``$skipToken``) slice it, instead of re-running the query over the whole fleet for every
+    page (at 100,000 clusters that was ~1 s a page, and the emulator became the limit of the
+    benchmarks). A query sent without a token is always computed afresh, so a write is seen
+    by every new query; a page of a running cursor shows the current properties of the rows
+    the first page selected. Bounded: the ``limit`` most recent cursors, ``ttl`` seconds each;
+    a token whose cursor is gone is answered by running the query again.
+    """
+
+    def __init__(
+        self, limit: int = 16, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._limit = limit
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[float, list[Mapping[str, Any]]]] = OrderedDict()
+
+    def put(self, rows: list[Mapping[str, Any]]) -> str:
+        cursor = secrets.token_hex(8)
+        with self._lock:
+            self._items[cursor] = (self._clock() + self._ttl, rows)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return cursor
+
+    def get(self, cursor: str) -> list[Mapping[str, Any]] | None:
+        with self._lock:
+            found = self._items.get(cursor)
+            if found is None:
+                return None
+            if found[0] < self._clock():
+                del self._items[cursor]
+                return None
+            self._items.move_to_end(cursor)
+            return found[1]
 
 
 def execute(
     req: GraphRequest,
     tables: Callable[[str, frozenset[str] | None], Iterable[Mapping[str, Any]]],
     default_top: int = 100,
+    cursors: Cursors | None = None,
 ) -> dict[str, Any]:
     """Run a request against the rows ``tables(name, scope)`` gives; returns the
     ``QueryResponse`` body. ``scope`` is the lower-cased subscriptions of the request (None:
-    all); ``tables`` may use it to skip rows early, they are filtered here either way."""
+    all); ``tables`` may use it to skip rows early, they are filtered here either way.
+    ``cursors`` keeps results for the continuation pages of a paged query."""
     query = parse(req.query)
-    scope = (
-        frozenset(s.lower() for s in req.subscriptions) if req.subscriptions is not None else None
-    )
-    rows: Iterable[Mapping[str, Any]] = tables(query.table, scope)
-    if scope is not None:
-        rows = [r for r in rows if str(r.get("subscriptionId", "")).lower() in scope]
-    result = select(query, rows)
+    offset, cursor = _decode(req, req.skip_token) if req.skip_token else (req.skip, None)
+    result = cursors.get(cursor) if cursors is not None and cursor is not None else None
+    if result is None:
+        scope = (
+            frozenset(s.lower() for s in req.subscriptions)
+            if req.subscriptions is not None
+            else None
+        )
+        rows: Iterable[Mapping[str, Any]] = tables(query.table, scope)
+        if scope is not None:
+            rows = [r for r in rows if str(r.get("subscriptionId", "")).lower() in scope]
+        result = select(query, rows)
+        cursor = None
     columns = query.columns
-    offset = decode_skip_token(req, req.skip_token) if req.skip_token else req.skip
     top = req.top or default_top
     page = [{c: r.get(c) for c in columns} for r in result[offset : offset + top]]
     more = offset + len(page) < len(result)
@@ -548,7 +608,9 @@ def execute(
     if more:
         # ARG pages only when the rows have an id to resume from; otherwise it truncates.
         if "id" in columns:
-            body["$skipToken"] = encode_skip_token(req, offset + len(page))
+            if cursor is None and cursors is not None:
+                cursor = cursors.put(result)
+            body["$skipToken"] = encode_skip_token(req, offset + len(page), cursor)
         else:
             body["resultTruncated"] = "true"
     body["data"] = _format(page, columns, req.result_format)

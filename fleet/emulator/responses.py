@@ -39,6 +39,8 @@ class Components:
     roles: Roles
     throttle: ArmThrottle
     quota: GraphQuota
+    #: Results of paged Resource Graph queries, for their continuation pages.
+    cursors: graph.Cursors = field(default_factory=graph.Cursors)
 
 
 @dataclass(slots=True)
@@ -216,7 +218,10 @@ def graph_query(call: Call) -> Reply:
     try:
         request = graph.parse_request(call.json())
         body = graph.execute(
-            request, call.c.backend.graph_rows, call.c.backend.options.graph_page_size
+            request,
+            call.c.backend.graph_rows,
+            call.c.backend.options.graph_page_size,
+            call.c.cursors,
         )
     except graph.GraphQueryError as exc:
         raise InvalidQuery(f"Query is invalid: {exc}.") from None
