@@ -44,6 +44,7 @@ from fleet.engine.observed import ObservedCluster
 from fleet.engine.verdicts import Finding, PolicyResult, Verdict
 from fleet.engine.versions import ARM64_MINIMUM, DEFAULT_WINDOW, Catalog, judge, parse_version
 from fleet.engine.view import ObservedView, properties, resource_id, resource_name, view
+from fleet.engine.wellformed import checked
 
 #: Arc: a change pending longer than this times out, so a cluster silent for longer is
 #: treated as unreachable even when ARM still says Connected (DESIGN 1).
@@ -161,8 +162,12 @@ def evaluate(
     """Judge one cluster. Pure: the same inputs always give the same verdict.
 
     ``seen`` is the parsed view of ``observed`` when the caller already has it (``judge``
-    shares one between evaluation and planning).
+    shares one between evaluation and planning). An observation that is not well-formed ARM
+    is judged as a read error (``fleet.engine.wellformed``).
     """
+    unchecked, observed = observed, checked(observed)
+    if observed is not unchecked:
+        seen = None
     facts = observed.facts
     cid = facts.id
     found = _Findings()

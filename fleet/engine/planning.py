@@ -51,6 +51,7 @@ from fleet.engine.observed import ObservedCluster
 from fleet.engine.verdicts import Finding, Verdict
 from fleet.engine.view import ConfigView, ObservedView, resource_name, view
 from fleet.engine.view import properties as properties_of
+from fleet.engine.wellformed import checked
 
 _EXTENSION_CREATE_ONLY = ("/name", "/properties/extensionType", "/properties/scope")
 _FLUX_CREATE_ONLY = ("/properties/scope", "/properties/namespace")
@@ -94,7 +95,8 @@ def observed_digest(observed: ObservedCluster, seen: ObservedView | None = None)
     only the governed ones), their provisioning states and the Flux v1 configurations present;
     not the status that changes on its own (``complianceState``, ``currentVersion``).
     """
-    if seen is None:
+    unchecked, observed = observed, checked(observed)
+    if seen is None or observed is not unchecked:
         seen = view(observed)
     extensions = [
         [
@@ -567,7 +569,8 @@ def plan(
     ``nudge_stuck_versions`` plans a re-PUT of an auto-upgrading extension stuck outside an
     enforce-owned version window (remediation jobs turn it on; sweeps only report).
     """
-    if seen is None:
+    unchecked, observed = observed, checked(observed)
+    if seen is None or observed is not unchecked:
         seen = view(observed, desired.extension.name if desired.extension else None)
     planner = _Planner(observed, desired, verdict, fingerprints, seen,
                        nudge=nudge_stuck_versions)

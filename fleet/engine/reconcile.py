@@ -20,6 +20,7 @@ from fleet.engine.planning import plan
 from fleet.engine.verdicts import Verdict
 from fleet.engine.versions import Catalog
 from fleet.engine.view import view
+from fleet.engine.wellformed import checked
 from fleet.policy.selection import Applicable
 
 
@@ -43,7 +44,10 @@ def judge(
     """Render the cluster's desired state, judge the observation, plan the fix.
 
     ``nudge_stuck_versions`` is for remediation jobs: see ``fleet.engine.planning``.
+    An observation that is not well-formed ARM (``fleet.engine.wellformed``) is judged as a
+    read error with the reason, never as what its damaged JSON would seem to say.
     """
+    observed = checked(observed)
     desired = render(applicable, observed.facts)
     # Parse the observation once for both evaluation and planning.
     seen = view(observed, desired.extension.name if desired.extension else None)

@@ -1,0 +1,123 @@
+"""Malformed ARM answers are read errors, never verdicts (``fleet.engine.wellformed``).
+
+Before this check, an extension list whose items had lost their ``properties`` (or carried
+``null``s, wrong types, an unknown ``provisioningState``) was judged as it seemed: "no Flux
+extension" (``EXTENSION_MISSING``, and remediation would install one over the existing one),
+or a ``Frobnicated`` extension as healthy. Now the cluster is ``READ_ERROR`` with the reason,
+and remediation leaves it for a retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from fleet.core.vocabulary import Code, State
+from fleet.emulator.faults import malform
+from fleet.engine.evaluate import evaluate
+from fleet.engine.observed import ObservedCluster
+from fleet.engine.planning import plan
+from fleet.engine.reconcile import judge
+from fleet.engine.wellformed import checked, problems
+from tests.engine.fixtures import (
+    CATALOG,
+    CLUSTER_CONFIG,
+    NOW,
+    aks,
+    applicable,
+    arc,
+    baseline,
+    cluster_config,
+    extension_json,
+    flux_json,
+)
+
+F = aks()
+
+
+def observed(**parts: Any) -> ObservedCluster:
+    return ObservedCluster(
+        facts=parts.pop("facts", F),
+        extensions=parts.pop("extensions", (extension_json(F.id),)),
+        flux_configurations=parts.pop("flux", (flux_json(F.id, CLUSTER_CONFIG),)),
+        **parts,
+    )
+
+
+def damaged(resource: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The resource as the emulator's ``malformed`` fault would serve it."""
+    page = orjson.loads(malform(orjson.dumps({"value": [resource]}), mode))
+    item: dict[str, Any] = page["value"][0]
+    return item
+
+
+def test_a_well_formed_observation_passes() -> None:
+    good = observed()
+    assert problems(good) == []
+    assert checked(good) is good
+    result = judge(good, applicable(baseline(), cluster_config()), catalog=CATALOG, now=NOW)
+    assert result.verdict.state == State.COMPLIANT
+
+
+@pytest.mark.parametrize("mode", ["missing_fields", "nulls", "unknown_enum", "wrong_types"])
+@pytest.mark.parametrize("which", ["extension", "flux"])
+def test_a_damaged_child_makes_the_cluster_a_read_error(mode: str, which: str) -> None:
+    parts: dict[str, Any] = {}
+    if which == "extension":
+        parts["extensions"] = (damaged(extension_json(F.id), mode),)
+    else:
+        parts["flux"] = (damaged(flux_json(F.id, CLUSTER_CONFIG), mode),)
+    bad = observed(**parts)
+    result = judge(bad, applicable(baseline(), cluster_config()), catalog=CATALOG, now=NOW)
+    assert result.verdict.state == State.ERROR
+    codes = {f.code for f in result.verdict.findings}
+    assert codes == {Code.READ_ERROR}
+    message = result.verdict.findings[0].message
+    assert "malformed ARM response" in message and ("extensions[0]" in message
+                                                    or "fluxConfigurations[0]" in message)
+    # nothing is planned for it: remediation lists it for retry instead of writing
+    assert result.plan.actions == []
+    # evaluate and plan on their own agree with judge
+    alone = evaluate(bad, result.desired, catalog=CATALOG, now=NOW)
+    assert alone.to_report() == result.verdict.to_report()
+    assert plan(bad, result.desired, alone) == result.plan
+
+
+def test_before_the_check_missing_properties_looked_like_a_missing_extension() -> None:
+    """The failure this fixes: the damaged list read as an empty one."""
+    bad = observed(extensions=(damaged(extension_json(F.id), "missing_fields"),))
+    result = judge(bad, applicable(baseline()), catalog=CATALOG, now=NOW)
+    assert Code.EXTENSION_MISSING not in {f.code for f in result.verdict.findings}
+
+
+@pytest.mark.parametrize("value", ["Accepted", "Running", "succeeded", "DELETING"])
+def test_documented_states_in_any_case_are_well_formed(value: str) -> None:
+    ext = extension_json(F.id)
+    ext["properties"]["provisioningState"] = value
+    assert problems(observed(extensions=(ext,))) == []
+
+
+def test_unknown_cluster_states_are_read_errors() -> None:
+    assert problems(observed(facts=aks(power="Hibernating"))) == [
+        "cluster powerState.code has the unknown value 'Hibernating'"]
+    assert problems(observed(facts=arc(status="Zombie"), extensions=(), flux=())) == [
+        "cluster connectivityStatus has the unknown value 'Zombie'"]
+    assert problems(observed(facts=arc(status="Offline"), extensions=(), flux=())) == []
+
+
+def test_children_that_are_not_objects_and_bad_kustomizations() -> None:
+    config = flux_json(F.id, CLUSTER_CONFIG)
+    config["properties"]["kustomizations"] = {"infra": "./infrastructure"}
+    found = problems(observed(extensions=(None,), flux=(config,)))
+    assert found == ["extensions[0] is null, not a resource",
+                     "fluxConfigurations[0].properties.kustomizations.infra is a string"]
+
+
+def test_the_reason_is_bounded() -> None:
+    many = tuple(damaged(extension_json(F.id), "wrong_types") for _ in range(10))
+    result = checked(observed(extensions=many))
+    assert result.read_error is not None
+    assert result.read_error.startswith("malformed ARM response: ")
+    assert "more)" in result.read_error and len(result.read_error) < 400
