@@ -5,6 +5,15 @@ storm, a 503 burst, a connection reset mid-page), fleet retries the whole operat
 walk is restarted from the first page, so no partial list is ever used — with jittered
 exponential backoff that honours ARM's ``Retry-After``. A non-retryable failure (403, 404,
 400) or the last attempt raises ``ArmCallFailed`` carrying the translated failure.
+
+Throttling is not failure: a 429 (ARM's bucket is empty, ``Retry-After`` says when to come
+back; ``BudgetPolicy`` has paused every request of that bucket meanwhile) does not use up an
+attempt. The call keeps waiting as told for up to ``THROTTLE_PATIENCE`` seconds from its first
+429, so a throttling storm slows a sweep down instead of costing it clusters.
+
+A 401 is tried once more at once, outside the attempt count: azure-core drops its cached token
+when ARM answers 401, so the next request carries a fresh one from the credential (a token
+that expired or was revoked mid-sweep). A second 401 is final.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ from typing import TypeVar
 from fleet.azure.errors import ArmFailure, describe
 
 T = TypeVar("T")
+
+#: Seconds one call keeps retrying 429s without counting them as attempts.
+THROTTLE_PATIENCE = 300.0
 
 #: Exceptions that are bugs, never ARM weather: let them through untouched.
 _NEVER_RETRY = (KeyboardInterrupt, SystemExit, MemoryError, AssertionError)
@@ -34,6 +46,11 @@ class ArmCallFailed(RuntimeError):
         self.attempts = attempts
 
 
+def is_auth_expiry(failure: ArmFailure) -> bool:
+    """A 401: the token was refused (expired, revoked); a fresh one may be accepted."""
+    return failure.status == 401
+
+
 def backoff(
     attempt: int, *, base: float = 0.5, cap: float = 20.0, rng: random.Random | None = None
 ) -> float:
@@ -49,9 +66,12 @@ def call(
     what: str,
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """Run ``fn`` until it succeeds, fails for good, or ``attempts`` are used up."""
     attempt = 0
+    refreshed = False
+    throttled_since: float | None = None
     while True:
         attempt += 1
         try:
@@ -60,6 +80,18 @@ def call(
             raise
         except Exception as exc:
             failure = describe(exc)
+            if is_auth_expiry(failure) and not refreshed:
+                refreshed = True
+                attempt -= 1
+                continue
+            if failure.status == 429 and not (should_stop and should_stop()):
+                now = clock()
+                throttled_since = now if throttled_since is None else throttled_since
+                if now - throttled_since < THROTTLE_PATIENCE:
+                    attempt -= 1  # waiting as ARM asks is not a failed attempt
+                    sleep(failure.retry_after if failure.retry_after is not None
+                          else backoff(1))
+                    continue
             if not failure.retryable or attempt >= attempts or (should_stop and should_stop()):
                 raise ArmCallFailed(what, failure, attempt) from exc
             delay = backoff(attempt)

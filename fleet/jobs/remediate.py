@@ -41,7 +41,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from fleet.azure import apply
+from fleet.azure import apply, retrying
 from fleet.azure.errors import ArmFailure
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
@@ -559,6 +559,9 @@ def _applied_fingerprints(edges: Edges, spec: JobSpec, observed: ObservedCluster
 def _start(edges: Edges, action: Action, values: dict[str, str]) -> apply.Started:
     """``apply.start`` with a few attempts for failures before ARM accepted the request."""
     started = apply.start(edges.session, action, values)
+    if started.failed is not None and retrying.is_auth_expiry(started.failed):
+        # azure-core dropped the refused token: this attempt gets a fresh one (once).
+        started = apply.start(edges.session, action, values)
     for attempt in range(1, START_ATTEMPTS):
         failed = started.failed
         if failed is None or not failed.retryable:
