@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
+    DecodeError,
+    DeserializationError,
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -44,8 +46,41 @@ def _bounded(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
+def _headers(exc: HttpResponseError) -> tuple[str | None, float | None]:
+    """(correlation id, Retry-After seconds) of a failed response."""
+    headers = getattr(exc.response, "headers", None) or {}
+    if not headers:
+        return None, None
+    correlation = headers.get("x-ms-correlation-request-id") or headers.get("x-ms-request-id")
+    retry_after = None
+    ra = headers.get("retry-after")
+    if ra:
+        try:
+            retry_after = float(ra)
+        except ValueError:
+            retry_after = None
+    return correlation, retry_after
+
+
 def describe(exc: BaseException) -> ArmFailure:
     """Translate any exception raised around an SDK call into an ``ArmFailure``."""
+    if isinstance(exc, DecodeError):
+        # A body that is not JSON (cut short, a proxy's HTML page): transient, worth another
+        # try. azure-core's message quotes the body after "Content:"; it is never kept.
+        reason = str(exc.message or "").split("\n", 1)[0].split("Content:", 1)[0].strip()
+        correlation, _ = _headers(exc)
+        return ArmFailure(
+            exc.status_code,
+            "MalformedResponse",
+            _bounded(f"the response is not valid JSON ({reason or 'cannot be decoded'})"),
+            True,
+            correlation,
+        )
+    if isinstance(exc, DeserializationError):
+        # JSON of an unexpected shape: the SDK's models could not read it (bodies not kept).
+        return ArmFailure(
+            None, "MalformedResponse", "the response does not have the documented shape", False
+        )
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
         code = "HttpResponseError"
@@ -56,19 +91,7 @@ def describe(exc: BaseException) -> ArmFailure:
             message = getattr(error, "message", None) or ""
         if not message:
             message = exc.reason or type(exc).__name__
-        correlation = None
-        retry_after = None
-        headers = getattr(exc.response, "headers", None) or {}
-        if headers:
-            correlation = headers.get("x-ms-correlation-request-id") or headers.get(
-                "x-ms-request-id"
-            )
-            ra = headers.get("retry-after")
-            if ra:
-                try:
-                    retry_after = float(ra)
-                except ValueError:
-                    retry_after = None
+        correlation, retry_after = _headers(exc)
         if isinstance(exc, ResourceNotFoundError):
             code = code if code != "HttpResponseError" else "ResourceNotFound"
         if isinstance(exc, ClientAuthenticationError):
