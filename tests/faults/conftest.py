@@ -95,6 +95,8 @@ class Emulator:
     port: int = field(default_factory=free_port)
     server: EmulatorServer | None = None
     restarts: int = 0
+    #: The state the last restart served again.
+    handed_over: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ca_dir(self) -> Path:
@@ -122,6 +124,7 @@ class Emulator:
         """Stop, then serve the same state on the same port (``options`` change knobs)."""
         state = self.stop()
         self.restarts += 1
+        self.handed_over = state
         return self.start(state, **options)
 
     @property
@@ -153,10 +156,12 @@ def emulator_factory(fleet_snapshot: dict[str, Any], tmp_path: Path) -> Iterator
 
 def calm(emu: Emulator) -> RunningEmulator:
     """The same state served again without the test's faults, for the rerun after the fault
-    is cleared: random rates and latency off; scripted faults added at run time are gone (a
-    restart keeps only the snapshot's own, the scenario's permanent ``read_error`` faults)."""
+    is cleared: the fast options, random rates and latency off; scripted faults added at run
+    time are gone (a restart keeps only the snapshot's own: the scenario's permanent
+    ``read_error`` faults)."""
+    emu.options = {}
     return emu.restart(error_rate=0.0, reset_rate=0.0, slow_rate=0.0, lro_fail_rate=0.0,
-                       latency_ms=0.0, latency_p99_ms=None)
+                       latency_ms=0.0, latency_p99_ms=None, lro_seconds=10.0)
 
 
 # --- running fleet ------------------------------------------------------------------------------
