@@ -1,4 +1,5 @@
-"""``fleet jobs``: remediation jobs in the history database (list, show, approve, cancel, audit).
+"""``fleet jobs``: remediation jobs in the history database (list, show, approve, cancel, audit),
+and the installation's kill switch (``fleet jobs kill-switch on|off|status``).
 
 The history database is the record of every job this installation ran, so these commands work
 from any terminal while a job runs elsewhere: ``approve`` lets a job waiting at a wave's
@@ -304,3 +305,80 @@ def audit(
         write_output(to_json(writes), out)
     else:
         _emit(format_writes(writes, limit=limit), out)
+
+
+# --- the kill switch ----------------------------------------------------------------------------
+
+kill_switch_app = typer.Typer(
+    help="The kill switch: stop every running job at its next step and refuse new ones.",
+    no_args_is_help=True,
+)
+jobs_app.add_typer(kill_switch_app, name="kill-switch")
+
+
+def refuse_if_killed(history: History, redis_url: str | None = None) -> None:
+    """Exit 2 with the reason when the kill switch is on (a job must not start)."""
+    from fleet.jobs import killswitch
+
+    found = killswitch.read(history, redis_url)
+    if found.engaged:
+        fail(f"{found.describe()}; no job starts until `fleet jobs kill-switch off`")
+
+
+def refuse_if_killed_anywhere() -> None:
+    """``refuse_if_killed`` on the settings' history database and Redis (distributed jobs)."""
+    settings = load_settings()
+    with History(settings.effective_database_url) as history:
+        refuse_if_killed(history, settings.redis_url)
+
+
+@kill_switch_app.command("on")
+def kill_switch_on(
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why (shown to everyone refused).")
+    ] = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Engage the kill switch: every running job stops at its next step.
+
+    In-flight clusters finish (and are verified); sweeps, plans and remediations refuse to
+    start; Celery workers take no new cluster. Stored in the history database and mirrored to
+    Redis (FLEET_REDIS_URL) when it answers.
+    """
+    from fleet.jobs import killswitch
+
+    settings = load_settings()
+    with _open(verbose) as history:
+        where = killswitch.engage(history, settings.redis_url, reason=reason)
+    err.print(f"[bold red]kill switch ON[/] (set in {', '.join(where)}): running jobs stop at "
+              "their next step; no new job starts. `fleet jobs kill-switch off` releases it.")
+
+
+@kill_switch_app.command("off")
+def kill_switch_off(verbose: VerboseOpt = 0) -> None:
+    """Release the kill switch: jobs may start again.
+
+    Jobs it stopped stay stopped: `fleet remediate --retry JOB` picks up their clusters.
+    """
+    from fleet.jobs import killswitch
+
+    settings = load_settings()
+    with _open(verbose) as history:
+        where = killswitch.release(history, settings.redis_url)
+    err.print(f"kill switch off (cleared in {', '.join(where)})")
+
+
+@kill_switch_app.command("status")
+def kill_switch_status(output: OutputOpt = "table", verbose: VerboseOpt = 0) -> None:
+    """Whether the kill switch is on, since when, by whom and why."""
+    from fleet.jobs import killswitch
+
+    settings = load_settings()
+    with _open(verbose) as history:
+        found = killswitch.read(history, settings.redis_url)
+    if output == "json":
+        write_output(to_json(found.to_json()), None)
+        return
+    style = "bold red" if found.engaged else "green"
+    where = f" (in {', '.join(found.sources)})" if found.sources else ""
+    console().print(Text(found.describe() + where, style=style))

@@ -37,8 +37,14 @@ from fleet.cli.common import (
     to_json,
     write_output,
 )
-from fleet.cli.jobs_cmds import console, format_job_report
+from fleet.cli.jobs_cmds import (
+    console,
+    format_job_report,
+    refuse_if_killed,
+    refuse_if_killed_anywhere,
+)
 from fleet.cli.views import SweepProgress, format_plan
+from fleet.jobs import killswitch
 from fleet.jobs.preparing import (
     PrepareError,
     StalePlan,
@@ -258,6 +264,7 @@ def remediate(
     if plan_file is not None and retry is not None:
         fail("--plan and --retry do not go together")
     if engine == "celery" and not dry_run:  # a dry run only reads: it runs here
+        refuse_if_killed_anywhere()
         _celery(
             policies,
             policy=policy,
@@ -282,6 +289,7 @@ def remediate(
     paths = [str(p.resolve()) for p in policies]
     with azure_errors(), environment(settings) as env:
         edges = make_edges(env, operation_timeout=operation_timeout)
+        refuse_if_killed(edges.history)
         try:
             if retry is not None:
                 if policy_set is None:
@@ -317,6 +325,9 @@ def remediate(
                         progress=planning,
                         cancel=cancel,
                     )
+        except killswitch.KillSwitchEngaged as exc:
+            err.print(f"[bold red]{exc}[/]: planning stopped; nothing was written", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except StalePlan as exc:
             for name in exc.changed:
                 err.print(f"  changed: {name}", markup=False)

@@ -23,6 +23,7 @@ from fleet.cli.common import (
     to_yaml,
     write_output,
 )
+from fleet.cli.jobs_cmds import refuse_if_killed, refuse_if_killed_anywhere
 from fleet.cli.views import SweepProgress, format_plan, format_summary
 from fleet.jobs.runs import environment, run_sweep
 from fleet.jobs.sweep import SweepOutcome
@@ -74,8 +75,16 @@ def _sweep(policies: list[Path], *, verbose: int, what: str) -> SweepOutcome:
     settings = load_settings()
     policy_set = load_policies(policies)
     cancel = threading.Event()
-    with azure_errors(), environment(settings) as env, SweepProgress(what) as progress:
-        return run_sweep(env, policy_set, progress=progress, cancel=cancel)
+    with azure_errors(), environment(settings) as env:
+        assert env.history is not None
+        refuse_if_killed(env.history)
+        with SweepProgress(what) as progress:
+            outcome = run_sweep(env, policy_set, progress=progress, cancel=cancel)
+    if outcome.stopped_by is not None:
+        err.print(f"[bold red]{outcome.stopped_by}[/]: the sweep stopped; the report holds the "
+                  "clusters judged so far", soft_wrap=True)
+    return outcome
+
 
 
 @app.command()
@@ -105,6 +114,7 @@ def sweep(
     if engine == "celery":
         from fleet.cli.distributed import celery_sweep
 
+        refuse_if_killed_anywhere()
         _emit_report(celery_sweep(policies, verbose=verbose), output, out)
         return
     if engine != "local":

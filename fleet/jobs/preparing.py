@@ -41,7 +41,7 @@ from fleet.engine import reconcile
 from fleet.engine.actions import Action, ClusterPlan
 from fleet.engine.observed import ObservedCluster
 from fleet.engine.versions import Catalog
-from fleet.jobs import secrets
+from fleet.jobs import killswitch, secrets
 from fleet.jobs.pool import bounded_map
 from fleet.jobs.remediate import (
     RETRY_STATUSES,
@@ -58,7 +58,7 @@ from fleet.jobs.remediate import (
     judge_fresh,
     skip_category,
 )
-from fleet.jobs.runs import Environment, HistorySink
+from fleet.jobs.runs import Environment, HistorySink, kill_switch_halt
 from fleet.jobs.sweep import Progress, Sweep, new_sweep_id
 from fleet.jobs.waves import RolloutChoice, WavePlan, assign_waves, choose_rollout
 from fleet.jobs.work import CatalogCache, Target, scope
@@ -238,7 +238,7 @@ def prepare_live(
     sweep = PlanningSweep(
         session=env.session, inventory=env.inventory, policy_set=policy_set,
         subscriptions=subscriptions, fingerprints=fingerprints, now=now, progress=progress,
-        cancel=cancel,
+        cancel=cancel, halt=kill_switch_halt(env.history),
     )
     sink: HistorySink | None = None
     if env.history is not None:
@@ -249,6 +249,8 @@ def prepare_live(
     if env.history is not None and sink is not None:
         sink.flush()
         env.history.finish_sweep(sweep.id, outcome.info.to_report(), outcome.summary)
+    if outcome.stopped_by is not None:
+        raise killswitch.KillSwitchEngaged(killswitch.read(env.history))
     if not outcome.info.complete:
         raise KeyboardInterrupt  # planning was interrupted: nothing may be written
 

@@ -54,7 +54,7 @@ from fleet.engine.actions import Action, ActionKind
 from fleet.engine.fingerprints import Fingerprints, fingerprint
 from fleet.engine.observed import ObservedCluster
 from fleet.engine.planning import canonical_json
-from fleet.jobs import secrets, verify
+from fleet.jobs import killswitch, secrets, verify
 from fleet.jobs.pool import Interrupted, bounded_map
 from fleet.jobs.runs import Environment
 from fleet.jobs.waves import RolloutChoice, WavePlan, budget_exceeded, describe_budget
@@ -854,10 +854,13 @@ class JobResult:
 
 
 class _Control:
-    """Watches the history database for a cancel request while the job runs."""
+    """Watches the history database for a cancel request (and ``watch``: the kill switch)
+    while the job runs."""
 
-    def __init__(self, history: History, job_id: str, cancel: threading.Event) -> None:
+    def __init__(self, history: History, job_id: str, cancel: threading.Event,
+                 watch: Callable[[], bool] | None = None) -> None:
         self.history, self.job_id, self.cancel = history, job_id, cancel
+        self.watch = watch
         self.requested = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-job-control", daemon=True)
@@ -876,6 +879,8 @@ class _Control:
                 if self.history.cancel_requested(self.job_id):
                     self.requested = True
                     self.cancel.set()
+                    return
+                if self.watch is not None and self.watch():
                     return
             except Exception as exc:  # a locked database must not kill the job
                 log.debug("cancel check failed: %s", exc)
@@ -949,6 +954,20 @@ class _Runner:
         self.failures = 0
         self.stop: str | None = None
         self.status = JobStatus.RUNNING
+        #: The kill switch, once it was found engaged (``fleet.jobs.killswitch``).
+        self.killed: killswitch.State | None = None
+
+    def kill_switch(self) -> bool:
+        """True once the kill switch is engaged; the job is then told to stop (no new
+        cluster, no new wave; in-flight clusters finish and are verified)."""
+        if self.killed is None:
+            found = killswitch.state(self.history)
+            if found.engaged:
+                self.killed = found
+                self.stop = self.stop or f"stopped: {found.describe()}"
+                log.warning("job %s: %s", self.spec.id, found.describe())
+                self.cancel.set()
+        return self.killed is not None
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -983,7 +1002,7 @@ class _Runner:
         deadline = self.clock() + self.approval_timeout
         while not self.history.approved(self.spec.id, wave.name):
             if self.cancel.is_set():
-                self.stop = "cancelled"
+                self.stop = self.stop or "cancelled"
                 return False
             if self.clock() >= deadline:
                 self.stop = (f"approval of wave {wave.name!r} timed out after "
@@ -1022,6 +1041,8 @@ class _Runner:
 
         def submitted() -> Iterator[ClusterTask]:
             for t in tasks:
+                if self.kill_switch():
+                    return
                 started.add(t.facts.key)
                 yield t
 
@@ -1064,8 +1085,9 @@ class _Runner:
         spec = self.spec
         self.update()
         with_work = [w for w in spec.waves if w.clusters]
-        with _Control(self.history, spec.id, self.cancel) as control:
+        with _Control(self.history, spec.id, self.cancel, self.kill_switch) as control:
             for wave in with_work:
+                self.kill_switch()
                 if self.stop is None and self.cancel.is_set():
                     self.stop = "cancelled"
                 if self.stop is not None or not self.approve(wave):
@@ -1079,7 +1101,7 @@ class _Runner:
                 if applied and wave is not with_work[-1] and self.stop is None and soak:
                     self.progress.phase(wave, f"soaking {soak}s")
                     if _wait(self.cancel, soak):
-                        self.stop = "cancelled"
+                        self.stop = self.stop or "cancelled"
                 if applied:
                     self.verify_wave(wave, applied)
                 tally = Counter(self.result.outcomes[key(c)].status.value for c in wave.clusters)
@@ -1097,7 +1119,7 @@ class _Runner:
         if self.stop is None:
             done = counts["fixed"] == self.total and not counts["failed"]
             self.status = JobStatus.SUCCEEDED if done else JobStatus.COMPLETED
-        elif self.stop == "cancelled":
+        elif self.stop == "cancelled" or self.killed is not None:
             self.status = JobStatus.CANCELLED
         else:
             self.status = JobStatus.STOPPED

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +19,7 @@ from typing import Any
 from fleet.azure.inventory import ArmInventory, Inventory
 from fleet.azure.session import AzureSession
 from fleet.engine.reconcile import Judgement
-from fleet.jobs import secrets
+from fleet.jobs import killswitch, secrets
 from fleet.jobs.sweep import Progress, Sweep, SweepOutcome
 from fleet.jobs.work import scope
 from fleet.policy.loading import PolicySet
@@ -88,6 +88,18 @@ def environment(
             session.close()
 
 
+def kill_switch_halt(history: History | None) -> Callable[[], str | None] | None:
+    """A ``halt`` for ``Sweep``: the kill switch's description while it is engaged."""
+    if history is None:
+        return None
+
+    def halt() -> str | None:
+        found = killswitch.state(history)
+        return found.describe() if found.engaged else None
+
+    return halt
+
+
 def run_sweep(
     env: Environment,
     policy_set: PolicySet,
@@ -97,7 +109,11 @@ def run_sweep(
     now: datetime | None = None,
     keep_judgements: bool = True,
 ) -> SweepOutcome:
-    """Sweep every cluster the policies target; record it when the environment has history."""
+    """Sweep every cluster the policies target; record it when the environment has history.
+
+    With a history database, the kill switch (``fleet.jobs.killswitch``) is looked at before
+    each cluster is taken: engaged, the sweep stops there (``SweepOutcome.stopped_by``).
+    """
     settings = env.settings
     subscriptions = env.inventory.subscriptions(scope(policy_set, settings.subscriptions))
     applied = env.history.applied_fingerprints(None) if env.history is not None else {}
@@ -112,6 +128,7 @@ def run_sweep(
         progress=progress,
         keep_judgements=keep_judgements,
         cancel=cancel,
+        halt=kill_switch_halt(env.history),
     )
     sink: HistorySink | None = None
     if env.history is not None:

@@ -66,6 +66,9 @@ class SweepOutcome:
     info: SweepInfo
     summary: dict[str, Any]
     judgements: list[Judgement] = field(default_factory=list)
+    #: Why the sweep stopped before the end, when something other than a cancel stopped it
+    #: (the kill switch: ``fleet.jobs.killswitch``).
+    stopped_by: str | None = None
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -101,6 +104,7 @@ class Sweep:
         keep_judgements: bool = True,
         cancel: threading.Event | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        halt: Callable[[], str | None] | None = None,
     ) -> None:
         self.session = session
         self.inventory = inventory
@@ -116,6 +120,9 @@ class Sweep:
         self.cancel = cancel or threading.Event()
         self.catalogs = CatalogCache(inventory)
         self.id = new_sweep_id(self.now)
+        #: Asked before each cluster is taken: a reason to stop now (the kill switch), or None.
+        self.halt = halt
+        self.stopped_by: str | None = None
 
     def info(self, *, finished: datetime | None, targets: int, complete: bool) -> SweepInfo:
         return SweepInfo(
@@ -150,6 +157,13 @@ class Sweep:
                 today=self.now.date(),
                 bulk=True,
             ):
+                if self.halt is not None:
+                    why = self.halt()
+                    if why is not None:
+                        log.warning("sweep %s stopped: %s", self.id, why)
+                        self.stopped_by = why
+                        self.cancel.set()  # in-flight clusters finish; retries stop
+                        return
                 counter.n += 1
                 self.progress.discovered(counter.n)
                 yield target
@@ -169,7 +183,7 @@ class Sweep:
                 judgements.append(judgement)
             self.progress.advanced(judgement)
         finished = self.clock()
-        complete = not interrupted.happened
+        complete = not interrupted.happened and self.stopped_by is None
         info = self.info(finished=finished, targets=counter.n, complete=complete)
         log.info(
             "sweep %s: %d clusters in %.1fs (%s)",
@@ -178,7 +192,8 @@ class Sweep:
             time.monotonic() - started,
             "complete" if complete else "interrupted",
         )
-        return SweepOutcome(info=info, summary=summary.build(), judgements=judgements)
+        return SweepOutcome(info=info, summary=summary.build(), judgements=judgements,
+                            stopped_by=self.stopped_by)
 
     def _judge(self, target: Target) -> Judgement:
         return judge_cluster(

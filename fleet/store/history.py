@@ -51,6 +51,7 @@ from fleet.store.schema import (
 from fleet.store.schema import (
     arm_writes,
     cluster_verdicts,
+    controls,
     findings,
     job_clusters,
     policy_states,
@@ -1054,6 +1055,33 @@ class History:
                 select(jobs_table.c.approvals).where(jobs_table.c.id == job_id)
             ).scalar()
         return any(a.get("wave") == wave for a in (value or []))
+
+    # --- installation-wide controls (the kill switch) -------------------------------------
+
+    def control(self, name: str) -> dict[str, Any] | None:
+        """A control's value (with ``updatedAt``/``updatedBy``), or None when never set."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(controls).where(controls.c.name == name)).first()
+        if row is None or row.value is None:
+            return None
+        value = dict(row.value)
+        value.update(updatedAt=iso(row.updated_at), updatedBy=row.updated_by)
+        return value
+
+    def set_control(self, name: str, value: Mapping[str, Any] | None, *,
+                    by: str | None = None) -> None:
+        """Set (or, with None, clear) a control; the last writer wins."""
+        values = {"value": dict(value) if value is not None else None,
+                  "updated_at": now_utc(), "updated_by": by}
+        with self._engine.begin() as conn:
+            done = conn.execute(update(controls).where(controls.c.name == name).values(**values))
+            if done.rowcount == 0:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(controls).values(name=name, **values))
+                except IntegrityError:  # another process inserted it meanwhile
+                    conn.execute(
+                        update(controls).where(controls.c.name == name).values(**values))
 
     # --- applied secret fingerprints ------------------------------------------------------
 

@@ -17,6 +17,7 @@ Layout (one sweep has many cluster verdicts; a verdict has per-policy states and
   every ARM write; fingerprints (never values) of the protected settings fleet applied.
 - ``job_clusters``: each cluster of a remediation job: wave, status, reason, and the actions
   applied (secret references only), which ``fleet remediate --retry`` re-applies.
+- ``controls``: installation-wide switches by name (the kill switch), JSON values.
 
 Children carry ``sweep_id`` too, so retention deletes by an indexed column without joins.
 """
@@ -213,4 +214,13 @@ job_clusters = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_job_clusters_job_key", "job_id", "cluster_key", unique=True),
     Index("ix_job_clusters_job_status", "job_id", "status"),
+)
+
+controls = Table(
+    "controls",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", JsonText),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(256)),
 )
