@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from fleet.emulator.testing import RunningEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
 IN_CI = os.environ.get("FLEET_CI") == "1"
+
+#: ``pytest tests/fuzz --hypothesis-profile fuzz-long``: a long local fuzzing run (CI keeps the
+#: bounded default of each test). Registered here, before hypothesis reads the option.
+hypothesis_settings.register_profile("fuzz-long", max_examples=5000, deadline=None)
 
 
 def require(condition: bool, reason: str) -> None:

@@ -14,6 +14,8 @@ responses and dumps, so the three always agree.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,18 +107,137 @@ def redact(resource: dict[str, Any]) -> bool:
     return changed
 
 
-def read(path: str | Path) -> tuple[dict[str, Any], str]:
-    """Read a snapshot file: (document, label for messages)."""
+#: Deepest nesting of objects and arrays a snapshot may have (ARM resources need about 10).
+#: Deeper documents could not even be served: orjson refuses to write more than 254 levels.
+MAX_DEPTH = 64
+_ORJSON_DEPTH = 254
+
+
+class _Duplicated(dict[str, Any]):
+    """An object of the document in which a key appeared twice (``key`` says which)."""
+
+    key = ""
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$@\-]+(\.[A-Za-z0-9_$@\-]+)*")
+
+
+def _part(key: Any) -> str:
+    """One step of a place in a message: ``.key``, or ``["odd key"]`` escaped so that a key
+    with line breaks or terminal escapes stays on one harmless line."""
+    if isinstance(key, int):
+        return f"[{key}]"
+    text = str(key)
+    return f".{text}" if _PLAIN_KEY.fullmatch(text) else f"[{json.dumps(text)}]"
+
+
+def _where(path: list[Any]) -> str:
+    out = "".join(_part(part) for part in path)
+    return out[1:] if out.startswith(".") else (out or "(top level)")
+
+
+def _find(doc: Any, bad: Any) -> tuple[str, str] | None:
+    """(place, what) of the first node ``bad(node, depth)`` describes, walking iteratively."""
+    stack: list[tuple[Any, list[Any]]] = [(doc, [])]
+    while stack:
+        node, path = stack.pop()
+        what = bad(node, len(path))
+        if what is not None:
+            return _where(path), what
+        if isinstance(node, dict):
+            stack.extend((v, [*path, k]) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((v, [*path, i]) for i, v in reversed(list(enumerate(node))))
+    return None
+
+
+def _unservable(node: Any, depth: int) -> str | None:
+    if isinstance(node, _Duplicated):
+        return f"duplicate key {node.key!r}"
+    if depth > MAX_DEPTH:
+        return f"nested more than {MAX_DEPTH} levels deep"
+    if isinstance(node, int) and not isinstance(node, bool) and not (
+        -(2**63) <= node < 2**64
+    ):
+        return "an integer beyond 64 bits"
+    if isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a string that is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _check_servable(doc: Any, label: str) -> None:
+    """Raise ``SnapshotError`` naming the place when the document cannot be written back as
+    JSON (too deep, an integer beyond 64 bits, a lone surrogate): the emulator serves and
+    dumps what it loaded, so what it cannot write it must not accept."""
+    wrapped = doc
+    for _ in range(_ORJSON_DEPTH - MAX_DEPTH):  # orjson's own depth limit checks ours
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except TypeError as exc:
+        found = _find(doc, _unservable)
+        if found is None:  # not JSON at all (a mapping with other key or value types)
+            raise SnapshotError([f"{label}: not JSON-serializable: {exc}"]) from None
+        raise SnapshotError([f"{label}: {found[0]}: {found[1]}"]) from None
+
+
+def parse(raw: bytes, label: str) -> dict[str, Any]:
+    """Parse snapshot bytes exactly: strict UTF-8 JSON, no NaN, integers kept exact, and a
+    key given twice in one object is an error (parsers keep the last one: the rest of the
+    document would be silently lost)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(
+            [f"{label}: not JSON: not UTF-8 (byte {exc.start}: {raw[exc.start]:#04x})"]
+        ) from None
+    duplicated = []
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        marked = _Duplicated(obj)
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                marked.key = k
+                break
+            seen.add(k)
+        duplicated.append(marked)
+        return marked
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON value")
+
+    try:
+        doc = json.loads(text, object_pairs_hook=unique, parse_constant=constant)
+    except RecursionError:
+        raise SnapshotError(
+            [f"{label}: not JSON: nested more than {MAX_DEPTH} levels deep"]
+        ) from None
+    except ValueError as exc:
+        raise SnapshotError([f"{label}: not JSON: {exc}"]) from None
+    if duplicated:
+        found = _find(doc, _unservable)
+        assert found is not None
+        raise SnapshotError([f"{label}: {found[0]}: {found[1]}"])
+    _check_servable(doc, label)
+    return doc  # type: ignore[no-any-return]
+
+
+def read(path: str | Path, label: str | None = None) -> tuple[dict[str, Any], str]:
+    """Read a snapshot file: (document, label for messages: ``label`` or the file's name)."""
     p = Path(path)
+    name = label or p.name
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise SnapshotError([f"{p.name}: cannot read: {exc.strerror or exc}"]) from None
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotError([f"{p.name}: not JSON: {exc}"]) from None
-    return doc, p.name
+        raise SnapshotError([f"{name}: cannot read: {exc.strerror or exc}"]) from None
+    return parse(raw, name), name
 
 
 def load(source: str | Path | Mapping[str, Any], label: str | None = None) -> dict[str, Any]:
@@ -126,16 +247,16 @@ def load(source: str | Path | Mapping[str, Any], label: str | None = None) -> di
     Raises ``SnapshotError`` listing every problem.
     """
     if isinstance(source, str | Path):
-        doc, name = read(source)
-        label = label or name
+        doc, label = read(source, label)
     else:
+        label = label or "snapshot"
         # A JSON round trip is a deep copy (faster than copy.deepcopy on large fleets) that also
         # makes sure the state is plain JSON, as a file would be.
         try:
+            _check_servable(dict(source), label)
             doc = orjson.loads(orjson.dumps(dict(source)))
         except TypeError as exc:
-            raise SnapshotError([f"{label or 'snapshot'}: not JSON-serializable: {exc}"]) from None
-        label = label or "snapshot"
+            raise SnapshotError([f"{label}: not JSON-serializable: {exc}"]) from None
     issues = validate(doc, label)
     if issues:
         raise SnapshotError(issues)
