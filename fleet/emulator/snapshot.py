@@ -317,12 +317,15 @@ def _validate_catalog(value: Any, issue: Any) -> None:
         return
     for ext_type, trains in value.items():
         if not isinstance(trains, dict):
-            issue(f"extensionTypeVersions.{ext_type}", "must be an object {train: [versions]}")
+            issue(
+                f"extensionTypeVersions{_part(ext_type)}", "must be an object {train: [versions]}"
+            )
             continue
         for train, versions in trains.items():
             if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
                 issue(
-                    f"extensionTypeVersions.{ext_type}.{train}", "must be a list of version strings"
+                    f"extensionTypeVersions{_part(ext_type)}{_part(train)}",
+                    "must be a list of version strings",
                 )
 
 
@@ -490,7 +493,7 @@ def _validate_emulator(value: Any, resources: dict[str, str], issue: Any) -> Non
         return
     # (``operations`` and ``reconciling`` are written by a dump of a running emulator.)
     for key in sorted(set(value) - _EMULATOR_KEYS):
-        issue(f"emulator.{key}", "unknown key (expected faults, failingSources)")
+        issue(f"emulator{_part(key)}", "unknown key (expected faults, failingSources)")
     if "operations" in value:
         _validate_operations(value["operations"], resources, issue)
     if "reconciling" in value:

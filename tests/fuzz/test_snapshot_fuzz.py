@@ -287,6 +287,24 @@ def test_a_loaded_snapshot_is_what_a_dump_gives_back(tmp_path: Path) -> None:
     assert json.loads(orjson.dumps(backend.dump())) == json.loads(orjson.dumps(BASE))
 
 
+def test_odd_keys_stay_on_one_line(tmp_path: Path) -> None:
+    """Found by fuzzing: a key with a line break (or a terminal escape) was echoed raw into
+    the place of an issue, splitting one problem over several lines of the CLI's output."""
+    doc = {**BASE, "extensionTypeVersions": {"evil\nkey": None, "x\x1b[31m": {"\r": 5}},
+           "emulator": {"bad\nkey": 1}}
+    with pytest.raises(snap.SnapshotError) as caught:
+        snap.load(doc, label=LABEL)
+    assert f'{LABEL}: extensionTypeVersions["evil\\nkey"]: must be an object' in (
+        caught.value.issues[0])
+    assert any('extensionTypeVersions["x\\u001b[31m"]["\\r"]' in i for i in caught.value.issues)
+    assert any('emulator["bad\\nkey"]: unknown key' in i for i in caught.value.issues)
+    check_issues(caught.value)
+    plain = {**BASE, "extensionTypeVersions": {"microsoft.flux": {"Stable": [1]}}}
+    with pytest.raises(snap.SnapshotError, match=r"extensionTypeVersions\.microsoft\.flux\."
+                                                 r"Stable: must be a list of version strings"):
+        snap.load(plain, label=LABEL)
+
+
 def test_integers_are_kept_exact_or_refused(tmp_path: Path) -> None:
     """A JSON parser that reads big integers as floats changes the document silently."""
     text = orjson.dumps({**BASE, "x-number": 0}).decode()
