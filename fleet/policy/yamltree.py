@@ -319,7 +319,11 @@ class _Builder:
     def scalar(self, node: ScalarNode, path: FieldPath, line: int) -> Any:
         tag = _tag(node)
         if tag == _STR:
-            return str(node.value)
+            text = str(node.value)
+            if not _is_unicode(text):
+                self.problem(line, path, _NOT_UNICODE)
+                return None
+            return text
         kind = _SCALAR_KINDS.get(tag)
         if kind is None:
             what = "binary values are not supported" if tag == _CORE + "binary" else (
@@ -396,6 +400,9 @@ class _Builder:
 
     def key(self, node: Node, path: FieldPath, line: int) -> str | None:
         if isinstance(node, ScalarNode) and _tag(node) == _STR:
+            if not _is_unicode(str(node.value)):
+                self.problem(line, (*path, "?"), _NOT_UNICODE)
+                return None
             return str(node.value)
         # The problem's path names the would-be key: nothing is stored under it, so no other
         # error is hidden by it.
@@ -405,6 +412,19 @@ class _Builder:
         else:
             self.problem(line, (*path, "?"), "complex (non-scalar) mapping keys are not supported")
         return None
+
+
+#: A double-quoted YAML escape such as \ud800 gives a lone surrogate, which no file, database
+#: or hash can hold.
+_NOT_UNICODE = "not valid Unicode (a lone surrogate escape, \\uD800-\\uDFFF)"
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _plain_scalar(value: Any) -> Any:
