@@ -145,8 +145,8 @@ class Haystack:
         client = redis.Redis.from_url(url)
         count = 0
         for key in client.scan_iter(count=1000):
-            kind = str(client.type(key), "ascii") if isinstance(client.type(key), bytes) else str(
-                client.type(key))
+            found = client.type(key)
+            kind = found.decode() if isinstance(found, bytes) else str(found)
             if kind == "string":
                 value: Any = client.get(key)
             elif kind == "hash":
