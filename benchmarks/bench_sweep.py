@@ -22,11 +22,14 @@ The emulator's counters give requests and 429s; its CPU time is read from ``/pro
 Ideal (DESIGN 5): the ARM path cannot beat ``max over subscriptions of (reads - 250) / 25``
 seconds (all subscriptions in parallel), reads = 4 per cluster (cluster GET + 3 lists) plus the
 listing pages; nor ``reads x mean latency / concurrency``. The graph path cannot beat
-``(queries - 15) / 3`` seconds, queries = ceil(rows / 1000) per batch of subscriptions.
+``((queries - 1) // 15) x 5`` seconds (the quota is a fixed window of 15 queries per 5 s:
+the last query waits for its window), queries = ceil(rows / 1000) per batch of
+subscriptions; nor ``queries x mean latency`` (one query at a time).
 
     .venv/bin/python benchmarks/bench_sweep.py --clusters 10000 --subscriptions 10
     .venv/bin/python benchmarks/bench_sweep.py --clusters 1000,10000 --subscriptions 1,10,50 \\
         --paths arm,graph,sequential,pool --json-out results.jsonl --markdown
+    .venv/bin/python benchmarks/bench_sweep.py render results.jsonl     # the table again
 
 Other engines: ``--engine NAME`` picks a command builder from ``ENGINES`` (``local`` is the
 default); ``--engine-command TEMPLATE`` runs any command line instead of the local child, with
@@ -343,8 +346,10 @@ class FleetShape:
         return queries
 
     def graph_ideal(self, latency: float) -> dict[str, float]:
+        """Resource Graph's quota is a fixed window (15 queries per 5 s): query ``q`` cannot
+        be sent before window ``(q - 1) // 15`` opens."""
         queries = self.graph_queries()
-        quota = max(0.0, queries - GRAPH_QUOTA) * GRAPH_WINDOW / GRAPH_QUOTA
+        quota = ((queries - 1) // GRAPH_QUOTA) * GRAPH_WINDOW if queries else 0.0
         return {"throttle": quota, "latency": queries * latency,
                 "ideal": max(quota, queries * latency), "queries": queries}  # fmt: skip
 
@@ -401,6 +406,8 @@ def run_path(
         "byMethod": stats["requests"]["byMethod"],
         "emulatorCpuSeconds": round(emu_cpu, 2),
         "emulatorPeakRssMB": round(emu.peak_rss_mb(), 1),
+        # Other work on the machine shows here (the benchmark machine may be shared).
+        "loadAverage": [round(x, 2) for x in os.getloadavg()],
         "child": m.output,
     }
     if path == "graph":
@@ -625,21 +632,30 @@ def markdown_row(r: dict[str, Any]) -> str:
     ideal = r["ideal"]
     sample = f" (sample {r['sample']}, extrapolated)" if r.get("sample") else ""
     ratio = r["ratioToIdeal"]
+    cpu = r["cpuMsPerCluster"]
     return (
         f"| {r['clusters']:,} | {r['subscriptions']} | {r['path']}{sample} | "
-        f"{r['seconds']:,.1f} | {ideal['ideal']:,.1f} | "
+        f"{r['seconds']:,.1f} | {ideal['throttle']:,.1f} / {ideal['latency']:,.1f} | "
         f"{'–' if ratio is None else f'{ratio:.2f}'} | {r['requests']:,} | "
         f"{r['throttled']:,} ({r['throttledShare'] * 100:.2f} %) | "
-        f"{r['cpuMsPerCluster'] if r['cpuMsPerCluster'] is not None else '–'} | "
-        f"{r['peakRssMB']:,.0f} | {r['emulatorCpuSeconds']:,.0f} |"
+        f"{'–' if cpu is None else f'{cpu:.2f}'} | {r['peakRssMB']:,.0f} | "
+        f"{r['emulatorCpuSeconds']:,.0f} |"
     )
 
 
 MARKDOWN_HEADER = (
-    "| clusters | subs | path | seconds | ideal s | ratio | requests | 429s | "
-    "CPU ms/cluster | peak RSS MB | emulator CPU s |\n"
+    "| clusters | subs | path | seconds | ideal s (throttle / latency) | ratio | requests | "
+    "429s | CPU ms/cluster | peak RSS MB | emulator CPU s |\n"
     "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
+
+
+def render(path: Path) -> None:
+    """The markdown table of a ``--json-out`` file."""
+    print(MARKDOWN_HEADER)
+    for line in path.read_text().splitlines():
+        if line.strip():
+            print(markdown_row(json.loads(line)))
 
 
 def main(argv: list[str]) -> int:
@@ -647,6 +663,9 @@ def main(argv: list[str]) -> int:
         return child(argv[1:])
     if argv and argv[0] == "naive":
         return naive(argv[1:])
+    if argv and argv[0] == "render":
+        render(Path(argv[1]))
+        return 0
 
     def ints(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x]
@@ -685,6 +704,7 @@ def main(argv: list[str]) -> int:
     rows = []
     for result in run_matrix(args):
         result["command"] = header["command"]
+        result["machine"] = header["machine"]
         rows.append(result)
         line = json.dumps(result)
         print(line, flush=True)
