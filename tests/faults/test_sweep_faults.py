@@ -26,6 +26,7 @@ from fleet.policy.loading import load
 from fleet.settings import Settings
 from tests.conftest import POLICIES
 from tests.faults.conftest import (
+    QUICK,
     Emulator,
     calm,
     check_sweep,
@@ -70,7 +71,9 @@ def test_5xx_bursts_and_random_errors_are_retried(
     assert stats["responses"]["byStatus"].get("500", 0) + stats["responses"]["byStatus"].get(
         "503", 0) > 60
     errored = check_sweep(report, fleet_snapshot, reason="HTTP 50")
-    assert len(errored) <= 3, "retries absorbed too little"
+    # only reads in flight while the burst lasted can have met it on every attempt (2 or 3
+    # of 30 in practice): at most one per thread
+    assert len(errored) <= int(QUICK["FLEET_CONCURRENCY"]), "retries absorbed too little"
     check_sweep_exact(sweep(calm(emu), tmp_path / "b"), fleet_snapshot)
 
 
@@ -86,7 +89,7 @@ def test_connection_resets_are_retried(
     report = sweep(emu.running, tmp_path / "a")
     assert emu.running.admin.stats()["faultsInjected"]["byAction"]["reset"] > 40
     errored = check_sweep(report, fleet_snapshot)
-    assert len(errored) <= 3, "retries absorbed too little"
+    assert len(errored) <= int(QUICK["FLEET_CONCURRENCY"]), "retries absorbed too little"
     check_sweep_exact(sweep(calm(emu), tmp_path / "b"), fleet_snapshot)
 
 
