@@ -90,9 +90,8 @@ def test_next_link_is_absolute_and_keeps_the_filter(emulator: RunningEmulator) -
     assert "%24filter=" in link or "$filter=" in link
     assert "skiptoken" in link
     assert sum(len(list(p)) for p in pages) == 7
-    assert (
-        emulator.admin.stats()["requests"]["byResourceType"]["Microsoft.Resources/subscriptions/resources"] == 3
-    )
+    by_type = emulator.admin.stats()["requests"]["byResourceType"]
+    assert by_type["Microsoft.Resources/subscriptions/resources"] == 3
 
 
 @pytest.mark.parametrize(
