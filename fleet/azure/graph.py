@@ -228,7 +228,8 @@ class QuotaPacer:
             self._reset_at = max(
                 self._clock() + retry_after, self._reset_at if self._reset_at != math.inf else 0.0
             )
-            # Our estimate was too early once: from now on wait a little longer.
+            # The estimate was early, or someone else spends this principal's quota: either
+            # way, from now on wait a little longer past each reset.
             self._margin = min(1.0, self._margin + 0.25)
 
 
