@@ -31,6 +31,7 @@ from fleet.cli.common import (
     to_json,
     write_output,
 )
+from fleet.settings import Settings
 from fleet.store.history import History, JobNotFound
 
 jobs_app = typer.Typer(
@@ -316,6 +317,12 @@ kill_switch_app = typer.Typer(
 jobs_app.add_typer(kill_switch_app, name="kill-switch")
 
 
+def _mirror(settings: Settings) -> str | None:
+    """The Redis the kill switch is mirrored to: ``FLEET_REDIS_URL`` when it is configured (the
+    distributed engine's), never the default address of a Redis that may belong to others."""
+    return settings.redis_url if "redis_url" in settings.model_fields_set else None
+
+
 def refuse_if_killed(history: History, redis_url: str | None = None) -> None:
     """Exit 2 with the reason when the kill switch is on (a job must not start)."""
     from fleet.jobs import killswitch
@@ -343,13 +350,13 @@ def kill_switch_on(
 
     In-flight clusters finish (and are verified); sweeps, plans and remediations refuse to
     start; Celery workers take no new cluster. Stored in the history database and mirrored to
-    Redis (FLEET_REDIS_URL) when it answers.
+    Redis when FLEET_REDIS_URL is set and answers.
     """
     from fleet.jobs import killswitch
 
     settings = load_settings()
     with _open(verbose) as history:
-        where = killswitch.engage(history, settings.redis_url, reason=reason)
+        where = killswitch.engage(history, _mirror(settings), reason=reason)
     err.print(f"[bold red]kill switch ON[/] (set in {', '.join(where)}): running jobs stop at "
               "their next step; no new job starts. `fleet jobs kill-switch off` releases it.")
 
@@ -364,7 +371,7 @@ def kill_switch_off(verbose: VerboseOpt = 0) -> None:
 
     settings = load_settings()
     with _open(verbose) as history:
-        where = killswitch.release(history, settings.redis_url)
+        where = killswitch.release(history, _mirror(settings))
     err.print(f"kill switch off (cleared in {', '.join(where)})")
 
 
@@ -375,7 +382,7 @@ def kill_switch_status(output: OutputOpt = "table", verbose: VerboseOpt = 0) -> 
 
     settings = load_settings()
     with _open(verbose) as history:
-        found = killswitch.read(history, settings.redis_url)
+        found = killswitch.read(history, _mirror(settings))
     if output == "json":
         write_output(to_json(found.to_json()), None)
         return

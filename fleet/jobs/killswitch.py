@@ -3,8 +3,9 @@
 ``fleet jobs kill-switch on --reason "..."`` engages it, ``off`` releases it, ``status`` shows
 it. The flag lives in the history database (``controls``, name ``kill-switch``), which every
 fleet process of an installation shares, and is mirrored to Redis (key ``fleet:kill-switch``)
-when ``FLEET_REDIS_URL`` answers, so Celery workers can see it without a database round trip.
-Either copy engaged means engaged.
+when ``FLEET_REDIS_URL`` is set and answers (the distributed engine's Redis; the CLI never
+writes to a Redis merely found at the default address), so Celery workers can see it without
+a database round trip. Either copy engaged means engaged.
 
 Who checks it:
 

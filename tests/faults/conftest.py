@@ -167,8 +167,14 @@ def calm(emu: Emulator) -> RunningEmulator:
 # --- running fleet ------------------------------------------------------------------------------
 
 
+#: Where Redis is not: tests that do not start their own Redis must never reach one that
+#: happens to run on the machine's default port (the kill switch would be mirrored there).
+NO_REDIS = f"redis://127.0.0.1:{free_port()}/0"
+
+
 def env_of(emu: RunningEmulator, state: Path, **extra: Any) -> dict[str, str]:
-    return emulator_env(emu, state, **{**QUICK, **extra})
+    return emulator_env(emu, state, **{**QUICK, "FLEET_REDIS_URL": NO_REDIS,
+                                       "FLEET_BROKER_URL": NO_REDIS, **extra})
 
 
 def cli(args: list[str], env: dict[str, str]) -> Any:

@@ -264,3 +264,24 @@ def test_another_process_sees_the_switch(tmp_path: Path) -> None:
          f"print(killswitch.engaged(History({url!r})))"],
         capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_the_cli_mirrors_to_the_configured_redis_only(
+    redis_server: RedisServer, emulator_factory: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, clean_fleet_env: Path
+) -> None:
+    """Mirrored to FLEET_REDIS_URL when it is set; never to a Redis merely found at the
+    default address (it may belong to someone else)."""
+    from fleet.cli.jobs_cmds import _mirror
+    from fleet.settings import Settings
+
+    assert _mirror(Settings()) is None  # FLEET_REDIS_URL unset: the default is not used
+    monkeypatch.setenv("FLEET_REDIS_URL", redis_server.url)
+    assert _mirror(Settings()) == redis_server.url
+    env = env_of(emulator_factory().running, tmp_path / "state",
+                 FLEET_REDIS_URL=redis_server.url)
+    on = cli(["jobs", "kill-switch", "on", "-r", "mirrored"], env)
+    assert "(set in history, redis)" in on.stderr
+    assert status(env)["sources"] == ["history", "redis"]
+    assert cli(["jobs", "kill-switch", "off"], env).exit_code == 0
+    assert redis.Redis.from_url(redis_server.url).get(killswitch.REDIS_KEY) is None
