@@ -33,6 +33,7 @@ from tests.faults.conftest import (
     job_outcomes,
 )
 from tests.remediate.conftest import policy_dir, with_rollout
+from tests.security.conftest import start_worker, stop_workers
 
 
 @pytest.fixture(autouse=True)
@@ -285,3 +286,30 @@ def test_the_cli_mirrors_to_the_configured_redis_only(
     assert status(env)["sources"] == ["history", "redis"]
     assert cli(["jobs", "kill-switch", "off"], env).exit_code == 0
     assert redis.Redis.from_url(redis_server.url).get(killswitch.REDIS_KEY) is None
+
+
+def test_a_celery_sweep_stops_at_its_next_cluster(
+    redis_server: RedisServer, emulator_factory: Any, fleet_snapshot: dict[str, Any],
+    tmp_path: Path
+) -> None:
+    """The workers ask ``killswitch.engaged()`` before each cluster: a distributed sweep
+    stops too, recorded incomplete, with what it judged."""
+    emu = emulator_factory(latency_ms=150, latency_p99_ms=200).running
+    state = tmp_path / "state"
+    env = env_of(emu, state, FLEET_REDIS_URL=redis_server.url, FLEET_BROKER_URL=redis_server.url,
+                 FLEET_BATCH_SIZE=2, FLEET_VISIBILITY_TIMEOUT=30)
+    procs = []
+    try:
+        procs = [start_worker("w1", env, tmp_path / "w1.log")]
+        proc = cli_process(["sweep", "-p", str(POLICIES), "--engine", "celery", "-o", "json"],
+                           env)
+        wait_until(lambda: emu.admin.stats()["requests"]["total"] >= 20)
+        assert cli(["jobs", "kill-switch", "on", "-r", "stop the workers"], env).exit_code == 0
+        out, err = proc.communicate(timeout=120)
+    finally:
+        stop_workers(procs)
+    report = json.loads(out)
+    assert 0 < len(report["clusters"]) < len(facts_of(fleet_snapshot)), err
+    assert report["sweep"].get("complete") is not True
+    with History(f"sqlite:///{state / 'fleet.db'}") as history:
+        assert [s["sweep"]["complete"] for s in history.sweeps()] == [False]

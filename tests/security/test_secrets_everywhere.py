@@ -21,10 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import shutil
-import subprocess
-import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,10 +32,11 @@ import redis
 
 from fleet.core import redact
 from fleet.emulator.testing import RunningEmulator
-from tests.conftest import REPO, require
-from tests.distributed.conftest import CELERY, RedisServer, free_port
+from tests.conftest import require
+from tests.distributed.conftest import RedisServer, free_port
 from tests.faults.conftest import cli, env_of
 from tests.remediate.conftest import policy_dir
+from tests.security.conftest import start_worker, stop_workers
 
 GIT_TOKEN = "gitTOKEN-7f3e9a1c5b2d-PLANTED"
 SSH_KEY = "sshKEY-0a9b8c7d6e5f4a3b-PLANTED"
@@ -272,22 +270,6 @@ def test_secrets_never_leave_the_write_on_the_local_engine(
     assert hay.leaks() == []
 
 
-def _worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A real worker with JSON logs, every queue (as an operator would start it)."""
-    cmd = [CELERY, "-A", "workers", "worker", "--pool", "threads", "--concurrency", "8",
-           "--hostname", f"{name}@%h", "--loglevel", "DEBUG", "--without-mingle",
-           "--without-gossip"]
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)},
-                                stdout=sink, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while b" ready." not in log.read_bytes():
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.1)
-    return proc
-
-
 def test_secrets_never_leave_the_write_through_celery_workers(
     planted: dict[str, Any], emulator_factory: Any, tmp_path: Path
 ) -> None:
@@ -305,7 +287,7 @@ def test_secrets_never_leave_the_write_through_celery_workers(
     hay = Haystack()
     policies = str(planted["policies"])
     try:
-        procs = [_worker(f"w{i}", worker_env, log) for i, log in enumerate(logs, 1)]
+        procs = [start_worker(f"w{i}", worker_env, log) for i, log in enumerate(logs, 1)]
         swept = cli(["sweep", "-p", policies, "--engine", "celery", "-o", "json", "-vv"], env)
         assert swept.exit_code == 0, swept.stderr
         hay.add_result("sweep --engine celery", swept)
@@ -322,13 +304,7 @@ def test_secrets_never_leave_the_write_through_celery_workers(
         hay.add_result("jobs show celery job", shown)
         assert hay.add_redis(server.url) > 5
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_workers(procs)
         server.stop()
     prove_the_secrets_were_used(emu, env, json.loads(after.stdout))
     for log in logs:
