@@ -57,105 +57,209 @@ BUDGET_CPU_SECONDS = 0.001
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 
-STABLE = ["1.17.3", "1.17.2", "1.16.12", "1.16.3", "1.15.2", "1.15.1", "1.14.4", "1.13.3",
-          "1.12.1", "1.11.5", "1.10.1", "1.9.1", "1.8.2", "1.7.6", "1.7.5", "1.7.0", "1.6.3",
-          "1.6.1"]
+STABLE = [
+    "1.17.3",
+    "1.17.2",
+    "1.16.12",
+    "1.16.3",
+    "1.15.2",
+    "1.15.1",
+    "1.14.4",
+    "1.13.3",
+    "1.12.1",
+    "1.11.5",
+    "1.10.1",
+    "1.9.1",
+    "1.8.2",
+    "1.7.6",
+    "1.7.5",
+    "1.7.0",
+    "1.6.3",
+    "1.6.1",
+]
 CATALOG = Catalog.from_mapping({"Stable": STABLE, "Preview": ["1.18.0-preview.1", "1.17.3"]})
 
 # --- the example policies (docs/scenario.md) ----------------------------------------------
 
 CLUSTER_CONFIG: dict[str, Any] = {
-    "name": "cluster-config", "scope": "cluster", "namespace": "cluster-config",
+    "name": "cluster-config",
+    "scope": "cluster",
+    "namespace": "cluster-config",
     "sourceKind": "GitRepository",
-    "gitRepository": {"url": "https://github.com/fluxcd/flux2-kustomize-helm-example",
-                      "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 600},
-    "kustomizations": {"infra": {"path": "./infrastructure", "prune": True},
-                       "apps": {"path": "./apps/staging", "prune": True,
-                                "dependsOn": ["infra"]}},
+    "gitRepository": {
+        "url": "https://github.com/fluxcd/flux2-kustomize-helm-example",
+        "repositoryRef": {"branch": "main"},
+        "syncIntervalInSeconds": 600,
+    },
+    "kustomizations": {
+        "infra": {"path": "./infrastructure", "prune": True},
+        "apps": {"path": "./apps/staging", "prune": True, "dependsOn": ["infra"]},
+    },
 }
 TEAM_ALPHA: dict[str, Any] = {
-    "name": "team-alpha", "scope": "namespace", "namespace": "team-alpha",
-    "gitRepository": {"url": "https://github.com/fleet-examples/team-alpha-apps",
-                      "repositoryRef": {"branch": "main"}},
+    "name": "team-alpha",
+    "scope": "namespace",
+    "namespace": "team-alpha",
+    "gitRepository": {
+        "url": "https://github.com/fleet-examples/team-alpha-apps",
+        "repositoryRef": {"branch": "main"},
+    },
     "kustomizations": {"apps": {"path": "./deploy", "prune": True}},
 }
 EDGE_BASELINE: dict[str, Any] = {
-    "name": "edge-baseline", "scope": "cluster", "namespace": "edge-system",
-    "gitRepository": {"url": "https://github.com/fleet-examples/edge-baseline",
-                      "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 300},
+    "name": "edge-baseline",
+    "scope": "cluster",
+    "namespace": "edge-system",
+    "gitRepository": {
+        "url": "https://github.com/fleet-examples/edge-baseline",
+        "repositoryRef": {"branch": "main"},
+        "syncIntervalInSeconds": 300,
+    },
     "kustomizations": {"base": {"path": "./base", "prune": True}},
 }
 
 
 def _policy(name: str, spec: dict[str, Any]) -> Policy:
     return Policy.model_validate(
-        {"apiVersion": "fleet/v1", "kind": "FluxPolicy", "metadata": {"name": name},
-         "spec": spec}
+        {"apiVersion": "fleet/v1", "kind": "FluxPolicy", "metadata": {"name": name}, "spec": spec}
     )
 
 
 def example_policies() -> list[Policy]:
     return [
-        _policy("platform-baseline", {
-            "mode": "enforce", "priority": 100, "targets": {"subscriptions": ["*"]},
-            "exemptions": [{"cluster": "*/managedClusters/aks-lab-*", "reason": "lab clusters",
-                            "expiresOn": "2099-12-31"}],
-            "extension": {"name": "flux", "autoUpgradeMinorVersion": True,
-                          "releaseTrain": "Stable",
-                          "configurationSettings": {"multiTenancy.enforce": "true"},
-                          "versionWindow": 2}}),
-        _policy("cluster-config", {
-            "mode": "enforce", "priority": 50,
-            "targets": {"resourceGroups": ["rg-prod-*", "rg-stg-*", "rg-edge-*"]},
-            "fluxConfigurations": [CLUSTER_CONFIG]}),
-        _policy("team-alpha", {
-            "mode": "enforce", "priority": 50, "targets": {"tags": {"team": "alpha"}},
-            "exclusions": [{"tags": {"env": "dev"}}], "fluxConfigurations": [TEAM_ALPHA]}),
-        _policy("arc-edge", {
-            "mode": "enforce", "priority": 60, "targets": {"clusterTypes": ["connectedClusters"]},
-            "fluxConfigurations": [EDGE_BASELINE]}),
-        _policy("flux-version-audit", {
-            "mode": "audit", "priority": 200, "targets": {"tags": {"env": "prod"}},
-            "extension": {"versionWindow": 1}}),
-        _policy("shared-tenancy", {
-            "mode": "enforce", "priority": 100, "targets": {"tags": {"tenancy": "shared"}},
-            "extension": {"configurationSettings": {"multiTenancy.enforce": "false"}}}),
+        _policy(
+            "platform-baseline",
+            {
+                "mode": "enforce",
+                "priority": 100,
+                "targets": {"subscriptions": ["*"]},
+                "exemptions": [
+                    {
+                        "cluster": "*/managedClusters/aks-lab-*",
+                        "reason": "lab clusters",
+                        "expiresOn": "2099-12-31",
+                    }
+                ],
+                "extension": {
+                    "name": "flux",
+                    "autoUpgradeMinorVersion": True,
+                    "releaseTrain": "Stable",
+                    "configurationSettings": {"multiTenancy.enforce": "true"},
+                    "versionWindow": 2,
+                },
+            },
+        ),
+        _policy(
+            "cluster-config",
+            {
+                "mode": "enforce",
+                "priority": 50,
+                "targets": {"resourceGroups": ["rg-prod-*", "rg-stg-*", "rg-edge-*"]},
+                "fluxConfigurations": [CLUSTER_CONFIG],
+            },
+        ),
+        _policy(
+            "team-alpha",
+            {
+                "mode": "enforce",
+                "priority": 50,
+                "targets": {"tags": {"team": "alpha"}},
+                "exclusions": [{"tags": {"env": "dev"}}],
+                "fluxConfigurations": [TEAM_ALPHA],
+            },
+        ),
+        _policy(
+            "arc-edge",
+            {
+                "mode": "enforce",
+                "priority": 60,
+                "targets": {"clusterTypes": ["connectedClusters"]},
+                "fluxConfigurations": [EDGE_BASELINE],
+            },
+        ),
+        _policy(
+            "flux-version-audit",
+            {
+                "mode": "audit",
+                "priority": 200,
+                "targets": {"tags": {"env": "prod"}},
+                "extension": {"versionWindow": 1},
+            },
+        ),
+        _policy(
+            "shared-tenancy",
+            {
+                "mode": "enforce",
+                "priority": 100,
+                "targets": {"tags": {"tenancy": "shared"}},
+                "extension": {"configurationSettings": {"multiTenancy.enforce": "false"}},
+            },
+        ),
     ]
 
 
 # --- synthetic ARM JSON (defaults and read-only noise filled in, as a GET returns) --------
 
 KINDS = [  # (kind, weight): about 45 % compliant, the rest spread over the defect kinds
-    ("compliant", 45), ("extension_missing", 3), ("extension_failed", 3), ("extension_drift", 4),
-    ("version_out_of_window", 4), ("arm64_old_version", 2), ("flux_config_missing", 4),
-    ("branch_drift", 5), ("depends_on_drift", 3), ("extra_kustomization", 3),
-    ("flux_config_failed", 3), ("flux_config_noncompliant", 4), ("unmanaged_config", 3),
-    ("flux_v1", 2), ("arc_offline", 3), ("arc_expired", 1), ("aks_stopped", 2), ("conflict", 2),
-    ("exempt", 2), ("read_error", 2),
+    ("compliant", 45),
+    ("extension_missing", 3),
+    ("extension_failed", 3),
+    ("extension_drift", 4),
+    ("version_out_of_window", 4),
+    ("arm64_old_version", 2),
+    ("flux_config_missing", 4),
+    ("branch_drift", 5),
+    ("depends_on_drift", 3),
+    ("extra_kustomization", 3),
+    ("flux_config_failed", 3),
+    ("flux_config_noncompliant", 4),
+    ("unmanaged_config", 3),
+    ("flux_v1", 2),
+    ("arc_offline", 3),
+    ("arc_expired", 1),
+    ("aks_stopped", 2),
+    ("conflict", 2),
+    ("exempt", 2),
+    ("read_error", 2),
 ]
 SUB = "00000000-0000-0000-0000-{:012d}"
 
 
 def _system_data() -> dict[str, str]:
-    return {"createdBy": "fleet", "createdByType": "Application",
-            "createdAt": "2026-09-08T05:10:57Z", "lastModifiedBy": "fleet",
-            "lastModifiedByType": "Application", "lastModifiedAt": "2026-09-08T05:10:57Z"}
+    return {
+        "createdBy": "fleet",
+        "createdByType": "Application",
+        "createdAt": "2026-09-08T05:10:57Z",
+        "lastModifiedBy": "fleet",
+        "lastModifiedByType": "Application",
+        "lastModifiedAt": "2026-09-08T05:10:57Z",
+    }
 
 
 def extension_json(cid: str, **props: Any) -> dict[str, Any]:
     body = {
-        "extensionType": "microsoft.flux", "autoUpgradeMinorVersion": True,
-        "releaseTrain": "Stable", "version": None,
+        "extensionType": "microsoft.flux",
+        "autoUpgradeMinorVersion": True,
+        "releaseTrain": "Stable",
+        "version": None,
         "scope": {"cluster": {"releaseNamespace": "flux-system"}},
         "configurationSettings": {"multiTenancy.enforce": "true"},
-        "provisioningState": "Succeeded", "currentVersion": "1.17.3", "statuses": [],
-        "isSystemExtension": False, "customLocationSettings": None, "packageUri": None,
+        "provisioningState": "Succeeded",
+        "currentVersion": "1.17.3",
+        "statuses": [],
+        "isSystemExtension": False,
+        "customLocationSettings": None,
+        "packageUri": None,
         "errorInfo": None,
     }
     body.update(props)
-    return {"id": child_id(cid, "extensions", "flux"),
-            "type": "Microsoft.KubernetesConfiguration/extensions", "name": "flux",
-            "systemData": _system_data(), "properties": body}
+    return {
+        "id": child_id(cid, "extensions", "flux"),
+        "type": "Microsoft.KubernetesConfiguration/extensions",
+        "name": "flux",
+        "systemData": _system_data(),
+        "properties": body,
+    }
 
 
 def flux_json(cid: str, spec: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -164,41 +268,85 @@ def flux_json(cid: str, spec: dict[str, Any], **overrides: Any) -> dict[str, Any
     git = spec.pop("gitRepository")
     kustomizations = spec.pop("kustomizations")
     props: dict[str, Any] = {
-        "scope": "cluster", "namespace": "default", "sourceKind": "GitRepository",
-        "suspend": False, "bucket": None, "azureBlob": None,
+        "scope": "cluster",
+        "namespace": "default",
+        "sourceKind": "GitRepository",
+        "suspend": False,
+        "bucket": None,
+        "azureBlob": None,
         "gitRepository": {
-            "url": git["url"], "timeoutInSeconds": 600, "syncIntervalInSeconds": 600,
-            "sshKnownHosts": None, "httpsUser": None, "httpsCACert": None, "localAuthRef": None,
-            "repositoryRef": {"branch": None, "tag": None, "semver": None, "commit": None,
-                              **git.get("repositoryRef", {})},
+            "url": git["url"],
+            "timeoutInSeconds": 600,
+            "syncIntervalInSeconds": 600,
+            "sshKnownHosts": None,
+            "httpsUser": None,
+            "httpsCACert": None,
+            "localAuthRef": None,
+            "repositoryRef": {
+                "branch": None,
+                "tag": None,
+                "semver": None,
+                "commit": None,
+                **git.get("repositoryRef", {}),
+            },
             **{k: v for k, v in git.items() if k not in ("url", "repositoryRef")},
         },
         "kustomizations": {
-            k: {"name": k, "path": "", "dependsOn": [], "timeoutInSeconds": 600,
-                "syncIntervalInSeconds": 600, "retryIntervalInSeconds": None, "prune": False,
-                "force": False, "wait": True, "postBuild": None, **v}
+            k: {
+                "name": k,
+                "path": "",
+                "dependsOn": [],
+                "timeoutInSeconds": 600,
+                "syncIntervalInSeconds": 600,
+                "retryIntervalInSeconds": None,
+                "prune": False,
+                "force": False,
+                "wait": True,
+                "postBuild": None,
+                **v,
+            }
             for k, v in kustomizations.items()
         },
-        "statuses": [{"name": name, "namespace": spec.get("namespace", "default"),
-                      "kind": "GitRepository", "complianceState": "Compliant",
-                      "statusConditions": [{"lastTransitionTime": "2026-11-25T11:00:00Z",
-                                            "message": "Fetched revision: main/0ba6f0d",
-                                            "reason": "GitOperationSucceed", "status": "True",
-                                            "type": "Ready"}]}],
-        "repositoryPublicKey": "", "sourceSyncedCommitId": "main/0ba6f0d30760d567de0bac86c8c4",
-        "sourceUpdatedAt": "2026-11-25T11:00:00Z", "statusUpdatedAt": "2026-11-25T11:00:00Z",
-        "complianceState": "Compliant", "provisioningState": "Succeeded", "errorMessage": "",
+        "statuses": [
+            {
+                "name": name,
+                "namespace": spec.get("namespace", "default"),
+                "kind": "GitRepository",
+                "complianceState": "Compliant",
+                "statusConditions": [
+                    {
+                        "lastTransitionTime": "2026-11-25T11:00:00Z",
+                        "message": "Fetched revision: main/0ba6f0d",
+                        "reason": "GitOperationSucceed",
+                        "status": "True",
+                        "type": "Ready",
+                    }
+                ],
+            }
+        ],
+        "repositoryPublicKey": "",
+        "sourceSyncedCommitId": "main/0ba6f0d30760d567de0bac86c8c4",
+        "sourceUpdatedAt": "2026-11-25T11:00:00Z",
+        "statusUpdatedAt": "2026-11-25T11:00:00Z",
+        "complianceState": "Compliant",
+        "provisioningState": "Succeeded",
+        "errorMessage": "",
         **spec,
     }
     props.update(overrides)
-    return {"id": child_id(cid, "fluxConfigurations", name),
-            "type": "Microsoft.KubernetesConfiguration/fluxConfigurations", "name": name,
-            "systemData": _system_data(), "properties": props}
+    return {
+        "id": child_id(cid, "fluxConfigurations", name),
+        "type": "Microsoft.KubernetesConfiguration/fluxConfigurations",
+        "name": name,
+        "systemData": _system_data(),
+        "properties": props,
+    }
 
 
 def _facts(i: int, kind: str, rng: random.Random) -> ClusterFacts:
     arc = kind in ("arc_offline", "arc_expired") or (
-        kind not in ("aks_stopped", "exempt") and rng.random() < 0.3)
+        kind not in ("aks_stopped", "exempt") and rng.random() < 0.3
+    )
     env = "dev" if kind == "exempt" else rng.choice(["prod", "prod", "staging", "dev"])
     rg = {"prod": "rg-prod-weu-1", "staging": "rg-stg-weu-1", "dev": "rg-dev-weu-1"}[env]
     if arc and env != "dev" and rng.random() < 0.5:
@@ -210,8 +358,11 @@ def _facts(i: int, kind: str, rng: random.Random) -> ClusterFacts:
         tags["tenancy"] = "shared"
     ctype = "connectedClusters" if arc else "managedClusters"
     name = f"aks-lab-{i:05d}" if kind == "exempt" else f"{'arc' if arc else 'aks'}-{env}-{i:05d}"
-    provider = ("Microsoft.Kubernetes/connectedClusters" if arc
-                else "Microsoft.ContainerService/managedClusters")
+    provider = (
+        "Microsoft.Kubernetes/connectedClusters"
+        if arc
+        else "Microsoft.ContainerService/managedClusters"
+    )
     sub = SUB.format(i % 5 + 1)
     last = NOW - timedelta(minutes=3)
     status = "Connected"
@@ -221,8 +372,12 @@ def _facts(i: int, kind: str, rng: random.Random) -> ClusterFacts:
         status, last = "Expired", NOW - timedelta(days=120)
     return ClusterFacts(
         id=f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{name}",
-        name=name, cluster_type=ctype, subscription_id=sub, resource_group=rg,
-        location="westeurope", tags=tags,
+        name=name,
+        cluster_type=ctype,
+        subscription_id=sub,
+        resource_group=rg,
+        location="westeurope",
+        tags=tags,
         power_state=None if arc else ("Stopped" if kind == "aks_stopped" else "Running"),
         connectivity_status=status if arc else None,
         last_connectivity_time=last if arc else None,
@@ -232,8 +387,12 @@ def _facts(i: int, kind: str, rng: random.Random) -> ClusterFacts:
 
 def _observation(facts: ClusterFacts, kind: str, apps: list[Applicable]) -> ObservedCluster:
     cid = facts.id
-    specs = [c.model_dump(by_alias=True, exclude_none=True)
-             for a in apps if a.exemption is None for c in a.policy.spec.flux_configurations]
+    specs = [
+        c.model_dump(by_alias=True, exclude_none=True)
+        for a in apps
+        if a.exemption is None
+        for c in a.policy.spec.flux_configurations
+    ]
     ext = [extension_json(cid)]
     configs = [flux_json(cid, s) for s in specs]
     v1: list[dict[str, Any]] = []
@@ -265,20 +424,33 @@ def _observation(facts: ClusterFacts, kind: str, apps: list[Applicable]) -> Obse
         configs.append(flux_json(cid, dict(TEAM_ALPHA, name="legacy-apps")))
     elif kind == "flux_v1":
         ext, configs = [], []
-        v1 = [{"id": child_id(cid, "sourceControlConfigurations", "legacy-v1"),
-               "name": "legacy-v1", "properties": {"repositoryUrl": "git@x:y.git",
-                                                   "operatorType": "Flux",
-                                                   "provisioningState": "Succeeded"}}]
+        v1 = [
+            {
+                "id": child_id(cid, "sourceControlConfigurations", "legacy-v1"),
+                "name": "legacy-v1",
+                "properties": {
+                    "repositoryUrl": "git@x:y.git",
+                    "operatorType": "Flux",
+                    "provisioningState": "Succeeded",
+                },
+            }
+        ]
     elif kind == "exempt":
         ext, configs = [], []
     elif kind == "read_error":
         ext, configs, read_error = [], [], "HTTP 500 after 3 retries"
-    return ObservedCluster(facts=facts, extensions=tuple(ext), flux_configurations=tuple(configs),
-                           source_control_configurations=tuple(v1), read_error=read_error)
+    return ObservedCluster(
+        facts=facts,
+        extensions=tuple(ext),
+        flux_configurations=tuple(configs),
+        source_control_configurations=tuple(v1),
+        read_error=read_error,
+    )
 
 
-def batches(n: int, size: int, seed: int, policies: list[Policy], today: date
-            ) -> Iterator[list[tuple[str, ObservedCluster, list[Applicable]]]]:
+def batches(
+    n: int, size: int, seed: int, policies: list[Policy], today: date
+) -> Iterator[list[tuple[str, ObservedCluster, list[Applicable]]]]:
     """Synthetic (kind, observation, applicable policies), ``size`` at a time."""
     rng = random.Random(seed)
     names = [k for k, _ in KINDS]
@@ -319,8 +491,12 @@ def machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "platform": platform.platform(terse=True)}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,8 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--naive-sample", type=int, default=5_000,
-                        help="clusters also judged the naive way (0 to skip)")
+    parser.add_argument(
+        "--naive-sample",
+        type=int,
+        default=5_000,
+        help="clusters also judged the naive way (0 to skip)",
+    )
     parser.add_argument("--profile", action="store_true", help="print a cProfile of judge")
     args = parser.parse_args(argv)
 
@@ -390,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
             "clusters": naive_n,
             "cpuMsPerCluster": round(naive_per_cluster * 1000, 4) if naive_per_cluster else None,
             "speedup": round(naive_per_cluster / per_cluster, 2)
-            if naive_per_cluster and per_cluster else None,
+            if naive_per_cluster and per_cluster
+            else None,
         },
         "states": dict(sorted(states.items())),
         "kinds": dict(sorted(kinds.items())),

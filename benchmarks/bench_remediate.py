@@ -64,19 +64,36 @@ def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
-                       cpu)
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu
+            )
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.release()}"}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
 
 
 def start_emulator(snapshot: Path) -> tuple[subprocess.Popen[str], str, str]:
-    cmd = [sys.executable, "-m", "fleet", "emulator", "serve", "--snapshot", str(snapshot),
-           "--port", "0", "--throttle", "arm"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            cwd=REPO)
+    cmd = [
+        sys.executable,
+        "-m",
+        "fleet",
+        "emulator",
+        "serve",
+        "--snapshot",
+        str(snapshot),
+        "--port",
+        "0",
+        "--throttle",
+        "arm",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -101,10 +118,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-remediate-"))
     try:
-        snapshot = generate(clusters=args.clusters, subscriptions=args.subscriptions,
-                            seed=args.seed)
+        snapshot = generate(
+            clusters=args.clusters, subscriptions=args.subscriptions, seed=args.seed
+        )
         per_sub = Counter(
-            r["id"].split("/")[2].lower() for r in snapshot["resources"]
+            r["id"].split("/")[2].lower()
+            for r in snapshot["resources"]
             if r["type"].endswith(("/managedClusters", "/connectedClusters"))
         )
         snap_file = work / "fleet.json"
@@ -125,11 +144,23 @@ def main() -> None:
                 "FLEET_INVENTORY": args.inventory,
                 "FLEET_CONCURRENCY": str(args.concurrency),
             }
-            command = [sys.executable, "-m", "fleet", "remediate", "-p", str(policies), "--yes",
-                       "-o", "json", "--max-clusters", str(args.clusters)]
+            command = [
+                sys.executable,
+                "-m",
+                "fleet",
+                "remediate",
+                "-p",
+                str(policies),
+                "--yes",
+                "-o",
+                "json",
+                "--max-clusters",
+                str(args.clusters),
+            ]
             started = time.monotonic()
-            done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
-                                  check=False)
+            done = subprocess.run(
+                command, env=env, cwd=REPO, capture_output=True, text=True, check=False
+            )
             wall = time.monotonic() - started
             if done.returncode not in (0, 1):
                 sys.stderr.write(done.stderr[-4000:])

@@ -89,8 +89,7 @@ def call(
                 throttled_since = now if throttled_since is None else throttled_since
                 if now - throttled_since < THROTTLE_PATIENCE:
                     attempt -= 1  # waiting as ARM asks is not a failed attempt
-                    sleep(failure.retry_after if failure.retry_after is not None
-                          else backoff(1))
+                    sleep(failure.retry_after if failure.retry_after is not None else backoff(1))
                     continue
             if not failure.retryable or attempt >= attempts or (should_stop and should_stop()):
                 raise ArmCallFailed(what, failure, attempt) from exc

@@ -48,10 +48,21 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Write to this file i
 JobArg = Annotated[str, typer.Argument(help="Job id, a unique prefix of it, or 'latest'.")]
 
 _STATUS_STYLE = {
-    "fixed": "green", "succeeded": "green", "completed": "yellow", "failed": "bold red",
-    "stopped": "bold red", "cancelled": "yellow", "skipped": "cyan", "retry": "yellow",
-    "not-started": "dim", "awaiting-approval": "bold magenta", "running": "bold",
-    "pending": "dim", "applied": "yellow", "timeout": "red", "started": "yellow",
+    "fixed": "green",
+    "succeeded": "green",
+    "completed": "yellow",
+    "failed": "bold red",
+    "stopped": "bold red",
+    "cancelled": "yellow",
+    "skipped": "cyan",
+    "retry": "yellow",
+    "not-started": "dim",
+    "awaiting-approval": "bold magenta",
+    "running": "bold",
+    "pending": "dim",
+    "applied": "yellow",
+    "timeout": "red",
+    "started": "yellow",
 }
 
 #: Statuses after which a job takes no approvals and no cancel requests.
@@ -109,21 +120,34 @@ def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableT
     """The end-of-job summary: counts, waves, failures with ARM's reasons, skips, retries."""
     job, summary = report["job"], report["summary"]
     parts: list[RenderableType] = [
-        Text.assemble(("Job ", "bold"), (job["id"], "bold cyan"), "  ", _styled(job["status"]),
-                      f"  mode {job['mode']}"),
+        Text.assemble(
+            ("Job ", "bold"),
+            (job["id"], "bold cyan"),
+            "  ",
+            _styled(job["status"]),
+            f"  mode {job['mode']}",
+        ),
     ]
     if job.get("stopReason"):
         parts.append(Text(f"stopped: {job['stopReason']}", style="bold red"))
     rollout = job.get("rollout") or {}
-    parts.append(Text(
-        f"rollout of {rollout.get('policy') or '(default)'}: failure budget "
-        f"{rollout.get('failureBudget')}, maxConcurrency {rollout.get('maxConcurrency')}, "
-        f"soak {rollout.get('soakSeconds')}s", style="dim"))
+    parts.append(
+        Text(
+            f"rollout of {rollout.get('policy') or '(default)'}: failure budget "
+            f"{rollout.get('failureBudget')}, maxConcurrency {rollout.get('maxConcurrency')}, "
+            f"soak {rollout.get('soakSeconds')}s",
+            style="dim",
+        )
+    )
     counts = Table(title="Clusters", title_justify="left", show_edge=False)
     for name in ("fixed", "failed", "skipped", "retry", "notStarted", "compliant", "writes"):
         counts.add_column(name, justify="right")
-    counts.add_row(*(str(summary.get(n, 0)) for n in (
-        "fixed", "failed", "skipped", "retry", "notStarted", "compliant", "writes")))
+    counts.add_row(
+        *(
+            str(summary.get(n, 0))
+            for n in ("fixed", "failed", "skipped", "retry", "notStarted", "compliant", "writes")
+        )
+    )
     parts.append(counts)
     if report.get("waves"):
         waves = Table(title="Waves", title_justify="left", show_edge=False)
@@ -131,14 +155,21 @@ def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableT
             waves.add_column(column, justify="left" if column == "wave" else "right")
         for w in report["waves"]:
             name = w["name"] + (" (approval)" if w.get("approval") else "")
-            waves.add_row(name, str(w["clusters"]), *(str(w.get(k, 0)) for k in (
-                "fixed", "failed", "skipped", "retry", "not-started")))
+            waves.add_row(
+                name,
+                str(w["clusters"]),
+                *(str(w.get(k, 0)) for k in ("fixed", "failed", "skipped", "retry", "not-started")),
+            )
         parts.append(waves)
     by_status: dict[str, list[dict[str, Any]]] = {}
     for c in report["clusters"]:
         by_status.setdefault(c["status"], []).append(c)
-    for status, title in (("failed", "Failed"), ("retry", "Left for retry (not written)"),
-                          ("skipped", "Skipped"), ("not-started", "Not started")):
+    for status, title in (
+        ("failed", "Failed"),
+        ("retry", "Left for retry (not written)"),
+        ("skipped", "Skipped"),
+        ("not-started", "Not started"),
+    ):
         items = by_status.get(status) or []
         if not items:
             continue
@@ -152,40 +183,75 @@ def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableT
             table.add_row(f"... {len(items) - limit} more", "", "")
         parts.append(table)
     if report.get("retry"):
-        parts.append(Text(
-            f"{len(report['retry'])} cluster(s) left for retry: fleet remediate --retry "
-            f"{job['id']}", style="yellow"))
+        parts.append(
+            Text(
+                f"{len(report['retry'])} cluster(s) left for retry: fleet remediate --retry "
+                f"{job['id']}",
+                style="yellow",
+            )
+        )
     return Group(*parts)
 
 
 def format_writes(writes: list[dict[str, Any]], *, limit: int = 200) -> RenderableType:
     table = Table(title=f"ARM writes ({len(writes)})", title_justify="left", show_edge=False)
-    for column in ("started", "by", "action", "resource", "outcome", "error", "correlation id",
-                   "body digest"):
+    for column in (
+        "started",
+        "by",
+        "action",
+        "resource",
+        "outcome",
+        "error",
+        "correlation id",
+        "body digest",
+    ):
         table.add_column(column, overflow="fold")
     for w in writes[:limit]:
         error = f"{w['errorCode']}: {w['errorMessage']}" if w.get("errorCode") else ""
         table.add_row(
-            (w.get("startedAt") or "")[:19], w.get("principal") or "", w["action"],
-            _short(w["resourceId"]), _styled(w["outcome"]), error,
-            w.get("correlationId") or "", (w.get("bodyDigest") or "")[:19],
+            (w.get("startedAt") or "")[:19],
+            w.get("principal") or "",
+            w["action"],
+            _short(w["resourceId"]),
+            _styled(w["outcome"]),
+            error,
+            w.get("correlationId") or "",
+            (w.get("bodyDigest") or "")[:19],
         )
     return table
 
 
 def format_jobs(jobs: list[dict[str, Any]]) -> RenderableType:
     table = Table(title="Jobs", title_justify="left", show_edge=False)
-    for column in ("id", "kind", "status", "created", "principal", "fixed", "failed", "skipped",
-                   "retry", "waiting for"):
+    for column in (
+        "id",
+        "kind",
+        "status",
+        "created",
+        "principal",
+        "fixed",
+        "failed",
+        "skipped",
+        "retry",
+        "waiting for",
+    ):
         table.add_column(column)
     for job in jobs:
         c = job.get("counters") or {}
         progress = (job.get("summary") or {}).get("progress") or {}
         waiting = progress.get("waitingFor") if job["status"] == "awaiting-approval" else ""
-        table.add_row(job["id"], job["kind"], _styled(job["status"]),
-                      (job.get("createdAt") or "")[:19], job.get("principal") or "",
-                      str(c.get("fixed", "")), str(c.get("failed", "")),
-                      str(c.get("skipped", "")), str(c.get("retry", "")), waiting or "")
+        table.add_row(
+            job["id"],
+            job["kind"],
+            _styled(job["status"]),
+            (job.get("createdAt") or "")[:19],
+            job.get("principal") or "",
+            str(c.get("fixed", "")),
+            str(c.get("failed", "")),
+            str(c.get("skipped", "")),
+            str(c.get("retry", "")),
+            waiting or "",
+        )
     return table
 
 
@@ -229,20 +295,36 @@ def show(
     parts: list[RenderableType] = []
     if "job" in summary:  # finished: the summary, with the clusters from job_clusters
         listed = [
-            {"id": c["clusterId"], "name": c["name"], "status": c["status"],
-             "category": (c.get("outcome") or {}).get("category"), "reason": c.get("reason")}
+            {
+                "id": c["clusterId"],
+                "name": c["name"],
+                "status": c["status"],
+                "category": (c.get("outcome") or {}).get("category"),
+                "reason": c.get("reason"),
+            }
             for c in clusters
         ]
         retry = [c["id"] for c in listed if c["status"] in ("failed", "retry", "not-started")]
         parts.append(format_job_report({**summary, "clusters": listed, "retry": retry}))
     else:
         progress = summary.get("progress") or {}
-        parts.append(Text.assemble(("Job ", "bold"), (record["id"], "bold cyan"), "  ",
-                                   _styled(record["status"]),
-                                   f"  wave {progress.get('wave') or '-'}"))
+        parts.append(
+            Text.assemble(
+                ("Job ", "bold"),
+                (record["id"], "bold cyan"),
+                "  ",
+                _styled(record["status"]),
+                f"  wave {progress.get('wave') or '-'}",
+            )
+        )
         if record["status"] == "awaiting-approval":
-            parts.append(Text(f"waiting for approval of wave {progress.get('waitingFor')}: "
-                              f"fleet jobs approve {record['id']}", style="bold magenta"))
+            parts.append(
+                Text(
+                    f"waiting for approval of wave {progress.get('waitingFor')}: "
+                    f"fleet jobs approve {record['id']}",
+                    style="bold magenta",
+                )
+            )
         counts = record.get("counters") or {}
         parts.append(Text("  ".join(f"{k} {v}" for k, v in counts.items()), style="dim"))
     parts.append(format_writes(writes))
@@ -254,8 +336,10 @@ def approve(
     job: JobArg,
     wave: Annotated[
         str | None,
-        typer.Option(help="The wave to approve (default: the wave the job waits for; a named "
-                          "wave may be approved ahead)."),
+        typer.Option(
+            help="The wave to approve (default: the wave the job waits for; a named "
+            "wave may be approved ahead)."
+        ),
     ] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -267,8 +351,11 @@ def approve(
         waiting = ((record.get("summary") or {}).get("progress") or {}).get("waitingFor")
         target = wave or (waiting if record["status"] == "awaiting-approval" else None)
         if target is None:
-            fail(f"job {record['id']} is {record['status']}, not awaiting approval; name the "
-                 "wave to approve ahead with --wave", EXIT_INVALID)
+            fail(
+                f"job {record['id']} is {record['status']}, not awaiting approval; name the "
+                "wave to approve ahead with --wave",
+                EXIT_INVALID,
+            )
         known = [w["name"] for w in (record.get("options") or {}).get("waves") or []]
         if known and target not in known:
             fail(f"job {record['id']} has no wave {target!r} (waves: {', '.join(known)})")
@@ -357,8 +444,10 @@ def kill_switch_on(
     settings = load_settings()
     with _open(verbose) as history:
         where = killswitch.engage(history, _mirror(settings), reason=reason)
-    err.print(f"[bold red]kill switch ON[/] (set in {', '.join(where)}): running jobs stop at "
-              "their next step; no new job starts. `fleet jobs kill-switch off` releases it.")
+    err.print(
+        f"[bold red]kill switch ON[/] (set in {', '.join(where)}): running jobs stop at "
+        "their next step; no new job starts. `fleet jobs kill-switch off` releases it."
+    )
 
 
 @kill_switch_app.command("off")

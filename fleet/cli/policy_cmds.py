@@ -57,8 +57,13 @@ def validate(
 def schema(
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write the schema to this file instead of stdout.",
-                     dir_okay=False, writable=True),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the schema to this file instead of stdout.",
+            dir_okay=False,
+            writable=True,
+        ),
     ] = None,
 ) -> None:
     """Print the JSON Schema of a policy document (for editors: yaml-language-server)."""

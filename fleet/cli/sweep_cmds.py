@@ -81,10 +81,12 @@ def _sweep(policies: list[Path], *, verbose: int, what: str) -> SweepOutcome:
         with SweepProgress(what) as progress:
             outcome = run_sweep(env, policy_set, progress=progress, cancel=cancel)
     if outcome.stopped_by is not None:
-        err.print(f"[bold red]{outcome.stopped_by}[/]: the sweep stopped; the report holds the "
-                  "clusters judged so far", soft_wrap=True)
+        err.print(
+            f"[bold red]{outcome.stopped_by}[/]: the sweep stopped; the report holds the "
+            "clusters judged so far",
+            soft_wrap=True,
+        )
     return outcome
-
 
 
 @app.command()

@@ -156,9 +156,7 @@ def _unservable(node: Any, depth: int) -> str | None:
         return f"duplicate key {node.key!r}"
     if depth > MAX_DEPTH:
         return f"nested more than {MAX_DEPTH} levels deep"
-    if isinstance(node, int) and not isinstance(node, bool) and not (
-        -(2**63) <= node < 2**64
-    ):
+    if isinstance(node, int) and not isinstance(node, bool) and not (-(2**63) <= node < 2**64):
         return "an integer beyond 64 bits"
     if isinstance(node, str):
         try:
@@ -434,8 +432,9 @@ def _validate_operations(value: Any, resources: dict[str, str], issue: Any) -> N
             )
         kind = op.get("kind")
         if not isinstance(kind, str) or kind.lower() not in _OP_KINDS:
-            problems.append("'kind' must be extensions, fluxConfigurations or "
-                            "sourceControlConfigurations")
+            problems.append(
+                "'kind' must be extensions, fluxConfigurations or sourceControlConfigurations"
+            )
         if op.get("action") not in _OP_ACTIONS:
             problems.append("'action' must be create, update or delete")
         if op.get("status") not in _OP_STATUSES:
@@ -445,8 +444,9 @@ def _validate_operations(value: Any, resources: dict[str, str], issue: Any) -> N
         if op.get("due") is not None and not _is_time(op.get("due")):
             problems.append("'due' must be an ISO 8601 time or null")
         polls = op.get("pollsLeft")
-        if polls is not None and (not isinstance(polls, int) or isinstance(polls, bool)
-                                  or polls < 0):
+        if polls is not None and (
+            not isinstance(polls, int) or isinstance(polls, bool) or polls < 0
+        ):
             problems.append("'pollsLeft' must be a non-negative integer or null")
         error = op.get("error")
         if error is not None and not (

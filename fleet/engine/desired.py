@@ -221,9 +221,7 @@ def _merge(candidates: list[_Candidate]) -> _Merged:
     merged = _Merged(value=winner.value)
     merged.owners = tuple(c.policy for c in ordered if c.value == winner.value)
     merged.overrides = [
-        (winner.policy, c.policy, winner.value, c.value)
-        for c in ordered
-        if c.value != winner.value
+        (winner.policy, c.policy, winner.value, c.value) for c in ordered if c.value != winner.value
     ]
     return merged
 
@@ -347,7 +345,8 @@ def _extension_template(
     body = {"properties": properties}
     essence_body = {"name": name, **body} if name_governed else body
     ess = essence.restrict_extension(
-        essence.extension(essence_body, governed_settings=settings.keys()), fields,
+        essence.extension(essence_body, governed_settings=settings.keys()),
+        fields,
         name=name_governed,
     )
     version = properties.get("version")
@@ -450,8 +449,14 @@ def _flux_template(
             for loser in cands:
                 for path in _body_diff(winner, loser):
                     overrides.append(
-                        (suffix, path, winner[1], loser[1], _value_at(winner, path),
-                         _value_at(loser, path))
+                        (
+                            suffix,
+                            path,
+                            winner[1],
+                            loser[1],
+                            _value_at(winner, path),
+                            _value_at(loser, path),
+                        )
                     )
         owners = tuple(dict.fromkeys(owners))
         configs[name] = DesiredFluxConfig(
@@ -536,16 +541,33 @@ def _bind_extension(ext: DesiredExtension, cid: str) -> DesiredExtension:
     # Positional construction instead of dataclasses.replace: this runs once per cluster and
     # replace() costs several times more. Everything but the id is shared with the template.
     return DesiredExtension(
-        ext.name, cid + ext.resource, ext.body, ext.essence, ext.fields, ext.name_governed,
-        ext.settings, ext.protected, ext.owners, ext.policies, ext.version_window,
-        ext.window_owners, ext.version, ext.conflict_paths,
+        ext.name,
+        cid + ext.resource,
+        ext.body,
+        ext.essence,
+        ext.fields,
+        ext.name_governed,
+        ext.settings,
+        ext.protected,
+        ext.owners,
+        ext.policies,
+        ext.version_window,
+        ext.window_owners,
+        ext.version,
+        ext.conflict_paths,
     )
 
 
 def _bind_config(config: DesiredFluxConfig, cid: str) -> DesiredFluxConfig:
     return DesiredFluxConfig(
-        config.name, cid + config.resource, config.body, config.essence, config.protected,
-        config.policies, config.mode, config.conflict_paths,
+        config.name,
+        cid + config.resource,
+        config.body,
+        config.essence,
+        config.protected,
+        config.policies,
+        config.mode,
+        config.conflict_paths,
     )
 
 
@@ -591,8 +613,12 @@ def render(applicable: Sequence[Applicable], facts: ClusterFacts) -> DesiredStat
         ),
         overrides=tuple(
             Override(
-                resource=cid + suffix, path=path, winner=w, loser=lo,
-                winner_value=copy_json(wv), loser_value=copy_json(lv),
+                resource=cid + suffix,
+                path=path,
+                winner=w,
+                loser=lo,
+                winner_value=copy_json(wv),
+                loser_value=copy_json(lv),
             )
             for suffix, path, w, lo, wv, lv in tpl.overrides
         ),

@@ -213,20 +213,59 @@ _SOURCE_KINDS = {"gitrepository": "GitRepository", "bucket": "Bucket", "azureblo
 #: Writable properties of a flux configuration that fleet governs. ``waitForReconciliation``
 #: and ``reconciliationWaitDuration`` are left out: they say how a PUT waits, not what the
 #: configuration is, and ARM does not promise to echo them.
-_FLUX_FIELDS = ("scope", "namespace", "sourceKind", "suspend", "gitRepository", "bucket",
-                "azureBlob", "kustomizations")
-_GIT_FIELDS = ("url", "timeoutInSeconds", "syncIntervalInSeconds", "repositoryRef",
-               "sshKnownHosts", "httpsUser", "httpsCACert", "localAuthRef")
+_FLUX_FIELDS = (
+    "scope",
+    "namespace",
+    "sourceKind",
+    "suspend",
+    "gitRepository",
+    "bucket",
+    "azureBlob",
+    "kustomizations",
+)
+_GIT_FIELDS = (
+    "url",
+    "timeoutInSeconds",
+    "syncIntervalInSeconds",
+    "repositoryRef",
+    "sshKnownHosts",
+    "httpsUser",
+    "httpsCACert",
+    "localAuthRef",
+)
 _REF_FIELDS = ("branch", "tag", "semver", "commit")
-_BUCKET_FIELDS = ("url", "bucketName", "insecure", "timeoutInSeconds", "syncIntervalInSeconds",
-                  "accessKey", "localAuthRef")
+_BUCKET_FIELDS = (
+    "url",
+    "bucketName",
+    "insecure",
+    "timeoutInSeconds",
+    "syncIntervalInSeconds",
+    "accessKey",
+    "localAuthRef",
+)
 # accountKey and sasToken are secrets: never returned, compared by fingerprint.
-_BLOB_FIELDS = ("url", "containerName", "timeoutInSeconds", "syncIntervalInSeconds",
-                "servicePrincipal", "managedIdentity", "localAuthRef")
+_BLOB_FIELDS = (
+    "url",
+    "containerName",
+    "timeoutInSeconds",
+    "syncIntervalInSeconds",
+    "servicePrincipal",
+    "managedIdentity",
+    "localAuthRef",
+)
 # clientSecret, clientCertificate and clientCertificatePassword are secrets.
 _SP_FIELDS = ("clientId", "tenantId", "clientCertificateSendChain")
-_KUSTOMIZATION_FIELDS = ("path", "dependsOn", "timeoutInSeconds", "syncIntervalInSeconds",
-                         "retryIntervalInSeconds", "prune", "force", "wait", "postBuild")
+_KUSTOMIZATION_FIELDS = (
+    "path",
+    "dependsOn",
+    "timeoutInSeconds",
+    "syncIntervalInSeconds",
+    "retryIntervalInSeconds",
+    "prune",
+    "force",
+    "wait",
+    "postBuild",
+)
 _INTERVALS = {"timeoutInSeconds": DEFAULT_INTERVAL, "syncIntervalInSeconds": DEFAULT_INTERVAL}
 _KUSTOMIZATION_DEFAULTS = {"path": "", **_INTERVALS, "prune": False, "force": False, "wait": True}
 
@@ -241,12 +280,23 @@ def flux_configuration(resource: Json) -> dict[str, Any]:
     if not isinstance(props, _MAP):
         return {"properties": props}
     ess = _pick(props, _FLUX_FIELDS)
-    _defaults(ess, {"scope": "cluster", "namespace": "default", "sourceKind": "GitRepository",
-                    "suspend": False})
+    _defaults(
+        ess,
+        {
+            "scope": "cluster",
+            "namespace": "default",
+            "sourceKind": "GitRepository",
+            "suspend": False,
+        },
+    )
     ess["scope"] = _canon_word(ess["scope"], _SCOPES)
     ess["sourceKind"] = _canon_word(ess["sourceKind"], _SOURCE_KINDS)
-    for name, normalise in (("gitRepository", _git), ("bucket", _bucket), ("azureBlob", _blob),
-                            ("kustomizations", _kustomizations)):
+    for name, normalise in (
+        ("gitRepository", _git),
+        ("bucket", _bucket),
+        ("azureBlob", _blob),
+        ("kustomizations", _kustomizations),
+    ):
         if name in ess:
             value = normalise(ess[name])
             if value == {}:

@@ -110,8 +110,10 @@ def reachability(facts: ClusterFacts, now: datetime) -> tuple[Code, str] | None:
 
 
 def cluster_status(facts: ClusterFacts) -> str | None:
-    return facts.connectivity_status if facts.cluster_type == "connectedClusters" else (
-        facts.power_state
+    return (
+        facts.connectivity_status
+        if facts.cluster_type == "connectedClusters"
+        else (facts.power_state)
     )
 
 
@@ -144,8 +146,14 @@ class _Findings:
             # model_construct for models this small (measured in benchmarks/bench_engine.py).
             self.items.append(
                 Finding(
-                    code=code, policy=policy, resource=resource, path=path, desired=desired,
-                    actual=actual, message=message, severity=sev,
+                    code=code,
+                    policy=policy,
+                    resource=resource,
+                    path=path,
+                    desired=desired,
+                    actual=actual,
+                    message=message,
+                    severity=sev,
                 )
             )
 
@@ -176,7 +184,9 @@ def evaluate(
 
     if observed.read_error is not None:
         found.add(
-            Code.READ_ERROR, desired.policies, cid,
+            Code.READ_ERROR,
+            desired.policies,
+            cid,
             f"the cluster's configuration could not be read: {observed.read_error}",
         )
         return _verdict(observed, desired, found.items, None, None)
@@ -194,12 +204,20 @@ def evaluate(
         # Nothing seen on this cluster is counted: it may be stale, and nothing can be fixed
         # until it is back. The findings stay in the report for information.
         code, message = blocked
-        note = "not counted: " + ("cluster stopped" if code is Code.CLUSTER_STOPPED
-                                  else "cluster unreachable")
+        note = "not counted: " + (
+            "cluster stopped" if code is Code.CLUSTER_STOPPED else "cluster unreachable"
+        )
         found.items = [
-            Finding(code=f.code, policy=f.policy, resource=f.resource, path=f.path,
-                    desired=f.desired, actual=f.actual, message=f"{f.message} ({note})",
-                    severity=Severity.INFO)
+            Finding(
+                code=f.code,
+                policy=f.policy,
+                resource=f.resource,
+                path=f.path,
+                desired=f.desired,
+                actual=f.actual,
+                message=f"{f.message} ({note})",
+                severity=Severity.INFO,
+            )
             for f in found.items
         ]
         found.add(code, desired.policies, cid, message)
@@ -207,10 +225,13 @@ def evaluate(
     for conflict in desired.conflicts:
         values = ", ".join(f"{p}: {_show(v)}" for p, v in sorted(conflict.values.items()))
         found.add(
-            Code.POLICY_CONFLICT, conflict.policies, conflict.resource,
+            Code.POLICY_CONFLICT,
+            conflict.policies,
+            conflict.resource,
             f"policies of equal priority disagree on {conflict.path} ({values}); the field is "
             "neither judged nor remediated until one policy changes its priority or value",
-            path=conflict.path, desired=copy_json(conflict.values),
+            path=conflict.path,
+            desired=copy_json(conflict.values),
         )
     return _verdict(observed, desired, found.items, version, in_window)
 
@@ -228,7 +249,9 @@ def _judge_flux_v1(observed: ObservedCluster, desired: DesiredState, found: _Fin
         name = resource_name(resource) or "?"
         rid = resource_id(resource, cid, SOURCE_CONTROL_CONFIGURATIONS, name)
         found.add(
-            Code.FLUX_V1_PRESENT, owners, rid,
+            Code.FLUX_V1_PRESENT,
+            owners,
+            rid,
             f"Flux v1 configuration {name!r} blocks the microsoft.flux extension; migrate it "
             "to a Flux v2 configuration and delete it (remediation.migrateFluxV1)",
         )
@@ -252,8 +275,15 @@ def _drift_findings(
             what = f"{kind} has {d.path} = {_show(d.actual)}, which no policy declares"
         else:
             what = f"{kind} {d.path} is {_show(d.actual)}, policy wants {_show(d.desired)}"
-        found.add(code, owners_of(d.path), resource, what, path=d.path,
-                  desired=copy_json(d.desired), actual=copy_json(d.actual))
+        found.add(
+            code,
+            owners_of(d.path),
+            resource,
+            what,
+            path=d.path,
+            desired=copy_json(d.desired),
+            actual=copy_json(d.actual),
+        )
 
 
 def _secret_findings(
@@ -268,10 +298,14 @@ def _secret_findings(
         return
     for drift in fingerprints.drift(resource, protected):
         found.add(
-            code, owners(drift.path), resource,
+            code,
+            owners(drift.path),
+            resource,
             f"protected setting {drift.setting} ({drift.ref}) no longer matches what fleet "
             f"applied (fingerprint {short(drift.desired)}, applied {short(drift.applied)})",
-            path=drift.path, desired=short(drift.desired), actual=short(drift.applied),
+            path=drift.path,
+            desired=short(drift.desired),
+            actual=short(drift.applied),
         )
 
 
@@ -299,7 +333,9 @@ def _judge_extension(
 
     if ext is None or seen.extension_id is None or seen.extension_essence is None:
         found.add(
-            Code.EXTENSION_MISSING, d.policies, d.resource,
+            Code.EXTENSION_MISSING,
+            d.policies,
+            d.resource,
             "the microsoft.flux extension is not installed",
         )
         _arm64_guard(d, d.resource, None, facts, found)
@@ -310,9 +346,13 @@ def _judge_extension(
     state = _text(props.get("provisioningState"))
     if state is not None and state.lower() == "failed":
         found.add(
-            Code.EXTENSION_FAILED, d.policies, rid,
+            Code.EXTENSION_FAILED,
+            d.policies,
+            rid,
             "the microsoft.flux extension is in provisioningState Failed" + _error_info(props),
-            path="/properties/provisioningState", desired="Succeeded", actual=state,
+            path="/properties/provisioningState",
+            desired="Succeeded",
+            actual=state,
         )
     obs = essence.restrict_extension(
         seen.extension_essence, d.fields, name=d.name_governed, settings=d.settings
@@ -321,8 +361,13 @@ def _judge_extension(
     if d.name_governed and isinstance(seen_name, str) and seen_name.lower() == d.name.lower():
         obs["name"] = d.name  # ARM names are case-insensitive
     _drift_findings(
-        Code.EXTENSION_DRIFT, diff(d.essence, obs), d.conflict_paths, d.owners_of, rid,
-        "extension", found,
+        Code.EXTENSION_DRIFT,
+        diff(d.essence, obs),
+        d.conflict_paths,
+        d.owners_of,
+        rid,
+        "extension",
+        found,
     )
     _secret_findings(Code.EXTENSION_DRIFT, fingerprints, rid, d.protected, d.owners_of, found)
     current = _text(props.get("currentVersion"))
@@ -351,10 +396,14 @@ def _arm64_guard(
     pinned = parse_version(d.version)
     if pinned is not None and pinned < ARM64_MINIMUM:
         found.add(
-            Code.EXTENSION_VERSION_UNSUPPORTED_ARCH, d.owners_of(VERSION_PATH), rid,
+            Code.EXTENSION_VERSION_UNSUPPORTED_ARCH,
+            d.owners_of(VERSION_PATH),
+            rid,
             f"the policy pins version {d.version}, but ARM64 clusters need {ARM64_MINIMUM} "
             "or later",
-            path=VERSION_PATH, desired=d.version, actual=current,
+            path=VERSION_PATH,
+            desired=d.version,
+            actual=current,
         )
 
 
@@ -379,20 +428,37 @@ def _judge_version(
     )
     window = d.version_window if d is not None else DEFAULT_WINDOW
     result = judge(
-        current, catalog=catalog, train=train, window=window, arm64=facts.arm64,
+        current,
+        catalog=catalog,
+        train=train,
+        window=window,
+        arm64=facts.arm64,
         pinned=props.get("autoUpgradeMinorVersion") is False,
     )
     for code in result.codes:
         # The window is a policy's choice (its owner answers for it); the ARM64 floor is a
         # property of the extension itself, so every policy that declares it answers for it.
         if code is Code.EXTENSION_VERSION_OUT_OF_WINDOW:
-            found.add(code, window_owners, rid, result.message, path=CURRENT_VERSION_PATH,
-                      desired=list(result.window_versions), actual=current)
+            found.add(
+                code,
+                window_owners,
+                rid,
+                result.message,
+                path=CURRENT_VERSION_PATH,
+                desired=list(result.window_versions),
+                actual=current,
+            )
         else:
-            found.add(code, arch_owners, rid,
-                      f"{current} is below {ARM64_MINIMUM}, the oldest microsoft.flux version "
-                      "ARM64 clusters support",
-                      path=CURRENT_VERSION_PATH, desired=f">= {ARM64_MINIMUM}", actual=current)
+            found.add(
+                code,
+                arch_owners,
+                rid,
+                f"{current} is below {ARM64_MINIMUM}, the oldest microsoft.flux version "
+                "ARM64 clusters support",
+                path=CURRENT_VERSION_PATH,
+                desired=f">= {ARM64_MINIMUM}",
+                actual=current,
+            )
     return current, result.in_window
 
 
@@ -409,7 +475,9 @@ def _judge_flux_configs(
         config = on_cluster.get(name.lower())
         if config is None:
             found.add(
-                Code.FLUX_CONFIG_MISSING, dc.policies, dc.resource,
+                Code.FLUX_CONFIG_MISSING,
+                dc.policies,
+                dc.resource,
                 f"flux configuration {name!r} does not exist on the cluster",
             )
             continue
@@ -419,10 +487,14 @@ def _judge_flux_configs(
         if state is not None and state.lower() == "failed":
             error = _text(props.get("errorMessage"))
             found.add(
-                Code.FLUX_CONFIG_FAILED, dc.policies, rid,
+                Code.FLUX_CONFIG_FAILED,
+                dc.policies,
+                rid,
                 f"flux configuration {name!r} is in provisioningState Failed"
                 + (f": {error[:200]}" if error else ""),
-                path="/properties/provisioningState", desired="Succeeded", actual=state,
+                path="/properties/provisioningState",
+                desired="Succeeded",
+                actual=state,
             )
         compliance = _text(props.get("complianceState"))
         if (
@@ -431,10 +503,14 @@ def _judge_flux_configs(
             and compliance.replace("-", "").replace("_", "").lower() == "noncompliant"
         ):
             found.add(
-                Code.FLUX_CONFIG_NONCOMPLIANT, dc.policies, rid,
+                Code.FLUX_CONFIG_NONCOMPLIANT,
+                dc.policies,
+                rid,
                 f"Flux reports flux configuration {name!r} as {compliance}: a source or "
                 "kustomization does not reconcile",
-                path="/properties/complianceState", desired="Compliant", actual=compliance,
+                path="/properties/complianceState",
+                desired="Compliant",
+                actual=compliance,
             )
         policies = dc.policies
 
@@ -442,8 +518,13 @@ def _judge_flux_configs(
             return policies
 
         _drift_findings(
-            Code.FLUX_CONFIG_DRIFT, diff(dc.essence, config.essence),
-            dc.conflict_paths, owners, rid, f"flux configuration {name!r}", found,
+            Code.FLUX_CONFIG_DRIFT,
+            diff(dc.essence, config.essence),
+            dc.conflict_paths,
+            owners,
+            rid,
+            f"flux configuration {name!r}",
+            found,
         )
         _secret_findings(Code.FLUX_CONFIG_DRIFT, fingerprints, rid, dc.protected, owners, found)
 
@@ -454,14 +535,18 @@ def _judge_flux_configs(
         name, rid = on_cluster[key].name, on_cluster[key].id
         if deleters:
             found.add(
-                Code.FLUX_CONFIG_UNMANAGED, deleters, rid,
+                Code.FLUX_CONFIG_UNMANAGED,
+                deleters,
+                rid,
                 f"flux configuration {name!r} is not declared by any policy; "
                 "remediation.deleteUnmanaged will delete it",
                 severity=Severity.LOW,
             )
         else:
             found.add(
-                Code.FLUX_CONFIG_UNMANAGED, [None], rid,
+                Code.FLUX_CONFIG_UNMANAGED,
+                [None],
+                rid,
                 f"flux configuration {name!r} is not declared by any policy (not counted: no "
                 "targeting policy sets remediation.deleteUnmanaged)",
                 severity=Severity.WARNING,
@@ -469,8 +554,13 @@ def _judge_flux_configs(
 
 
 def _finding_key(f: Finding) -> tuple[str, str, str, str, int]:
-    return (f.resource.lower(), f.code.value, f.path or "", f.policy or "",
-            _SEVERITY_RANK[f.severity])
+    return (
+        f.resource.lower(),
+        f.code.value,
+        f.path or "",
+        f.policy or "",
+        _SEVERITY_RANK[f.severity],
+    )
 
 
 def _verdict(
@@ -491,7 +581,10 @@ def _verdict(
     ]
     results += [
         PolicyResult(
-            name=e.name, state=State.EXEMPT, mode=e.mode, reason=e.reason,
+            name=e.name,
+            state=State.EXEMPT,
+            mode=e.mode,
+            reason=e.reason,
             expires_on=e.expires_on,
         )
         for e in desired.exempt

@@ -37,7 +37,7 @@ def short(fp: str | None) -> str | None:
     """A short, still secret-free form for reports: ``hmac-sha256:1a2b3c4d``."""
     if fp is None:
         return None
-    body = fp[len(PREFIX):] if fp.startswith(PREFIX) else fp
+    body = fp[len(PREFIX) :] if fp.startswith(PREFIX) else fp
     return PREFIX + body[:8]
 
 

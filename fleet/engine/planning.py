@@ -78,7 +78,10 @@ def canonical_json(value: Any) -> bytes:
     except TypeError:
         # Keys that are not strings only occur in hand-made data; make them strings.
         return json.dumps(
-            _str_keys(value), sort_keys=True, separators=(",", ":"), default=str,
+            _str_keys(value),
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
             ensure_ascii=False,
         ).encode()
 
@@ -110,9 +113,7 @@ def observed_digest(observed: ObservedCluster, seen: ObservedView | None = None)
     doc = {
         "cluster": key(observed.facts.id),
         "extensions": extensions,
-        "fluxConfigurations": {
-            k: [c.essence, _state(c.resource)] for k, c in seen.flux.items()
-        },
+        "fluxConfigurations": {k: [c.essence, _state(c.resource)] for k, c in seen.flux.items()},
         "fluxV1": sorted(
             (resource_name(r) or "").lower() for r in observed.source_control_configurations
         ),
@@ -134,8 +135,13 @@ def _flatten(value: Any, path: str, out: list[dict[str, Any]], *, desired: bool)
         for k in sorted(value, key=str):
             _flatten(value[k], path + "/" + escape(k), out, desired=desired)
     else:
-        out.append({"path": path, "desired": value if desired else None,
-                    "actual": None if desired else value})
+        out.append(
+            {
+                "path": path,
+                "desired": value if desired else None,
+                "actual": None if desired else value,
+            }
+        )
 
 
 def _changes(findings: Iterable[Finding]) -> list[dict[str, Any]]:
@@ -151,9 +157,16 @@ def _touches(path: str | None, prefixes: Sequence[str]) -> bool:
 
 
 class _Planner:
-    def __init__(self, observed: ObservedCluster, desired: DesiredState, verdict: Verdict,
-                 fingerprints: Fingerprints | None, seen: ObservedView, *,
-                 nudge: bool = False) -> None:
+    def __init__(
+        self,
+        observed: ObservedCluster,
+        desired: DesiredState,
+        verdict: Verdict,
+        fingerprints: Fingerprints | None,
+        seen: ObservedView,
+        *,
+        nudge: bool = False,
+    ) -> None:
         self.nudge = nudge
         self.observed = observed
         self.seen = seen
@@ -184,24 +197,39 @@ class _Planner:
         for f in findings:
             self.skip(f.resource, f.code, reason)
 
-    def act(self, kind: ActionKind, resource: str, *, change: str, reasons: Sequence[str],
-            policies: Sequence[str], body: dict[str, Any] | None = None,
-            protected: Mapping[str, str] | None = None,
-            changes: list[dict[str, Any]] | None = None) -> None:
+    def act(
+        self,
+        kind: ActionKind,
+        resource: str,
+        *,
+        change: str,
+        reasons: Sequence[str],
+        policies: Sequence[str],
+        body: dict[str, Any] | None = None,
+        protected: Mapping[str, str] | None = None,
+        changes: list[dict[str, Any]] | None = None,
+    ) -> None:
         k = (kind, key(resource))
         existing = self.actions.get(k)
         if existing is not None:
             merged_reasons = list(dict.fromkeys([*existing.reasons, *reasons]))
             merged_policies = sorted(set(existing.policies) | set(policies))
-            self.actions[k] = Action(**{
-                **dict(existing), "reasons": merged_reasons, "policies": merged_policies})
+            self.actions[k] = Action(
+                **{**dict(existing), "reasons": merged_reasons, "policies": merged_policies}
+            )
             return
         self.actions[k] = Action(
             kind=kind,
             cluster_id=self.cid,
             resource_id=resource,
-            method="DELETE" if kind in (ActionKind.DELETE_FLUX_V1, ActionKind.DELETE_EXTENSION,
-                                        ActionKind.DELETE_FLUX_CONFIG) else "PUT",
+            method="DELETE"
+            if kind
+            in (
+                ActionKind.DELETE_FLUX_V1,
+                ActionKind.DELETE_EXTENSION,
+                ActionKind.DELETE_FLUX_CONFIG,
+            )
+            else "PUT",
             body=body,
             protected=dict(protected or {}),
             reasons=list(dict.fromkeys(reasons)),
@@ -230,9 +258,12 @@ class _Planner:
             self.skip(self.cid, first.code, f"{why}: nothing is written; retry when it is back")
             return
         for conflict in self.desired.conflicts:
-            self.skip(conflict.resource, Code.POLICY_CONFLICT,
-                      f"policy conflict on {conflict.path}: the resource is not written until "
-                      f"{', '.join(conflict.policies)} agree")
+            self.skip(
+                conflict.resource,
+                Code.POLICY_CONFLICT,
+                f"policy conflict on {conflict.path}: the resource is not written until "
+                f"{', '.join(conflict.policies)} agree",
+            )
         v1_blocking = self.flux_v1()
         ext_present = self.seen.extension is not None
         recreated = self.extension(v1_blocking)
@@ -248,12 +279,20 @@ class _Planner:
         for resource in sorted({f.resource for f in findings}, key=key):
             if migrators:
                 name = resource.rstrip("/").rsplit("/", 1)[-1]
-                self.act(ActionKind.DELETE_FLUX_V1, resource, change="-",
-                         reasons=[Code.FLUX_V1_PRESENT.value], policies=migrators,
-                         changes=[{"path": "", "desired": None, "actual": name}])
+                self.act(
+                    ActionKind.DELETE_FLUX_V1,
+                    resource,
+                    change="-",
+                    reasons=[Code.FLUX_V1_PRESENT.value],
+                    policies=migrators,
+                    changes=[{"path": "", "desired": None, "actual": name}],
+                )
             else:
-                self.skip(resource, Code.FLUX_V1_PRESENT,
-                          "Flux v1 present; set remediation.migrateFluxV1 to delete it")
+                self.skip(
+                    resource,
+                    Code.FLUX_V1_PRESENT,
+                    "Flux v1 present; set remediation.migrateFluxV1 to delete it",
+                )
         return not migrators
 
     # -- the extension ---------------------------------------------------------------------
@@ -268,30 +307,44 @@ class _Planner:
         self.versions(d, version_findings, v1_blocking)
         return recreated
 
-    def _extension_fields(self, d: DesiredExtension | None, findings: list[Finding],
-                          version_findings: list[Finding], v1_blocking: bool) -> bool:
+    def _extension_fields(
+        self,
+        d: DesiredExtension | None,
+        findings: list[Finding],
+        version_findings: list[Finding],
+        v1_blocking: bool,
+    ) -> bool:
         if d is None or not findings:
             return False
         if d.conflict_paths:
-            self.skip_all(findings, "policy conflict: the extension is not written until the "
-                          "conflicting policies agree")
+            self.skip_all(
+                findings,
+                "policy conflict: the extension is not written until the "
+                "conflicting policies agree",
+            )
             return False
         if any(f.path == VERSION_PATH for f in version_findings):
             # Writing the pin would install a version ARM64 nodes cannot run.
-            self.skip_all(findings, "the policy pins a version ARM64 clusters cannot run; "
-                          "fix the policy first")
+            self.skip_all(
+                findings,
+                "the policy pins a version ARM64 clusters cannot run; fix the policy first",
+            )
             return False
         return self._extension(d, findings, v1_blocking)
 
-    def versions(self, d: DesiredExtension | None, findings: list[Finding],
-                 v1_blocking: bool) -> None:
+    def versions(
+        self, d: DesiredExtension | None, findings: list[Finding], v1_blocking: bool
+    ) -> None:
         """Version findings: judged, and written only as a nudge (see the module docstring)."""
         if not findings:
             return
         if not self.nudge:
-            self.skip_all(findings, "the version is judged, not written: it follows the "
-                          "release train or the pinned version; a PUT is planned only when the "
-                          "desired body differs")
+            self.skip_all(
+                findings,
+                "the version is judged, not written: it follows the "
+                "release train or the pinned version; a PUT is planned only when the "
+                "desired body differs",
+            )
             return
         refusal = self._nudge_refusal(d, findings, v1_blocking)
         if refusal is not None:
@@ -305,19 +358,34 @@ class _Planner:
             # A PUT of the extension is planned anyway; it is the nudge too.
             for (kind, _), action in list(self.actions.items()):
                 if kind is ActionKind.PUT_EXTENSION:
-                    self.act(kind, action.resource_id, change=action.change, reasons=reasons,
-                             policies=owners)
+                    self.act(
+                        kind,
+                        action.resource_id,
+                        change=action.change,
+                        reasons=reasons,
+                        policies=owners,
+                    )
             return
         current = properties_of(self.seen.extension).get("currentVersion")
-        self.act(ActionKind.PUT_EXTENSION, rid, change="~", reasons=reasons, policies=owners,
-                 body=self._extension_body(d, self.seen.extension, keep_identity=True),
-                 protected=self._protected(d),
-                 changes=[{"path": f.path, "desired": f.desired, "actual": current}
-                          for f in findings if f.path is not None][:1])
+        self.act(
+            ActionKind.PUT_EXTENSION,
+            rid,
+            change="~",
+            reasons=reasons,
+            policies=owners,
+            body=self._extension_body(d, self.seen.extension, keep_identity=True),
+            protected=self._protected(d),
+            changes=[
+                {"path": f.path, "desired": f.desired, "actual": current}
+                for f in findings
+                if f.path is not None
+            ][:1],
+        )
         self.ext_put = True
 
-    def _nudge_refusal(self, d: DesiredExtension | None, findings: list[Finding],
-                       v1_blocking: bool) -> str | None:
+    def _nudge_refusal(
+        self, d: DesiredExtension | None, findings: list[Finding], v1_blocking: bool
+    ) -> str | None:
         """Why a stuck version must not be nudged, or None when a re-PUT may nudge it."""
         ext = self.seen.extension
         if d is None or ext is None or self.seen.extension_id is None:
@@ -325,19 +393,26 @@ class _Planner:
         if not self.enforcing({f.policy for f in findings}):
             return "audit mode"
         if d.conflict_paths:
-            return ("policy conflict: the extension is not written until the conflicting "
-                    "policies agree")
+            return (
+                "policy conflict: the extension is not written until the conflicting policies agree"
+            )
         if v1_blocking:
-            return ("blocked by Flux v1 configurations (set remediation.migrateFluxV1 to delete "
-                    "them first)")
+            return (
+                "blocked by Flux v1 configurations (set remediation.migrateFluxV1 to delete "
+                "them first)"
+            )
         props = properties_of(ext)
         if props.get("autoUpgradeMinorVersion") is False:
-            return ("the version is pinned (autoUpgradeMinorVersion: false): a re-PUT keeps "
-                    "the pin; change the policy's version to move it")
+            return (
+                "the version is pinned (autoUpgradeMinorVersion: false): a re-PUT keeps "
+                "the pin; change the policy's version to move it"
+            )
         state = str(props.get("provisioningState") or "").lower()
         if state in _IN_PROGRESS:
-            return (f"an operation is in progress on the extension ({state}): the version "
-                    "may still move; retry later")
+            return (
+                f"an operation is in progress on the extension ({state}): the version "
+                "may still move; retry later"
+            )
         if self.ext_put:
             put = next(a for (k, _), a in self.actions.items() if k is ActionKind.PUT_EXTENSION)
             body_props = (put.body or {}).get("properties") or {}
@@ -355,15 +430,25 @@ class _Planner:
             if not enforce:
                 self.skip_all(missing, "audit mode")
             elif v1_blocking:
-                self.skip_all(missing, "blocked by Flux v1 configurations (set "
-                              "remediation.migrateFluxV1 to delete them first)")
+                self.skip_all(
+                    missing,
+                    "blocked by Flux v1 configurations (set "
+                    "remediation.migrateFluxV1 to delete them first)",
+                )
             else:
                 body = self._extension_body(d, None, keep_identity=False)
                 changes: list[dict[str, Any]] = []
                 _flatten(body, "", changes, desired=True)
-                self.act(ActionKind.PUT_EXTENSION, d.resource, change="+",
-                         reasons=[_reason(f) for f in missing], policies=enforce, body=body,
-                         protected=self._protected(d), changes=changes)
+                self.act(
+                    ActionKind.PUT_EXTENSION,
+                    d.resource,
+                    change="+",
+                    reasons=[_reason(f) for f in missing],
+                    policies=enforce,
+                    body=body,
+                    protected=self._protected(d),
+                    changes=changes,
+                )
                 self.ext_put = True
             return False
 
@@ -385,38 +470,63 @@ class _Planner:
         in_place = [f for f in writable if f not in create_only]
         recreate = self.flag(enforce, "recreate_on_immutable_change")
         if create_only and recreate:
-            self.act(ActionKind.DELETE_EXTENSION, rid, change="-",
-                     reasons=[_reason(f) for f in create_only], policies=recreate,
-                     changes=[{"path": f.path, "desired": f.desired, "actual": f.actual}
-                              for f in create_only])
+            self.act(
+                ActionKind.DELETE_EXTENSION,
+                rid,
+                change="-",
+                reasons=[_reason(f) for f in create_only],
+                policies=recreate,
+                changes=[
+                    {"path": f.path, "desired": f.desired, "actual": f.actual} for f in create_only
+                ],
+            )
             body = self._extension_body(d, ext, keep_identity=False)
             changes = []
             _flatten(body, "", changes, desired=True)
-            self.act(ActionKind.PUT_EXTENSION, d.resource, change="+",
-                     reasons=[_reason(f) for f in writable], policies=enforce, body=body,
-                     protected=self._protected(d), changes=changes)
+            self.act(
+                ActionKind.PUT_EXTENSION,
+                d.resource,
+                change="+",
+                reasons=[_reason(f) for f in writable],
+                policies=enforce,
+                body=body,
+                protected=self._protected(d),
+                changes=changes,
+            )
             self.ext_put = True
             return True
         for f in create_only:
-            self.skip(f.resource, f.code,
-                      f"create-only field differs ({f.path}); set "
-                      "remediation.recreateOnImmutableChange to delete and recreate it")
+            self.skip(
+                f.resource,
+                f.code,
+                f"create-only field differs ({f.path}); set "
+                "remediation.recreateOnImmutableChange to delete and recreate it",
+            )
         if in_place:
             body = self._extension_body(d, ext, keep_identity=True)
-            self.act(ActionKind.PUT_EXTENSION, rid, change="~",
-                     reasons=[_reason(f) for f in in_place], policies=enforce, body=body,
-                     protected=self._protected(d), changes=_changes(in_place))
+            self.act(
+                ActionKind.PUT_EXTENSION,
+                rid,
+                change="~",
+                reasons=[_reason(f) for f in in_place],
+                policies=enforce,
+                body=body,
+                protected=self._protected(d),
+                changes=_changes(in_place),
+            )
             self.ext_put = True
         return False
 
     def _protected(self, d: DesiredExtension) -> dict[str, str]:
         return {
-            s: ref for s, ref in sorted(d.protected.items())
+            s: ref
+            for s, ref in sorted(d.protected.items())
             if self._owned_by_enforce(d, setting_path(s))
         }
 
-    def _extension_body(self, d: DesiredExtension, ext: Any, *, keep_identity: bool
-                        ) -> dict[str, Any]:
+    def _extension_body(
+        self, d: DesiredExtension, ext: Any, *, keep_identity: bool
+    ) -> dict[str, Any]:
         """The full PUT body: the observed writable fields, then every enforce-owned field.
 
         Keeping the observed values of what no enforce policy owns means a PUT never changes an
@@ -459,16 +569,24 @@ class _Planner:
                 findings += self.by_resource.get(key(dc.resource), ())
             self._flux_config(dc, rid, seen, findings, blocked, recreated_extension)
 
-    def _flux_config(self, dc: DesiredFluxConfig, rid: str, seen: ConfigView | None,
-                     findings: list[Finding],
-                     blocked: bool, recreated_extension: bool) -> None:
+    def _flux_config(
+        self,
+        dc: DesiredFluxConfig,
+        rid: str,
+        seen: ConfigView | None,
+        findings: list[Finding],
+        blocked: bool,
+        recreated_extension: bool,
+    ) -> None:
         if not findings and not recreated_extension:
             return
         conflicting = key(rid) in self.conflicting or key(dc.resource) in self.conflicting
         if dc.conflict_paths or conflicting:
-            self.skip_all([f for f in findings if f.code is not Code.POLICY_CONFLICT],
-                          "policy conflict: the configuration is not written until the "
-                          "conflicting policies agree")
+            self.skip_all(
+                [f for f in findings if f.code is not Code.POLICY_CONFLICT],
+                "policy conflict: the configuration is not written until the "
+                "conflicting policies agree",
+            )
             return
         enforce = self.enforcing(dc.policies)
         if not enforce:
@@ -478,35 +596,61 @@ class _Planner:
         missing = [f for f in findings if f.code is Code.FLUX_CONFIG_MISSING]
         if missing or seen is None:
             if blocked:
-                self.skip_all(missing, "blocked by Flux v1 configurations: creating a flux "
-                              "configuration would install the extension (set "
-                              "remediation.migrateFluxV1)")
+                self.skip_all(
+                    missing,
+                    "blocked by Flux v1 configurations: creating a flux "
+                    "configuration would install the extension (set "
+                    "remediation.migrateFluxV1)",
+                )
                 return
             changes: list[dict[str, Any]] = []
             _flatten(body, "", changes, desired=True)
-            self.act(ActionKind.PUT_FLUX_CONFIG, dc.resource, change="+",
-                     reasons=[_reason(f) for f in missing] or ["extension recreated"],
-                     policies=enforce, body=body, protected=dc.protected, changes=changes)
+            self.act(
+                ActionKind.PUT_FLUX_CONFIG,
+                dc.resource,
+                change="+",
+                reasons=[_reason(f) for f in missing] or ["extension recreated"],
+                policies=enforce,
+                body=body,
+                protected=dc.protected,
+                changes=changes,
+            )
             return
-        writable = [f for f in findings
-                    if f.code in (Code.FLUX_CONFIG_DRIFT, Code.FLUX_CONFIG_FAILED)]
+        writable = [
+            f for f in findings if f.code in (Code.FLUX_CONFIG_DRIFT, Code.FLUX_CONFIG_FAILED)
+        ]
         create_only = [f for f in writable if _touches(f.path, _FLUX_CREATE_ONLY)]
         in_place = [f for f in writable if f not in create_only]
         recreate = self.flag(enforce, "recreate_on_immutable_change")
         if create_only and recreate:
-            self.act(ActionKind.DELETE_FLUX_CONFIG, rid, change="-",
-                     reasons=[_reason(f) for f in create_only], policies=recreate,
-                     changes=_changes(create_only))
+            self.act(
+                ActionKind.DELETE_FLUX_CONFIG,
+                rid,
+                change="-",
+                reasons=[_reason(f) for f in create_only],
+                policies=recreate,
+                changes=_changes(create_only),
+            )
             changes = []
             _flatten(body, "", changes, desired=True)
-            self.act(ActionKind.PUT_FLUX_CONFIG, dc.resource, change="+",
-                     reasons=[_reason(f) for f in writable], policies=enforce, body=body,
-                     protected=dc.protected, changes=changes)
+            self.act(
+                ActionKind.PUT_FLUX_CONFIG,
+                dc.resource,
+                change="+",
+                reasons=[_reason(f) for f in writable],
+                policies=enforce,
+                body=body,
+                protected=dc.protected,
+                changes=changes,
+            )
             return
         for f in create_only:
-            self.skip(f.resource, f.code,
-                      f"create-only field differs ({f.path}); set "
-                      "remediation.recreateOnImmutableChange to delete and recreate it")
+            self.skip(
+                f.resource,
+                f.code,
+                f"create-only field differs ({f.path}); set "
+                "remediation.recreateOnImmutableChange to delete and recreate it",
+            )
         reasons = [_reason(f) for f in in_place]
         if recreated_extension:
             reasons.append("extension recreated")
@@ -517,14 +661,24 @@ class _Planner:
                 for field in ("scope", "namespace"):
                     if field in observed:
                         body["properties"][field] = observed[field]
-            self.act(ActionKind.PUT_FLUX_CONFIG, rid, change="~", reasons=reasons,
-                     policies=enforce, body=body, protected=dc.protected,
-                     changes=_changes(in_place))
+            self.act(
+                ActionKind.PUT_FLUX_CONFIG,
+                rid,
+                change="~",
+                reasons=reasons,
+                policies=enforce,
+                body=body,
+                protected=dc.protected,
+                changes=_changes(in_place),
+            )
         else:
             others = [f for f in findings if f.code is Code.FLUX_CONFIG_NONCOMPLIANT]
-            self.skip_all(others, "Flux reports Non-Compliant but the configuration matches "
-                          "the policy: nothing to write (look at the Flux objects on the "
-                          "cluster)")
+            self.skip_all(
+                others,
+                "Flux reports Non-Compliant but the configuration matches "
+                "the policy: nothing to write (look at the Flux objects on the "
+                "cluster)",
+            )
 
     def unmanaged(self) -> None:
         findings = [f for f in self.verdict.findings if f.code is Code.FLUX_CONFIG_UNMANAGED]
@@ -542,15 +696,22 @@ class _Planner:
                 changes: list[dict[str, Any]] = []
                 if seen is not None:
                     _flatten(seen.essence, "", changes, desired=False)
-                self.act(ActionKind.DELETE_FLUX_CONFIG, resource, change="-",
-                         reasons=[Code.FLUX_CONFIG_UNMANAGED.value], policies=enforce,
-                         changes=changes)
+                self.act(
+                    ActionKind.DELETE_FLUX_CONFIG,
+                    resource,
+                    change="-",
+                    reasons=[Code.FLUX_CONFIG_UNMANAGED.value],
+                    policies=enforce,
+                    changes=changes,
+                )
             elif owners:
                 self.skip(resource, Code.FLUX_CONFIG_UNMANAGED, "audit mode")
             else:
-                self.skip(resource, Code.FLUX_CONFIG_UNMANAGED,
-                          "not declared by any policy; set remediation.deleteUnmanaged to "
-                          "delete it")
+                self.skip(
+                    resource,
+                    Code.FLUX_CONFIG_UNMANAGED,
+                    "not declared by any policy; set remediation.deleteUnmanaged to delete it",
+                )
 
 
 def plan(
@@ -572,15 +733,14 @@ def plan(
     unchecked, observed = observed, checked(observed)
     if seen is None or observed is not unchecked:
         seen = view(observed, desired.extension.name if desired.extension else None)
-    planner = _Planner(observed, desired, verdict, fingerprints, seen,
-                       nudge=nudge_stuck_versions)
+    planner = _Planner(observed, desired, verdict, fingerprints, seen, nudge=nudge_stuck_versions)
     planner.run()
-    actions = sorted(planner.actions.values(),
-                     key=lambda a: (ACTION_ORDER[a.kind], key(a.resource_id)))
+    actions = sorted(
+        planner.actions.values(), key=lambda a: (ACTION_ORDER[a.kind], key(a.resource_id))
+    )
     if fingerprints is not None:
         actions = [_with_secret_changes(a, fingerprints) for a in actions]
-    skipped = sorted(planner.skipped.values(),
-                     key=lambda s: (key(s.resource_id), s.code, s.reason))
+    skipped = sorted(planner.skipped.values(), key=lambda s: (key(s.resource_id), s.code, s.reason))
     return ClusterPlan(
         cluster_id=observed.facts.id,
         cluster_name=observed.facts.name,
@@ -602,8 +762,9 @@ def _with_secret_changes(action: Action, fingerprints: Fingerprints) -> Action:
         have = applied.get(setting)
         if path in known or want == have:
             continue
-        extra.append({"path": path, "desired": short(want) if want else f"({ref})",
-                      "actual": short(have)})
+        extra.append(
+            {"path": path, "desired": short(want) if want else f"({ref})", "actual": short(have)}
+        )
     if not extra:
         return action
     return Action(**{**dict(action), "changes": [*action.changes, *extra]})

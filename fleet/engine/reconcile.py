@@ -58,7 +58,11 @@ def judge(
         verdict,
         desired,
         plan(
-            observed, desired, verdict, fingerprints=fingerprints, seen=seen,
+            observed,
+            desired,
+            verdict,
+            fingerprints=fingerprints,
+            seen=seen,
             nudge_stuck_versions=nudge_stuck_versions,
         ),
     )

@@ -91,12 +91,17 @@ def view(observed: ObservedCluster, desired_name: str | None = None) -> Observed
     elif found:
         # A cluster has at most one; if a reader returns several, choose deterministically.
         wanted = (desired_name or "").lower()
-        found.sort(key=lambda e: ((resource_name(e) or "").lower() != wanted,
-                                  resource_name(e) or ""))
+        found.sort(
+            key=lambda e: ((resource_name(e) or "").lower() != wanted, resource_name(e) or "")
+        )
         ext = found[0]
     ext_id = (
-        resource_id(ext, cid, essence.EXTENSIONS,
-                    resource_name(ext) or desired_name or essence.DEFAULT_EXTENSION_NAME)
+        resource_id(
+            ext,
+            cid,
+            essence.EXTENSIONS,
+            resource_name(ext) or desired_name or essence.DEFAULT_EXTENSION_NAME,
+        )
         if ext is not None
         else None
     )
@@ -106,7 +111,9 @@ def view(observed: ObservedCluster, desired_name: str | None = None) -> Observed
         if name is None or name.lower() in flux:
             continue
         flux[name.lower()] = ConfigView(
-            name, resource, resource_id(resource, cid, essence.FLUX_CONFIGURATIONS, name),
+            name,
+            resource,
+            resource_id(resource, cid, essence.FLUX_CONFIGURATIONS, name),
             essence.flux_configuration(resource),
         )
     return ObservedView(

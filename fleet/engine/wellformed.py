@@ -39,8 +39,9 @@ FLUX_SCOPES = frozenset({"cluster", "namespace"})
 #: AKS ``powerState.code``.
 POWER_STATES = frozenset({"running", "stopped"})
 #: Arc ``connectivityStatus``.
-CONNECTIVITY_STATES = frozenset({"connecting", "connected", "offline", "expired",
-                                 "agentnotinstalled"})
+CONNECTIVITY_STATES = frozenset(
+    {"connecting", "connected", "offline", "expired", "agentnotinstalled"}
+)
 
 _STR = (str,)
 _BOOL = (bool,)
@@ -89,8 +90,9 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _enum(value: Any, known: frozenset[str], where: str, out: list[str],
-          *, required: bool = False) -> None:
+def _enum(
+    value: Any, known: frozenset[str], where: str, out: list[str], *, required: bool = False
+) -> None:
     if value is None:
         if required:
             out.append(f"{where} is missing")
@@ -101,8 +103,9 @@ def _enum(value: Any, known: frozenset[str], where: str, out: list[str],
         out.append(f"{where} has the unknown value {value[:40]!r}")
 
 
-def _typed(props: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]], where: str,
-           out: list[str]) -> None:
+def _typed(
+    props: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]], where: str, out: list[str]
+) -> None:
     for name, types in fields.items():
         value = props.get(name)
         if value is not None and not isinstance(value, types):
@@ -117,12 +120,18 @@ def _resource(resource: Any, where: str, out: list[str]) -> Mapping[str, Any] | 
     for name in ("id", "name"):
         value = resource.get(name)
         if not isinstance(value, str) or not value:
-            out.append(f"{where} has no {name!r}" if value is None
-                       else f"{where}.{name} is {_type_name(value)}")
+            out.append(
+                f"{where} has no {name!r}"
+                if value is None
+                else f"{where}.{name} is {_type_name(value)}"
+            )
     props = resource.get("properties")
     if not isinstance(props, Mapping):
-        out.append(f"{where} has no 'properties'" if props is None
-                   else f"{where}.properties is {_type_name(props)}")
+        out.append(
+            f"{where} has no 'properties'"
+            if props is None
+            else f"{where}.properties is {_type_name(props)}"
+        )
         return None
     return props
 
@@ -133,10 +142,18 @@ def _extension(resource: Any, where: str, out: list[str]) -> None:
         return
     ext_type = props.get("extensionType")
     if not isinstance(ext_type, str) or not ext_type:
-        out.append(f"{where}.properties.extensionType is {_type_name(ext_type)}"
-                   if ext_type is not None else f"{where} has no extensionType")
-    _enum(props.get("provisioningState"), PROVISIONING_STATES,
-          f"{where}.properties.provisioningState", out, required=True)
+        out.append(
+            f"{where}.properties.extensionType is {_type_name(ext_type)}"
+            if ext_type is not None
+            else f"{where} has no extensionType"
+        )
+    _enum(
+        props.get("provisioningState"),
+        PROVISIONING_STATES,
+        f"{where}.properties.provisioningState",
+        out,
+        required=True,
+    )
     _typed(props, _EXTENSION_FIELDS, f"{where}.properties", out)
 
 
@@ -144,10 +161,16 @@ def _flux(resource: Any, where: str, out: list[str]) -> None:
     props = _resource(resource, where, out)
     if props is None:
         return
-    _enum(props.get("provisioningState"), PROVISIONING_STATES,
-          f"{where}.properties.provisioningState", out, required=True)
-    _enum(props.get("complianceState"), COMPLIANCE_STATES,
-          f"{where}.properties.complianceState", out)
+    _enum(
+        props.get("provisioningState"),
+        PROVISIONING_STATES,
+        f"{where}.properties.provisioningState",
+        out,
+        required=True,
+    )
+    _enum(
+        props.get("complianceState"), COMPLIANCE_STATES, f"{where}.properties.complianceState", out
+    )
     _enum(props.get("sourceKind"), SOURCE_KINDS, f"{where}.properties.sourceKind", out)
     _enum(props.get("scope"), FLUX_SCOPES, f"{where}.properties.scope", out)
     _typed(props, _FLUX_FIELDS, f"{where}.properties", out)
@@ -161,8 +184,12 @@ def _flux(resource: Any, where: str, out: list[str]) -> None:
 def _flux_v1(resource: Any, where: str, out: list[str]) -> None:
     props = _resource(resource, where, out)
     if props is not None:
-        _enum(props.get("provisioningState"), PROVISIONING_STATES,
-              f"{where}.properties.provisioningState", out)
+        _enum(
+            props.get("provisioningState"),
+            PROVISIONING_STATES,
+            f"{where}.properties.provisioningState",
+            out,
+        )
 
 
 def problems(observed: ObservedCluster) -> list[str]:
@@ -177,8 +204,9 @@ def problems(observed: ObservedCluster) -> list[str]:
         if not isinstance(observed.resource, Mapping):
             out.append(f"the cluster is {_type_name(observed.resource)}, not a resource")
         elif not isinstance(observed.resource.get("properties", {}), Mapping):
-            out.append(f"the cluster's properties is "
-                       f"{_type_name(observed.resource.get('properties'))}")
+            out.append(
+                f"the cluster's properties is {_type_name(observed.resource.get('properties'))}"
+            )
     for kind, children, check in (
         ("extensions", observed.extensions, _extension),
         ("fluxConfigurations", observed.flux_configurations, _flux),

@@ -70,16 +70,20 @@ class State:
         return f"the kill switch is on (engaged{who}{when}{why})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"engaged": self.engaged, "reason": self.reason, "by": self.by, "at": self.at,
-                "sources": list(self.sources)}
+        return {
+            "engaged": self.engaged,
+            "reason": self.reason,
+            "by": self.by,
+            "at": self.at,
+            "sources": list(self.sources),
+        }
 
 
 class KillSwitchEngaged(RuntimeError):
     """A job was refused (or stopped) because the kill switch is on."""
 
     def __init__(self, state: State) -> None:
-        super().__init__(
-            f"{state.describe()}; no job runs until `fleet jobs kill-switch off`")
+        super().__init__(f"{state.describe()}; no job runs until `fleet jobs kill-switch off`")
         self.state = state
 
 
@@ -106,7 +110,8 @@ def _redis_client(url: str) -> Any:
         client = _redis.get(url)
         if client is None:
             client = _redis[url] = redis.Redis.from_url(
-                url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
+                url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+            )
         return client
 
 
@@ -149,8 +154,13 @@ def read(history: History | None = None, redis_url: str | None = None) -> State:
     if not found:
         return State(False)
     first = found[0][1]
-    return State(True, first.get("reason"), first.get("by") or first.get("updatedBy"),
-                 first.get("at") or first.get("updatedAt"), tuple(s for s, _ in found))
+    return State(
+        True,
+        first.get("reason"),
+        first.get("by") or first.get("updatedBy"),
+        first.get("at") or first.get("updatedAt"),
+        tuple(s for s, _ in found),
+    )
 
 
 def state(history: History | None = None, redis_url: str | None = None) -> State:
@@ -193,13 +203,18 @@ def _user() -> str:
         return "unknown"
 
 
-def engage(history: History, redis_url: str | None, *, reason: str | None = None,
-           by: str | None = None) -> list[str]:
+def engage(
+    history: History, redis_url: str | None, *, reason: str | None = None, by: str | None = None
+) -> list[str]:
     """Turn the switch on: in the history database (must succeed) and, when it answers, in
     Redis. Returns where it was set."""
     by = by or _user()
-    value = {"engaged": True, "reason": reason, "by": by,
-             "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    value = {
+        "engaged": True,
+        "reason": reason,
+        "by": by,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     history.set_control(NAME, value, by=by)
     where = ["history"]
     if redis_url and _set_redis(redis_url, json.dumps(value)):
@@ -212,8 +227,11 @@ def engage(history: History, redis_url: str | None, *, reason: str | None = None
 def release(history: History, redis_url: str | None, *, by: str | None = None) -> list[str]:
     """Turn the switch off in both stores. Returns where it was cleared."""
     by = by or _user()
-    history.set_control(NAME, {"engaged": False, "by": by,
-                               "at": datetime.now(UTC).isoformat(timespec="seconds")}, by=by)
+    history.set_control(
+        NAME,
+        {"engaged": False, "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds")},
+        by=by,
+    )
     where = ["history"]
     if redis_url and _set_redis(redis_url, None):
         where.append("redis")

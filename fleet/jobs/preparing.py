@@ -67,9 +67,21 @@ from fleet.policy.models import Rollout
 from fleet.store.history import History
 
 #: Skip categories in the order that explains a cluster best (the first one found is shown).
-_CATEGORY_ORDER = ("unreachable", "stopped", "read-error", "conflict", "flux-v1", "depends",
-                   "immutable", "pinned", "in-progress", "policy-error", "audit",
-                   "not-writable", "unmanaged")
+_CATEGORY_ORDER = (
+    "unreachable",
+    "stopped",
+    "read-error",
+    "conflict",
+    "flux-v1",
+    "depends",
+    "immutable",
+    "pinned",
+    "in-progress",
+    "policy-error",
+    "audit",
+    "not-writable",
+    "unmanaged",
+)
 
 
 class PrepareError(RuntimeError):
@@ -116,8 +128,9 @@ def make_edges(env: Environment, *, operation_timeout: float = 1800.0) -> Edges:
 def _reachable(facts: ClusterFacts, now: datetime) -> ClusterFacts:
     """The same cluster as if it were connected and running (to plan its retry)."""
     if facts.cluster_type == "connectedClusters":
-        return facts.model_copy(update={"connectivity_status": "Connected",
-                                        "last_connectivity_time": now})
+        return facts.model_copy(
+            update={"connectivity_status": "Connected", "last_connectivity_time": now}
+        )
     return facts.model_copy(update={"power_state": "Running"})
 
 
@@ -134,8 +147,9 @@ class PlanningSweep(Sweep):
 
     def _catalog(self, observed: ObservedCluster) -> Catalog:
         try:
-            return self.catalogs.get(observed.facts.subscription_id,
-                                     observed.facts.location or "global")
+            return self.catalogs.get(
+                observed.facts.subscription_id, observed.facts.location or "global"
+            )
         except Exception:  # as the sweep does: a missing catalogue must not sink a cluster
             return Catalog.from_mapping({})
 
@@ -149,17 +163,27 @@ class PlanningSweep(Sweep):
                 observed = dataclasses.replace(observed, notes=(*observed.notes, *target.notes))
         catalog = self._catalog(observed)
         judgement = reconcile.judge(
-            observed, list(target.applicable), catalog=catalog, now=self.now,
-            fingerprints=self.fingerprints, nudge_stuck_versions=True,
+            observed,
+            list(target.applicable),
+            catalog=catalog,
+            now=self.now,
+            fingerprints=self.fingerprints,
+            nudge_stuck_versions=True,
         )
         would: list[Action] = []
         found = blocker(judgement)
         if found is not None and found[0] in ("unreachable", "stopped"):
             reachable = dataclasses.replace(observed, facts=_reachable(observed.facts, self.now))
-            would = list(reconcile.judge(
-                reachable, list(target.applicable), catalog=catalog, now=self.now,
-                fingerprints=self.fingerprints, nudge_stuck_versions=True,
-            ).plan.actions)
+            would = list(
+                reconcile.judge(
+                    reachable,
+                    list(target.applicable),
+                    catalog=catalog,
+                    now=self.now,
+                    fingerprints=self.fingerprints,
+                    nudge_stuck_versions=True,
+                ).plan.actions
+            )
         with self._lock:
             self.facts[observed.facts.key] = observed.facts
             if would:
@@ -167,8 +191,11 @@ class PlanningSweep(Sweep):
         return judgement
 
 
-_CODE_OF = {"unreachable": "CLUSTER_UNREACHABLE", "stopped": "CLUSTER_STOPPED",
-            "read-error": "READ_ERROR"}
+_CODE_OF = {
+    "unreachable": "CLUSTER_UNREACHABLE",
+    "stopped": "CLUSTER_STOPPED",
+    "read-error": "READ_ERROR",
+}
 _CATEGORY_OF = {code: category for category, code in _CODE_OF.items()}
 
 
@@ -176,8 +203,14 @@ def _why(skipped: Iterable[tuple[str, str]]) -> tuple[str, str]:
     """(reason, category) of a cluster from its plan's skipped (code, reason) pairs."""
     items = list(dict.fromkeys(skipped))
     categories = [_CATEGORY_OF.get(c) or skip_category(r) for c, r in items]
-    best = min(range(len(items)), key=lambda i: _CATEGORY_ORDER.index(categories[i])
-               if categories[i] in _CATEGORY_ORDER else len(_CATEGORY_ORDER))
+    best = min(
+        range(len(items)),
+        key=lambda i: (
+            _CATEGORY_ORDER.index(categories[i])
+            if categories[i] in _CATEGORY_ORDER
+            else len(_CATEGORY_ORDER)
+        ),
+    )
     reasons = [f"{c}: {r}" for c, r in items]
     order = [best, *[i for i in range(len(items)) if i != best]]
     return "; ".join(reasons[i] for i in order[:4]), categories[best]
@@ -188,15 +221,14 @@ def _check_policy(policy_set: PolicySet, policy: str | None) -> None:
         return
     names = {p.name: p for p in policy_set.policies}
     if policy not in names:
-        raise PrepareError(f"no policy named {policy!r} in the given policies "
-                           f"({', '.join(sorted(names))})")
+        raise PrepareError(
+            f"no policy named {policy!r} in the given policies ({', '.join(sorted(names))})"
+        )
     if names[policy].spec.mode != "enforce":
         raise PrepareError(f"policy {policy!r} is in audit mode: it never writes")
 
 
-def _finish(
-    spec: JobSpec, *, max_clusters: int, choice: RolloutChoice | None = None
-) -> JobSpec:
+def _finish(spec: JobSpec, *, max_clusters: int, choice: RolloutChoice | None = None) -> JobSpec:
     """The rails every job passes: rollout, waves, the cluster limit, readable secrets."""
     if len(spec.tasks) > max_clusters:
         raise TooManyClusters(len(spec.tasks), max_clusters)
@@ -211,8 +243,9 @@ def _finish(
     try:
         check_secrets(spec.policy_set, spec.tasks.values())
     except Exception as exc:
-        raise PrepareError(f"secret references cannot be read now ({exc}); nothing was "
-                           "written") from None
+        raise PrepareError(
+            f"secret references cannot be read now ({exc}); nothing was written"
+        ) from None
     return spec
 
 
@@ -233,12 +266,17 @@ def prepare_live(
     now = now or datetime.now(UTC)
     subscriptions = env.inventory.subscriptions(scope(policy_set, settings.subscriptions))
     applied = env.history.applied_fingerprints(None) if env.history is not None else {}
-    fingerprints = secrets.fingerprints_for(policy_set, secrets.fingerprint_key(settings),
-                                            applied)
+    fingerprints = secrets.fingerprints_for(policy_set, secrets.fingerprint_key(settings), applied)
     sweep = PlanningSweep(
-        session=env.session, inventory=env.inventory, policy_set=policy_set,
-        subscriptions=subscriptions, fingerprints=fingerprints, now=now, progress=progress,
-        cancel=cancel, halt=kill_switch_halt(env.history),
+        session=env.session,
+        inventory=env.inventory,
+        policy_set=policy_set,
+        subscriptions=subscriptions,
+        fingerprints=fingerprints,
+        now=now,
+        progress=progress,
+        cancel=cancel,
+        halt=kill_switch_halt(env.history),
     )
     sink: HistorySink | None = None
     if env.history is not None:
@@ -255,10 +293,17 @@ def prepare_live(
         raise KeyboardInterrupt  # planning was interrupted: nothing may be written
 
     spec = JobSpec(
-        id=new_sweep_id(now), mode=Mode.LIVE, policy_set=policy_set,
-        choice=RolloutChoice(None), waves=[], tasks={}, policy=policy,
-        desired_fingerprints=dict(fingerprints.desired), sweep_id=sweep.id,
-        policy_paths=list(policy_paths), created=now,
+        id=new_sweep_id(now),
+        mode=Mode.LIVE,
+        policy_set=policy_set,
+        choice=RolloutChoice(None),
+        waves=[],
+        tasks={},
+        policy=policy,
+        desired_fingerprints=dict(fingerprints.desired),
+        sweep_id=sweep.id,
+        policy_paths=list(policy_paths),
+        created=now,
     )
     for judgement in outcome.judgements:
         verdict, plan = judgement.verdict, judgement.plan
@@ -272,29 +317,46 @@ def prepare_live(
         found = blocker(judgement)
         if found is not None:
             planned, _ = filter_policy(sweep.would.get(cid, []), policy)
-            spec.outcomes.append(ClusterOutcome(
-                facts.id, facts.name, "", ClusterStatus.RETRY, found[1], found[0],
-                facts=facts, planned=planned))
+            spec.outcomes.append(
+                ClusterOutcome(
+                    facts.id,
+                    facts.name,
+                    "",
+                    ClusterStatus.RETRY,
+                    found[1],
+                    found[0],
+                    facts=facts,
+                    planned=planned,
+                )
+            )
         elif depends is not None:
-            spec.outcomes.append(ClusterOutcome(facts.id, facts.name, "",
-                                                ClusterStatus.SKIPPED, depends, "depends"))
+            spec.outcomes.append(
+                ClusterOutcome(facts.id, facts.name, "", ClusterStatus.SKIPPED, depends, "depends")
+            )
         elif actions:
-            spec.tasks[cid] = ClusterTask(facts, tuple(actions),
-                                          observed_digest=plan.observed_digest)
+            spec.tasks[cid] = ClusterTask(
+                facts, tuple(actions), observed_digest=plan.observed_digest
+            )
         elif verdict.state in (State.COMPLIANT, State.EXEMPT) or not plan.skipped:
             spec.compliant += 1
         else:
             reason, category = _why((s.code, s.reason) for s in plan.skipped)
-            spec.outcomes.append(ClusterOutcome(facts.id, facts.name, "",
-                                                ClusterStatus.SKIPPED, reason, category))
+            spec.outcomes.append(
+                ClusterOutcome(facts.id, facts.name, "", ClusterStatus.SKIPPED, reason, category)
+            )
     return _finish(spec, max_clusters=max_clusters or settings.max_clusters)
 
 
 def _facts_of(cluster_id: str) -> ClusterFacts:
     """Enough facts to read a cluster by id (the read fills in the rest)."""
     cid = ClusterId.parse(cluster_id)
-    return ClusterFacts(id=cluster_id, name=cid.name, cluster_type=cid.cluster_type,
-                        subscription_id=cid.subscription_id, resource_group=cid.resource_group)
+    return ClusterFacts(
+        id=cluster_id,
+        name=cid.name,
+        cluster_type=cid.cluster_type,
+        subscription_id=cid.subscription_id,
+        resource_group=cid.resource_group,
+    )
 
 
 def prepare_from_plan(
@@ -327,31 +389,39 @@ def prepare_from_plan(
         except ValueError as exc:
             raise PrepareError(f"the plan is not valid: {exc}") from None
     spec = JobSpec(
-        id=new_sweep_id(now), mode=Mode.PLAN, policy_set=policy_set,
-        choice=RolloutChoice(None), waves=[], tasks={}, policy=policy,
+        id=new_sweep_id(now),
+        mode=Mode.PLAN,
+        policy_set=policy_set,
+        choice=RolloutChoice(None),
+        waves=[],
+        tasks={},
+        policy=policy,
         desired_fingerprints=secrets.desired_fingerprints(policy_set, edges.fingerprint_key),
         sweep_id=str(document.get("sweepId") or "") or None,
-        policy_paths=list(policy_paths), plan_file=plan_file, created=now,
+        policy_paths=list(policy_paths),
+        plan_file=plan_file,
+        created=now,
     )
     wanted = [p for p in plans if filter_policy(p.actions, policy)[0]]
 
     def fresh(p: ClusterPlan) -> tuple[ClusterPlan, ObservedCluster, str | None]:
         observed = observe(edges.session, _facts_of(p.cluster_id))
-        judgement = judge_fresh(edges, spec, observed,
-                                _applied_fingerprints(edges, spec, observed))
+        judgement = judge_fresh(edges, spec, observed, _applied_fingerprints(edges, spec, observed))
         digest = judgement.plan.observed_digest if judgement is not None else None
         return p, observed, digest
 
     changed: list[str] = []
     never = threading.Event()
-    for p, observed, digest in bounded_map(fresh, wanted, concurrency=env.settings.concurrency,
-                                           cancel=never, name="fleet-plan-check"):
+    for p, observed, digest in bounded_map(
+        fresh, wanted, concurrency=env.settings.concurrency, cancel=never, name="fleet-plan-check"
+    ):
         if digest != p.observed_digest:
             changed.append(p.cluster_name)
             continue
         actions, _ = filter_policy(p.actions, policy)
-        spec.tasks[observed.facts.key] = ClusterTask(observed.facts, tuple(actions),
-                                                     observed_digest=p.observed_digest)
+        spec.tasks[observed.facts.key] = ClusterTask(
+            observed.facts, tuple(actions), observed_digest=p.observed_digest
+        )
     if changed:
         raise StalePlan(sorted(changed))
     for p in plans:
@@ -360,10 +430,22 @@ def prepare_from_plan(
         if policy is not None and not any(policy in a.policies for a in p.actions) and p.actions:
             continue
         reason, category = _why((s.code, s.reason) for s in p.skipped)
-        status = (ClusterStatus.RETRY if category in ("unreachable", "stopped", "read-error")
-                  else ClusterStatus.SKIPPED)
-        spec.outcomes.append(ClusterOutcome(p.cluster_id, p.cluster_name, "", status, reason,
-                                            category, facts=_facts_of(p.cluster_id)))
+        status = (
+            ClusterStatus.RETRY
+            if category in ("unreachable", "stopped", "read-error")
+            else ClusterStatus.SKIPPED
+        )
+        spec.outcomes.append(
+            ClusterOutcome(
+                p.cluster_id,
+                p.cluster_name,
+                "",
+                status,
+                reason,
+                category,
+                facts=_facts_of(p.cluster_id),
+            )
+        )
     return _finish(spec, max_clusters=max_clusters or env.settings.max_clusters)
 
 
@@ -394,19 +476,30 @@ def prepare_retry(
     options = job.get("options") or {}
     now = now or datetime.now(UTC)
     spec = JobSpec(
-        id=new_sweep_id(now), mode=Mode.RETRY, policy_set=policy_set,
-        choice=RolloutChoice(None), waves=[], tasks={}, policy=options.get("policy"),
+        id=new_sweep_id(now),
+        mode=Mode.RETRY,
+        policy_set=policy_set,
+        choice=RolloutChoice(None),
+        waves=[],
+        tasks={},
+        policy=options.get("policy"),
         desired_fingerprints=secrets.desired_fingerprints(policy_set, edges.fingerprint_key),
-        retry_of=job_id, sweep_id=job.get("sweepId"),
-        policy_paths=list(policy_paths) or list(options.get("policies") or []), created=now,
+        retry_of=job_id,
+        sweep_id=job.get("sweepId"),
+        policy_paths=list(policy_paths) or list(options.get("policies") or []),
+        created=now,
     )
     for row in history.job_clusters(job_id, statuses=[s.value for s in RETRY_STATUSES]):
-        facts = (ClusterFacts.model_validate(row["facts"]) if row.get("facts")
-                 else _facts_of(row["clusterId"]))
+        facts = (
+            ClusterFacts.model_validate(row["facts"])
+            if row.get("facts")
+            else _facts_of(row["clusterId"])
+        )
         actions = tuple(Action.model_validate(a) for a in row.get("actions") or ())
         spec.tasks[facts.key] = ClusterTask(facts, actions)
-    return _finish(spec, max_clusters=max_clusters or env.settings.max_clusters,
-                   choice=_rollout_of(job))
+    return _finish(
+        spec, max_clusters=max_clusters or env.settings.max_clusters, choice=_rollout_of(job)
+    )
 
 
 def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: bytes) -> JobSpec:
@@ -418,10 +511,16 @@ def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: b
     options = job.get("options") or {}
     rows = history.job_clusters(job_id)
     spec = JobSpec(
-        id=job_id, mode=Mode(options.get("mode") or "live"), policy_set=policy_set,
-        choice=_rollout_of(job), waves=[], tasks={}, policy=options.get("policy"),
+        id=job_id,
+        mode=Mode(options.get("mode") or "live"),
+        policy_set=policy_set,
+        choice=_rollout_of(job),
+        waves=[],
+        tasks={},
+        policy=options.get("policy"),
         desired_fingerprints=secrets.desired_fingerprints(policy_set, key_bytes),
-        sweep_id=job.get("sweepId"), retry_of=options.get("retryOf"),
+        sweep_id=job.get("sweepId"),
+        retry_of=options.get("retryOf"),
         policy_paths=list(options.get("policies") or []),
     )
     members: dict[str, list[str]] = {}
@@ -433,12 +532,24 @@ def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: b
             spec.tasks[facts.key] = ClusterTask(facts, actions, row["wave"], digest)
             members.setdefault(row["wave"], []).append(facts.id)
         else:
-            spec.outcomes.append(ClusterOutcome(row["clusterId"], row["name"], "",
-                                                ClusterStatus(row["status"]), row.get("reason"),
-                                                (row.get("outcome") or {}).get("category")))
+            spec.outcomes.append(
+                ClusterOutcome(
+                    row["clusterId"],
+                    row["name"],
+                    "",
+                    ClusterStatus(row["status"]),
+                    row.get("reason"),
+                    (row.get("outcome") or {}).get("category"),
+                )
+            )
     spec.waves = [
-        WavePlan(w["name"], i, tuple(members.get(w["name"], ())), bool(w.get("approval")),
-                 bool(w.get("implicit")))
+        WavePlan(
+            w["name"],
+            i,
+            tuple(members.get(w["name"], ())),
+            bool(w.get("approval")),
+            bool(w.get("implicit")),
+        )
         for i, w in enumerate(options.get("waves") or [])
     ]
     return spec
@@ -452,16 +563,29 @@ def plan_document(spec: JobSpec) -> dict[str, Any]:
     for task in sorted(spec.tasks.values(), key=lambda t: t.facts.key):
         for action in task.actions:
             counts[action.change] = counts.get(action.change, 0) + 1
-        clusters.append(ClusterPlan(
-            cluster_id=task.id, cluster_name=task.facts.name, actions=list(task.actions),
-            observed_digest=task.observed_digest,
-        ).model_dump(mode="json", by_alias=True))
+        clusters.append(
+            ClusterPlan(
+                cluster_id=task.id,
+                cluster_name=task.facts.name,
+                actions=list(task.actions),
+                observed_digest=task.observed_digest,
+            ).model_dump(mode="json", by_alias=True)
+        )
     skipped = [
-        {"clusterId": o.cluster_id, "clusterName": o.name, "actions": [],
-         "skipped": [{"clusterId": o.cluster_id, "resourceId": o.cluster_id,
-                      "code": _CODE_OF.get(o.category or "", "SKIPPED"),
-                      "reason": o.reason or ""}],
-         "observedDigest": ""}
+        {
+            "clusterId": o.cluster_id,
+            "clusterName": o.name,
+            "actions": [],
+            "skipped": [
+                {
+                    "clusterId": o.cluster_id,
+                    "resourceId": o.cluster_id,
+                    "code": _CODE_OF.get(o.category or "", "SKIPPED"),
+                    "reason": o.reason or "",
+                }
+            ],
+            "observedDigest": "",
+        }
         for o in sorted(spec.outcomes, key=lambda o: o.cluster_id.lower())
     ]
     rollout = spec.choice.rollout
@@ -488,8 +612,12 @@ def plan_document(spec: JobSpec) -> dict[str, Any]:
             "maxConcurrency": rollout.max_concurrency,
             "soakSeconds": rollout.soak_seconds,
             "waves": [
-                {"name": w.name, "approval": w.approval, "implicit": w.implicit,
-                 "clusters": [spec.task_of(c).facts.name for c in w.clusters]}
+                {
+                    "name": w.name,
+                    "approval": w.approval,
+                    "implicit": w.implicit,
+                    "clusters": [spec.task_of(c).facts.name for c in w.clusters],
+                }
                 for w in spec.waves
             ],
         },

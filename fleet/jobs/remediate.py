@@ -72,8 +72,10 @@ CONTROL_POLL_SECONDS = 0.5
 #: Attempts to *start* a write that failed before ARM accepted it (429, 5xx, reset): PUT and
 #: DELETE are idempotent, so sending one again is safe.
 START_ATTEMPTS = 3
-_VERSION_CODES = {Code.EXTENSION_VERSION_OUT_OF_WINDOW.value,
-                  Code.EXTENSION_VERSION_UNSUPPORTED_ARCH.value}
+_VERSION_CODES = {
+    Code.EXTENSION_VERSION_OUT_OF_WINDOW.value,
+    Code.EXTENSION_VERSION_UNSUPPORTED_ARCH.value,
+}
 _BLOCKERS = {
     Code.CLUSTER_UNREACHABLE: "unreachable",
     Code.CLUSTER_STOPPED: "stopped",
@@ -248,8 +250,12 @@ class JobSpec:
             "rolloutWhy": self.choice.why,
             "rollout": rollout.model_dump(mode="json", by_alias=True, exclude_none=True),
             "waves": [
-                {"name": w.name, "clusters": len(w.clusters), "approval": w.approval,
-                 "implicit": w.implicit}
+                {
+                    "name": w.name,
+                    "clusters": len(w.clusters),
+                    "approval": w.approval,
+                    "implicit": w.implicit,
+                }
                 for w in self.waves
             ],
         }
@@ -257,8 +263,13 @@ class JobSpec:
     def digest(self) -> str:
         """sha256 of what the job writes (cluster, action kind, resource, body digest)."""
         items = sorted(
-            (t.facts.key, a.kind.value, key(a.resource_id), _request_digest(a),
-             sorted(a.protected.items()))
+            (
+                t.facts.key,
+                a.kind.value,
+                key(a.resource_id),
+                _request_digest(a),
+                sorted(a.protected.items()),
+            )
             for t in self.tasks.values()
             for a in t.actions
         )
@@ -393,10 +404,15 @@ def judge_fresh(
     applicable = selection.applicable(spec.policy_set, observed.facts, today=now.date())
     if not applicable:
         return None
-    catalog = edges.catalogs.get(observed.facts.subscription_id,
-                                 observed.facts.location or "global")
+    catalog = edges.catalogs.get(
+        observed.facts.subscription_id, observed.facts.location or "global"
+    )
     return reconcile.judge(
-        observed, applicable, catalog=catalog, now=now, fingerprints=fingerprints,
+        observed,
+        applicable,
+        catalog=catalog,
+        now=now,
+        fingerprints=fingerprints,
         nudge_stuck_versions=True,
     )
 
@@ -441,23 +457,32 @@ def filter_policy(actions: Sequence[Action], policy: str | None) -> tuple[list[A
     if not kept:
         return [], None
     prerequisites = [
-        a for a in dropped
+        a
+        for a in dropped
         if a.kind in (ActionKind.DELETE_FLUX_V1, ActionKind.DELETE_EXTENSION)
         or (a.kind is ActionKind.PUT_EXTENSION and a.change == "+")
-        or (a.kind is ActionKind.DELETE_FLUX_CONFIG
-            and any(key(k.resource_id) == key(a.resource_id) for k in kept))
+        or (
+            a.kind is ActionKind.DELETE_FLUX_CONFIG
+            and any(key(k.resource_id) == key(a.resource_id) for k in kept)
+        )
     ]
     if prerequisites:
         owners = sorted({p for a in prerequisites for p in a.policies})
         kinds = ", ".join(sorted({a.kind.value for a in prerequisites}))
-        return [], (f"needs {kinds} owned by {', '.join(owners)} first; run without --policy "
-                    f"or with --policy {owners[0]}")
+        return [], (
+            f"needs {kinds} owned by {', '.join(owners)} first; run without --policy "
+            f"or with --policy {owners[0]}"
+        )
     return kept, None
 
 
 def _signature(action: Action) -> tuple[str, str, str, str]:
-    return (action.kind.value, key(action.resource_id), action.method,
-            canonical_json([action.body, sorted(action.protected.items())]).decode())
+    return (
+        action.kind.value,
+        key(action.resource_id),
+        action.method,
+        canonical_json([action.body, sorted(action.protected.items())]).decode(),
+    )
 
 
 def _still_allowed(action: Action, spec: JobSpec, judgement: reconcile.Judgement) -> str | None:
@@ -466,8 +491,9 @@ def _still_allowed(action: Action, spec: JobSpec, judgement: reconcile.Judgement
     if key(action.resource_id) in conflicting:
         return f"{verify.label(action)} is in a policy conflict now"
     policies = {p.name: p for p in spec.policy_set.policies}
-    owners = [policies[p] for p in action.policies
-              if p in policies and policies[p].spec.mode == "enforce"]
+    owners = [
+        policies[p] for p in action.policies if p in policies and policies[p].spec.mode == "enforce"
+    ]
     if not owners:
         return f"no policy allowing {verify.label(action)} is in enforce mode now"
     flags = [o.spec.remediation for o in owners]
@@ -494,10 +520,16 @@ def _version_problem(judgement: reconcile.Judgement, action: Action) -> str | No
     """A nudged extension still outside its window (a finding an enforce policy owns)."""
     enforce = set(judgement.desired.enforce)
     for f in judgement.verdict.findings:
-        if (f.code.value in _VERSION_CODES and f.severity not in NON_COUNTING
-                and f.policy in enforce and key(f.resource) == key(action.resource_id)):
-            return (f"extension still at version {f.actual}, outside the window "
-                    f"({f.code.value}) after the re-PUT")
+        if (
+            f.code.value in _VERSION_CODES
+            and f.severity not in NON_COUNTING
+            and f.policy in enforce
+            and key(f.resource) == key(action.resource_id)
+        ):
+            return (
+                f"extension still at version {f.actual}, outside the window "
+                f"({f.code.value}) after the re-PUT"
+            )
     return None
 
 
@@ -530,8 +562,14 @@ def choose_actions(
         planned = {_signature(a) for a in judgement.plan.actions}
         for action in task.actions:
             if _signature(action) not in planned:
-                return [], (f"the saved plan's {action.kind.value} of {verify.label(action)} is "
-                            "not what the policies plan now: make a new plan"), "stale"
+                return (
+                    [],
+                    (
+                        f"the saved plan's {action.kind.value} of {verify.label(action)} is "
+                        "not what the policies plan now: make a new plan"
+                    ),
+                    "stale",
+                )
         return list(task.actions), None, None
     # Retry: exactly the stored desired state, re-checked against today's guards.
     todo: list[Action] = []
@@ -550,10 +588,14 @@ def choose_actions(
 
 
 def _applied_fingerprints(edges: Edges, spec: JobSpec, observed: ObservedCluster) -> Fingerprints:
-    ids = [str(c.get("id")) for c in (*observed.extensions, *observed.flux_configurations)
-           if c.get("id")]
-    return Fingerprints(desired=spec.desired_fingerprints,
-                        applied=edges.history.applied_fingerprints(ids))
+    ids = [
+        str(c.get("id"))
+        for c in (*observed.extensions, *observed.flux_configurations)
+        if c.get("id")
+    ]
+    return Fingerprints(
+        desired=spec.desired_fingerprints, applied=edges.history.applied_fingerprints(ids)
+    )
 
 
 def _start(edges: Edges, action: Action, values: dict[str, str]) -> apply.Started:
@@ -567,8 +609,13 @@ def _start(edges: Edges, action: Action, values: dict[str, str]) -> apply.Starte
         if failed is None or not failed.retryable:
             break
         pause = failed.retry_after if failed.retry_after is not None else 0.5 * attempt
-        log.info("write %s %s: %s; trying again in %.1fs", action.kind.value,
-                 action.resource_id, failed, pause)
+        log.info(
+            "write %s %s: %s; trying again in %.1fs",
+            action.kind.value,
+            action.resource_id,
+            failed,
+            pause,
+        )
         time.sleep(min(pause, 30.0))
         started = apply.start(edges.session, action, values)
     return started
@@ -595,8 +642,10 @@ def begin_write(
     if started.failed is None:
         token = started.continuation_token
         if not token_is_clean(token, values.values()):
-            log.warning("continuation token of %s not stored: it echoes a protected value",
-                        action.resource_id)
+            log.warning(
+                "continuation token of %s not stored: it echoes a protected value",
+                action.resource_id,
+            )
             token = None
             started.continuation_token = None
         history.set_write_operation(
@@ -616,8 +665,11 @@ def end_write(
     """Record how a write ended; on success store the fingerprints of its protected values
     (computed when it was sent, so no process needs the values again)."""
     error = done.error
-    outcome = "succeeded" if done.succeeded else (
-        "timeout" if error is not None and error.code == "OperationTimeout" else "failed")
+    outcome = (
+        "succeeded"
+        if done.succeeded
+        else ("timeout" if error is not None and error.code == "OperationTimeout" else "failed")
+    )
     correlation = done.correlation_id or (error.correlation_id if error else None)
     edges.history.finish_write(
         write_id,
@@ -655,16 +707,24 @@ def decide_cluster(
     (with their protected values, resolved at this last moment), or a terminal outcome
     (skipped, left for retry, failed) and no actions."""
 
-    def outcome(status: ClusterStatus, reason: str | None = None,
-                category: str | None = None) -> ClusterOutcome:
+    def outcome(
+        status: ClusterStatus, reason: str | None = None, category: str | None = None
+    ) -> ClusterOutcome:
         return ClusterOutcome(task.id, task.facts.name, task.wave, status, reason, category)
 
     observed = observe(edges.session, task.facts)
     fingerprints = _applied_fingerprints(edges, spec, observed)
     judgement = judge_fresh(edges, spec, observed, fingerprints)
     if judgement is None:
-        return outcome(ClusterStatus.SKIPPED, "no policy targets the cluster any more",
-                       "no-longer-targeted"), [], {}
+        return (
+            outcome(
+                ClusterStatus.SKIPPED,
+                "no policy targets the cluster any more",
+                "no-longer-targeted",
+            ),
+            [],
+            {},
+        )
     blocked = blocker(judgement)
     if blocked is not None:
         return outcome(ClusterStatus.RETRY, blocked[1], blocked[0]), [], {}
@@ -805,8 +865,11 @@ class JobResult:
 
     def retry_list(self) -> list[str]:
         return sorted(
-            (o.cluster_id for o in self.outcomes.values() if o.status in RETRY_STATUSES
-             or o.status is ClusterStatus.PENDING),
+            (
+                o.cluster_id
+                for o in self.outcomes.values()
+                if o.status in RETRY_STATUSES or o.status is ClusterStatus.PENDING
+            ),
             key=str.lower,
         )
 
@@ -814,8 +877,9 @@ class JobResult:
         """The JSON summary (``fleet remediate -o json``). ``clusters=False`` leaves out the
         per-cluster list (the job's ``summary`` in the history: ``job_clusters`` has them)."""
         rollout = self.spec.choice.rollout
-        listed = sorted((o.to_json() for o in self.outcomes.values()),
-                        key=lambda c: str(c["id"]).lower())
+        listed = sorted(
+            (o.to_json() for o in self.outcomes.values()), key=lambda c: str(c["id"]).lower()
+        )
         out: dict[str, Any] = {
             "job": {
                 "id": self.spec.id,
@@ -834,16 +898,20 @@ class JobResult:
                 "rollout": {
                     "policy": self.spec.choice.policy,
                     "why": self.spec.choice.why,
-                    "failureBudget": describe_budget(rollout.failure_budget,
-                                                     len(self.spec.tasks)),
+                    "failureBudget": describe_budget(rollout.failure_budget, len(self.spec.tasks)),
                     "maxConcurrency": rollout.max_concurrency,
                     "soakSeconds": rollout.soak_seconds,
                 },
             },
             "summary": self.counts(),
             "waves": [
-                {"name": w.name, "clusters": len(w.clusters), "approval": w.approval,
-                 "implicit": w.implicit, **self.wave_counts.get(w.name, {})}
+                {
+                    "name": w.name,
+                    "clusters": len(w.clusters),
+                    "approval": w.approval,
+                    "implicit": w.implicit,
+                    **self.wave_counts.get(w.name, {}),
+                }
                 for w in self.spec.waves
             ],
         }
@@ -857,8 +925,13 @@ class _Control:
     """Watches the history database for a cancel request (and ``watch``: the kill switch)
     while the job runs."""
 
-    def __init__(self, history: History, job_id: str, cancel: threading.Event,
-                 watch: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        history: History,
+        job_id: str,
+        cancel: threading.Event,
+        watch: Callable[[], bool] | None = None,
+    ) -> None:
         self.history, self.job_id, self.cancel = history, job_id, cancel
         self.watch = watch
         self.requested = False
@@ -901,24 +974,32 @@ def record_job(history: History, spec: JobSpec, *, principal: str | None) -> Non
     )
     rows = [t.record() for t in spec.tasks.values()]
     for o in spec.outcomes:
-        rows.append({
-            "clusterId": o.cluster_id,
-            "name": o.name,
-            "wave": o.wave or None,
-            "status": o.status.value,
-            "reason": o.reason,
-            "outcome": {"category": o.category},
-            "facts": o.facts.model_dump(mode="json") if o.facts is not None else None,
-            "actions": [a.model_dump(mode="json", by_alias=True) for a in o.planned],
-        })
+        rows.append(
+            {
+                "clusterId": o.cluster_id,
+                "name": o.name,
+                "wave": o.wave or None,
+                "status": o.status.value,
+                "reason": o.reason,
+                "outcome": {"category": o.category},
+                "facts": o.facts.model_dump(mode="json") if o.facts is not None else None,
+                "actions": [a.model_dump(mode="json", by_alias=True) for a in o.planned],
+            }
+        )
     history.add_job_clusters(spec.id, rows)
 
 
 def _store(history: History, spec: JobSpec, o: ClusterOutcome) -> None:
     history.update_job_cluster(
-        spec.id, o.cluster_id, status=o.status.value, reason=o.reason,
-        outcome={"category": o.category, "errors": o.errors,
-                 "writes": [w.write_id for w in o.writes]},
+        spec.id,
+        o.cluster_id,
+        status=o.status.value,
+        reason=o.reason,
+        outcome={
+            "category": o.category,
+            "errors": o.errors,
+            "writes": [w.write_id for w in o.writes],
+        },
     )
 
 
@@ -934,9 +1015,16 @@ def _wait(cancel: threading.Event, seconds: float) -> bool:
 class _Runner:
     """One run of a recorded job on this machine (``run_remediation`` is its front door)."""
 
-    def __init__(self, env: Environment, spec: JobSpec, edges: Edges, progress: JobProgress,
-                 cancel: threading.Event, approval_timeout: float,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        spec: JobSpec,
+        edges: Edges,
+        progress: JobProgress,
+        cancel: threading.Event,
+        approval_timeout: float,
+        clock: Callable[[], float],
+    ) -> None:
         self.spec, self.edges, self.history = spec, edges, edges.history
         self.progress, self.cancel = progress, cancel
         self.approval_timeout, self.clock = approval_timeout, clock
@@ -945,7 +1033,8 @@ class _Runner:
             self.result.outcomes[key(o.cluster_id)] = o
         for t in spec.tasks.values():
             self.result.outcomes[t.facts.key] = ClusterOutcome(
-                t.id, t.facts.name, t.wave, ClusterStatus.PENDING)
+                t.id, t.facts.name, t.wave, ClusterStatus.PENDING
+            )
         rollout = spec.choice.rollout
         self.budget = rollout.failure_budget
         self.total = len(spec.tasks)
@@ -972,9 +1061,12 @@ class _Runner:
     # -- bookkeeping ---------------------------------------------------------------------
 
     def update(self, **progress: Any) -> None:
-        self.history.update_job(self.spec.id, status=self.status.value,
-                                counters=self.result.counts(),
-                                summary={"progress": progress} if progress else None)
+        self.history.update_job(
+            self.spec.id,
+            status=self.status.value,
+            counters=self.result.counts(),
+            summary={"progress": progress} if progress else None,
+        )
 
     def count(self, o: ClusterOutcome) -> None:
         self.result.outcomes[key(o.cluster_id)] = o
@@ -985,8 +1077,10 @@ class _Runner:
 
     def over_budget(self, wave: WavePlan) -> bool:
         if self.stop is None and budget_exceeded(self.budget, self.failures, self.total):
-            self.stop = (f"failure budget exceeded in wave {wave.name!r}: {self.failures} "
-                         f"failed, budget {describe_budget(self.budget, self.total)}")
+            self.stop = (
+                f"failure budget exceeded in wave {wave.name!r}: {self.failures} "
+                f"failed, budget {describe_budget(self.budget, self.total)}"
+            )
         return self.stop is not None
 
     # -- a wave ----------------------------------------------------------------------------
@@ -1005,8 +1099,9 @@ class _Runner:
                 self.stop = self.stop or "cancelled"
                 return False
             if self.clock() >= deadline:
-                self.stop = (f"approval of wave {wave.name!r} timed out after "
-                             f"{self.approval_timeout:g}s")
+                self.stop = (
+                    f"approval of wave {wave.name!r} timed out after {self.approval_timeout:g}s"
+                )
                 return False
             _wait(self.cancel, CONTROL_POLL_SECONDS)
         self.status = JobStatus.RUNNING
@@ -1017,8 +1112,14 @@ class _Runner:
             return remediate_cluster(self.edges, self.spec, task)
         except Exception as exc:  # one cluster's bug must not sink the job
             log.exception("cluster %s", task.id)
-            return ClusterOutcome(task.id, task.facts.name, task.wave, ClusterStatus.FAILED,
-                                  f"internal error: {exc}", "error")
+            return ClusterOutcome(
+                task.id,
+                task.facts.name,
+                task.wave,
+                ClusterStatus.FAILED,
+                f"internal error: {exc}",
+                "error",
+            )
 
     def check(self, o: ClusterOutcome) -> ClusterOutcome:
         try:
@@ -1051,8 +1152,14 @@ class _Runner:
         applied: list[ClusterOutcome] = []
         interrupted = Interrupted()
         try:
-            for o in bounded_map(self.write, submitted(), concurrency=self.concurrency,
-                                 cancel=stop, interrupted=interrupted, name="fleet-remediate"):
+            for o in bounded_map(
+                self.write,
+                submitted(),
+                concurrency=self.concurrency,
+                cancel=stop,
+                interrupted=interrupted,
+                name="fleet-remediate",
+            ):
                 self.count(o)
                 if o.status is ClusterStatus.APPLIED:
                     applied.append(o)
@@ -1067,8 +1174,16 @@ class _Runner:
             self.stop = "cancelled"
         for t in tasks:
             if t.facts.key not in started:
-                self.count(ClusterOutcome(t.id, t.facts.name, t.wave, ClusterStatus.NOT_STARTED,
-                                          self.stop or "the job stopped", "stopped"))
+                self.count(
+                    ClusterOutcome(
+                        t.id,
+                        t.facts.name,
+                        t.wave,
+                        ClusterStatus.NOT_STARTED,
+                        self.stop or "the job stopped",
+                        "stopped",
+                    )
+                )
         return applied
 
     def verify_wave(self, wave: WavePlan, applied: list[ClusterOutcome]) -> None:
@@ -1076,8 +1191,9 @@ class _Runner:
         # Verification only reads: it runs to the end even when the job is stopping, so every
         # written cluster gets an honest status.
         never = threading.Event()
-        for o in bounded_map(self.check, applied, concurrency=self.concurrency,
-                             cancel=never, name="fleet-verify"):
+        for o in bounded_map(
+            self.check, applied, concurrency=self.concurrency, cancel=never, name="fleet-verify"
+        ):
             self.count(o)
         self.over_budget(wave)
 
@@ -1110,8 +1226,11 @@ class _Runner:
                 log.info("job %s: wave %s done: %s", spec.id, wave.name, dict(tally))
             for o in list(self.result.outcomes.values()):
                 if o.status is ClusterStatus.PENDING:  # waves never reached
-                    o.status, o.reason, o.category = (ClusterStatus.NOT_STARTED,
-                                                      self.stop or "the job stopped", "stopped")
+                    o.status, o.reason, o.category = (
+                        ClusterStatus.NOT_STARTED,
+                        self.stop or "the job stopped",
+                        "stopped",
+                    )
                     _store(self.history, spec, o)
             if control.requested:
                 self.stop = "cancelled"
@@ -1126,8 +1245,12 @@ class _Runner:
         self.result.status = self.status
         self.result.stop_reason = self.stop
         self.result.finished_at = datetime.now(UTC)
-        self.history.update_job(spec.id, status=self.status.value, counters=counts,
-                                summary=self.result.report(clusters=False))
+        self.history.update_job(
+            spec.id,
+            status=self.status.value,
+            counters=counts,
+            summary=self.result.report(clusters=False),
+        )
         return self.result
 
 
@@ -1146,11 +1269,19 @@ def run_remediation(
     ``cancel`` (or ``fleet jobs cancel`` from another terminal, or Ctrl-C) stops the job
     between clusters: in-flight clusters finish and are verified, nothing new is written.
     """
-    runner = _Runner(env, spec, edges, progress or NullJobProgress(),
-                     cancel or threading.Event(), approval_timeout, clock)
+    runner = _Runner(
+        env,
+        spec,
+        edges,
+        progress or NullJobProgress(),
+        cancel or threading.Event(),
+        approval_timeout,
+        clock,
+    )
     try:
         return runner.run()
     except BaseException:
-        runner.history.update_job(spec.id, status=JobStatus.FAILED.value,
-                                  counters=runner.result.counts())
+        runner.history.update_job(
+            spec.id, status=JobStatus.FAILED.value, counters=runner.result.counts()
+        )
         raise

@@ -192,8 +192,9 @@ class Sweep:
             time.monotonic() - started,
             "complete" if complete else "interrupted",
         )
-        return SweepOutcome(info=info, summary=summary.build(), judgements=judgements,
-                            stopped_by=self.stopped_by)
+        return SweepOutcome(
+            info=info, summary=summary.build(), judgements=judgements, stopped_by=self.stopped_by
+        )
 
     def _judge(self, target: Target) -> Judgement:
         return judge_cluster(

@@ -88,8 +88,13 @@ def assign_waves(clusters: Iterable[ClusterFacts], rollout: Rollout) -> list[Wav
     rest = sorted(buckets[-1], key=lambda f: (position(f.id), f.key))
     if rest or not waves:
         plans.append(
-            WavePlan(IMPLICIT_WAVE if waves else "all", len(waves),
-                     tuple(f.id for f in rest), False, implicit=bool(waves))
+            WavePlan(
+                IMPLICIT_WAVE if waves else "all",
+                len(waves),
+                tuple(f.id for f in rest),
+                False,
+                implicit=bool(waves),
+            )
         )
     return plans
 
@@ -143,13 +148,15 @@ def choose_rollout(
         policy = by_name[selected]
         return RolloutChoice(policy.name, policy.spec.remediation.rollout, "--policy")
     candidates = [
-        by_name[name] for name in set(involved)
+        by_name[name]
+        for name in set(involved)
         if name in by_name and by_name[name].spec.mode == "enforce"
     ]
     if not candidates:
         return RolloutChoice(None, Rollout(), "no enforce policy has anything to write")
     best = min(candidates, key=lambda p: (-p.spec.priority, p.name))
     return RolloutChoice(
-        best.name, best.spec.remediation.rollout,
+        best.name,
+        best.spec.remediation.rollout,
         f"highest priority ({best.spec.priority}) among the enforce policies of the job",
     )

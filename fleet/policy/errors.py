@@ -152,8 +152,12 @@ def _message(error: Mapping[str, Any], found: FieldPath, bad_key: bool) -> str:
     if kind in ("value_error", "assertion_error"):
         return prefix + str(ctx.get("error", error["msg"])).strip()
     msg = str(error["msg"])
-    for old, new in (("Input should be", "must be"), ("String should", "must"),
-                     ("List should", "must"), ("Dictionary should", "must")):
+    for old, new in (
+        ("Input should be", "must be"),
+        ("String should", "must"),
+        ("List should", "must"),
+        ("Dictionary should", "must"),
+    ):
         if msg.startswith(old):
             msg = new + msg[len(old) :]
             break

@@ -269,8 +269,12 @@ def _decode(display: str, data: bytes, issues: list[PolicyIssue]) -> str | None:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1 if encoding == "utf-8-sig" else 1
         issues.append(
-            PolicyIssue(display, line, "", f"not valid {encoding.split('-sig')[0].upper()} text "
-                        f"(byte offset {exc.start})")
+            PolicyIssue(
+                display,
+                line,
+                "",
+                f"not valid {encoding.split('-sig')[0].upper()} text (byte offset {exc.start})",
+            )
         )
         return None
 

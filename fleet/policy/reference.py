@@ -374,4 +374,3 @@ def _text(doc: str) -> str:
 def _cell(text: str) -> str:
     # A literal | inside a table cell must be escaped (already-escaped ones stay as they are).
     return re.sub(r"(?<!\\)\|", r"\\|", text)
-

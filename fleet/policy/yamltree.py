@@ -157,8 +157,9 @@ def _guarded(nodes: Iterator[Node | None], text: str, problems: list[Problem]) -
         except StopIteration:
             return
         except MarkedYAMLError as exc:
-            problems.append(Problem(_mark_line(exc.problem_mark or exc.context_mark), (),
-                                    _syntax_message(exc)))
+            problems.append(
+                Problem(_mark_line(exc.problem_mark or exc.context_mark), (), _syntax_message(exc))
+            )
             return
         except ReaderError as exc:
             line = text.count("\n", 0, max(0, int(exc.position))) + 1
@@ -296,8 +297,9 @@ class _Builder:
         line = node.start_mark.line + 1
         self.count += 1
         if self.count > MAX_NODES:
-            raise _Abort(line, f"document too large: more than {MAX_NODES} values "
-                               "(after expanding aliases)")
+            raise _Abort(
+                line, f"document too large: more than {MAX_NODES} values (after expanding aliases)"
+            )
         if depth > MAX_DEPTH:
             raise _Abort(line, f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(node, ScalarNode):
@@ -326,8 +328,10 @@ class _Builder:
             return text
         kind = _SCALAR_KINDS.get(tag)
         if kind is None:
-            what = "binary values are not supported" if tag == _CORE + "binary" else (
-                f"unsupported YAML tag {tag!r}"
+            what = (
+                "binary values are not supported"
+                if tag == _CORE + "binary"
+                else (f"unsupported YAML tag {tag!r}")
             )
             self.problem(line, path, what)
             return None
@@ -366,8 +370,9 @@ class _Builder:
                 continue
             child = (*path, key)
             if key in first_line:
-                self.problem(key_line, child,
-                             f"duplicate key {key!r} (first at line {first_line[key]})")
+                self.problem(
+                    key_line, child, f"duplicate key {key!r} (first at line {first_line[key]})"
+                )
                 continue
             first_line[key] = key_line
             if key in skip:
@@ -394,8 +399,11 @@ class _Builder:
             return [node]
         if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
             return list(node.value)
-        self.problem(node.start_mark.line + 1, (*path, "<<"),
-                     "a merge key (<<) takes a mapping or a list of mappings")
+        self.problem(
+            node.start_mark.line + 1,
+            (*path, "<<"),
+            "a merge key (<<) takes a mapping or a list of mappings",
+        )
         return []
 
     def key(self, node: Node, path: FieldPath, line: int) -> str | None:

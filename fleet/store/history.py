@@ -1068,11 +1068,15 @@ class History:
         value.update(updatedAt=iso(row.updated_at), updatedBy=row.updated_by)
         return value
 
-    def set_control(self, name: str, value: Mapping[str, Any] | None, *,
-                    by: str | None = None) -> None:
+    def set_control(
+        self, name: str, value: Mapping[str, Any] | None, *, by: str | None = None
+    ) -> None:
         """Set (or, with None, clear) a control; the last writer wins."""
-        values = {"value": dict(value) if value is not None else None,
-                  "updated_at": now_utc(), "updated_by": by}
+        values = {
+            "value": dict(value) if value is not None else None,
+            "updated_at": now_utc(),
+            "updated_by": by,
+        }
         with self._engine.begin() as conn:
             done = conn.execute(update(controls).where(controls.c.name == name).values(**values))
             if done.rowcount == 0:
@@ -1080,8 +1084,7 @@ class History:
                     with conn.begin_nested():
                         conn.execute(insert(controls).values(name=name, **values))
                 except IntegrityError:  # another process inserted it meanwhile
-                    conn.execute(
-                        update(controls).where(controls.c.name == name).values(**values))
+                    conn.execute(update(controls).where(controls.c.name == name).values(**values))
 
     # --- applied secret fingerprints ------------------------------------------------------
 

@@ -22,9 +22,26 @@ from fleet.policy.selection import Applicable
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SUB = "00000000-0000-0000-0000-000000000001"
 
-STABLE = ["1.17.3", "1.17.2", "1.16.12", "1.16.3", "1.15.2", "1.15.1", "1.14.4", "1.13.3",
-          "1.12.1", "1.11.5", "1.10.1", "1.9.1", "1.8.2", "1.7.6", "1.7.5", "1.7.0", "1.6.3",
-          "1.6.1"]
+STABLE = [
+    "1.17.3",
+    "1.17.2",
+    "1.16.12",
+    "1.16.3",
+    "1.15.2",
+    "1.15.1",
+    "1.14.4",
+    "1.13.3",
+    "1.12.1",
+    "1.11.5",
+    "1.10.1",
+    "1.9.1",
+    "1.8.2",
+    "1.7.6",
+    "1.7.5",
+    "1.7.0",
+    "1.6.3",
+    "1.6.1",
+]
 PREVIEW = ["1.18.0-preview.1", "1.17.3"]
 CATALOG = Catalog.from_mapping({"Stable": STABLE, "Preview": PREVIEW})
 
@@ -95,8 +112,9 @@ def baseline(**remediation: Any) -> Policy:
 
 
 def cluster_config(**remediation: Any) -> Policy:
-    return policy("cluster-config", priority=50, fluxConfigurations=[CLUSTER_CONFIG],
-                  remediation=remediation)
+    return policy(
+        "cluster-config", priority=50, fluxConfigurations=[CLUSTER_CONFIG], remediation=remediation
+    )
 
 
 def team_alpha() -> Policy:
@@ -108,13 +126,15 @@ def arc_edge() -> Policy:
 
 
 def version_audit() -> Policy:
-    return policy("flux-version-audit", mode="audit", priority=200,
-                  extension={"versionWindow": 1})
+    return policy("flux-version-audit", mode="audit", priority=200, extension={"versionWindow": 1})
 
 
 def shared_tenancy() -> Policy:
-    return policy("shared-tenancy", priority=100,
-                  extension={"configurationSettings": {"multiTenancy.enforce": "false"}})
+    return policy(
+        "shared-tenancy",
+        priority=100,
+        extension={"configurationSettings": {"multiTenancy.enforce": "false"}},
+    )
 
 
 def applicable(*policies: Policy, exempt: dict[str, Exemption] | None = None) -> list[Applicable]:
@@ -122,38 +142,69 @@ def applicable(*policies: Policy, exempt: dict[str, Exemption] | None = None) ->
     return [Applicable(p, exempt.get(p.name)) for p in policies]
 
 
-def aks(name: str = "aks-prod-00001", *, power: str = "Running", arm64: bool = False,
-        tags: dict[str, str] | None = None, rg: str = "rg-prod-weu-1") -> ClusterFacts:
+def aks(
+    name: str = "aks-prod-00001",
+    *,
+    power: str = "Running",
+    arm64: bool = False,
+    tags: dict[str, str] | None = None,
+    rg: str = "rg-prod-weu-1",
+) -> ClusterFacts:
     return ClusterFacts(
         id=f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/"
         f"Microsoft.ContainerService/managedClusters/{name}",
-        name=name, cluster_type="managedClusters", subscription_id=SUB, resource_group=rg,
-        location="westeurope", tags=tags if tags is not None else {"env": "prod"},
-        power_state=power, arm64=arm64, kubernetes_version="1.30.4",
+        name=name,
+        cluster_type="managedClusters",
+        subscription_id=SUB,
+        resource_group=rg,
+        location="westeurope",
+        tags=tags if tags is not None else {"env": "prod"},
+        power_state=power,
+        arm64=arm64,
+        kubernetes_version="1.30.4",
     )
 
 
-def arc(name: str = "arc-prod-00001", *, status: str = "Connected",
-        last: datetime | None = None, arm64: bool = False) -> ClusterFacts:
+def arc(
+    name: str = "arc-prod-00001",
+    *,
+    status: str = "Connected",
+    last: datetime | None = None,
+    arm64: bool = False,
+) -> ClusterFacts:
     return ClusterFacts(
         id=f"/subscriptions/{SUB}/resourceGroups/rg-edge-1/providers/"
         f"Microsoft.Kubernetes/connectedClusters/{name}",
-        name=name, cluster_type="connectedClusters", subscription_id=SUB,
-        resource_group="rg-edge-1", location="westeurope", tags={"env": "prod"},
-        connectivity_status=status, last_connectivity_time=last or NOW - timedelta(minutes=5),
+        name=name,
+        cluster_type="connectedClusters",
+        subscription_id=SUB,
+        resource_group="rg-edge-1",
+        location="westeurope",
+        tags={"env": "prod"},
+        connectivity_status=status,
+        last_connectivity_time=last or NOW - timedelta(minutes=5),
         arm64=arm64,
     )
 
 
 _SYSTEM_DATA = {
-    "createdBy": "fleet", "createdByType": "Application", "createdAt": "2026-09-08T05:10:57Z",
-    "lastModifiedBy": "fleet", "lastModifiedByType": "Application",
+    "createdBy": "fleet",
+    "createdByType": "Application",
+    "createdAt": "2026-09-08T05:10:57Z",
+    "lastModifiedBy": "fleet",
+    "lastModifiedByType": "Application",
     "lastModifiedAt": "2026-09-08T05:10:57Z",
 }
 
 
-def extension_json(cluster_id: str, *, name: str = "flux", current: str | None = "1.17.3",
-                   settings: dict[str, str] | None = None, **props: Any) -> dict[str, Any]:
+def extension_json(
+    cluster_id: str,
+    *,
+    name: str = "flux",
+    current: str | None = "1.17.3",
+    settings: dict[str, str] | None = None,
+    **props: Any,
+) -> dict[str, Any]:
     """A GET of the flux extension with every default and read-only field filled in."""
     body = {
         "extensionType": "microsoft.flux",
@@ -184,9 +235,18 @@ def extension_json(cluster_id: str, *, name: str = "flux", current: str | None =
 
 
 def _kustomization(name: str, body: dict[str, Any]) -> dict[str, Any]:
-    out = {"name": name, "path": "", "dependsOn": [], "timeoutInSeconds": 600,
-           "syncIntervalInSeconds": 600, "retryIntervalInSeconds": None, "prune": False,
-           "force": False, "wait": True, "postBuild": None}
+    out = {
+        "name": name,
+        "path": "",
+        "dependsOn": [],
+        "timeoutInSeconds": 600,
+        "syncIntervalInSeconds": 600,
+        "retryIntervalInSeconds": None,
+        "prune": False,
+        "force": False,
+        "wait": True,
+        "postBuild": None,
+    }
     out.update(copy.deepcopy(body))
     return out
 
@@ -208,13 +268,23 @@ def flux_json(cluster_id: str, spec: dict[str, Any], **overrides: Any) -> dict[s
         "waitForReconciliation": None,
         "reconciliationWaitDuration": None,
         "statuses": [
-            {"name": name, "namespace": spec.get("namespace", "default"),
-             "kind": "GitRepository", "complianceState": "Compliant", "appliedBy": None,
-             "helmReleaseProperties": None,
-             "statusConditions": [{"lastTransitionTime": "2026-11-25T11:00:00Z",
-                                   "message": "Fetched revision: main/0ba6f0d",
-                                   "reason": "GitOperationSucceed", "status": "True",
-                                   "type": "Ready"}]},
+            {
+                "name": name,
+                "namespace": spec.get("namespace", "default"),
+                "kind": "GitRepository",
+                "complianceState": "Compliant",
+                "appliedBy": None,
+                "helmReleaseProperties": None,
+                "statusConditions": [
+                    {
+                        "lastTransitionTime": "2026-11-25T11:00:00Z",
+                        "message": "Fetched revision: main/0ba6f0d",
+                        "reason": "GitOperationSucceed",
+                        "status": "True",
+                        "type": "Ready",
+                    }
+                ],
+            },
         ],
         "repositoryPublicKey": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDiNkrANrht",
         "sourceSyncedCommitId": "main/0ba6f0d30760d567de0bac86c8c4eec13ce1a590",
@@ -233,8 +303,13 @@ def flux_json(cluster_id: str, spec: dict[str, Any], **overrides: Any) -> dict[s
         ref = {"branch": None, "tag": None, "semver": None, "commit": None}
         ref.update(git.get("repositoryRef", {}))
         props["gitRepository"] = {
-            "url": git["url"], "timeoutInSeconds": 600, "syncIntervalInSeconds": 600,
-            "sshKnownHosts": None, "httpsUser": None, "httpsCACert": None, "localAuthRef": None,
+            "url": git["url"],
+            "timeoutInSeconds": 600,
+            "syncIntervalInSeconds": 600,
+            "sshKnownHosts": None,
+            "httpsUser": None,
+            "httpsCACert": None,
+            "localAuthRef": None,
             **{k: v for k, v in git.items() if k != "repositoryRef"},
             "repositoryRef": ref,
         }
@@ -258,18 +333,24 @@ def flux_v1_json(cluster_id: str, name: str = "legacy-v1") -> dict[str, Any]:
         "name": name,
         "properties": {
             "repositoryUrl": "git@github.com:contoso/legacy.git",
-            "operatorNamespace": "legacy", "operatorInstanceName": "legacy",
-            "operatorType": "Flux", "operatorScope": "cluster",
+            "operatorNamespace": "legacy",
+            "operatorInstanceName": "legacy",
+            "operatorType": "Flux",
+            "operatorScope": "cluster",
             "provisioningState": "Succeeded",
             "complianceStatus": {"complianceState": "Installed"},
         },
     }
 
 
-def observe(facts: ClusterFacts, *, extensions: list[dict[str, Any]] | None = None,
-            configs: list[dict[str, Any]] | None = None,
-            v1: list[dict[str, Any]] | None = None, read_error: str | None = None
-            ) -> ObservedCluster:
+def observe(
+    facts: ClusterFacts,
+    *,
+    extensions: list[dict[str, Any]] | None = None,
+    configs: list[dict[str, Any]] | None = None,
+    v1: list[dict[str, Any]] | None = None,
+    read_error: str | None = None,
+) -> ObservedCluster:
     return ObservedCluster(
         facts=facts,
         extensions=tuple(extensions or ()),

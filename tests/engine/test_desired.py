@@ -28,32 +28,47 @@ def test_extension_body_and_owners() -> None:
     desired = render(applicable(baseline(), version_audit()), FACTS)
     ext = desired.extension
     assert ext is not None
-    assert ext.body == {"properties": {
-        "extensionType": "microsoft.flux",
-        "scope": {"cluster": {"releaseNamespace": "flux-system"}},
-        "autoUpgradeMinorVersion": True,
-        "releaseTrain": "Stable",
-        "configurationSettings": {"multiTenancy.enforce": "true"},
-    }}
+    assert ext.body == {
+        "properties": {
+            "extensionType": "microsoft.flux",
+            "scope": {"cluster": {"releaseNamespace": "flux-system"}},
+            "autoUpgradeMinorVersion": True,
+            "releaseTrain": "Stable",
+            "configurationSettings": {"multiTenancy.enforce": "true"},
+        }
+    }
     assert ext.name == "flux" and ext.resource == EXT and ext.name_governed
     assert ext.settings == {"multiTenancy.enforce"}
     assert ext.owners_of("/properties/releaseTrain") == ("platform-baseline",)
     assert ext.owners_of("/properties/scope/cluster/releaseNamespace") == (
-        "flux-version-audit", "platform-baseline")
+        "flux-version-audit",
+        "platform-baseline",
+    )
     # The audit policy's higher priority wins the window; the baseline's loss is visible.
     assert ext.version_window == 1 and ext.window_owners == ("flux-version-audit",)
     [override] = desired.overrides
-    assert (override.resource, override.path, override.winner, override.loser,
-            override.winner_value, override.loser_value) == (
-        EXT, WINDOW_PATH, "flux-version-audit", "platform-baseline", 1, 2)
+    assert (
+        override.resource,
+        override.path,
+        override.winner,
+        override.loser,
+        override.winner_value,
+        override.loser_value,
+    ) == (EXT, WINDOW_PATH, "flux-version-audit", "platform-baseline", 1, 2)
     assert desired.modes == {"platform-baseline": "enforce", "flux-version-audit": "audit"}
     assert desired.enforce == ("platform-baseline",) and desired.audit == ("flux-version-audit",)
     assert desired.conflicts == ()
 
 
 def test_extension_settings_merge_key_by_key() -> None:
-    low = policy("low", priority=10, extension={
-        "configurationSettings": {"a": "low", "b": "low-only"}, "releaseTrain": "Preview"})
+    low = policy(
+        "low",
+        priority=10,
+        extension={
+            "configurationSettings": {"a": "low", "b": "low-only"},
+            "releaseTrain": "Preview",
+        },
+    )
     high = policy("high", priority=20, extension={"configurationSettings": {"a": "high"}})
     ext = render(applicable(low, high), FACTS).extension
     assert ext is not None
@@ -85,15 +100,17 @@ def test_equal_priority_different_value_is_a_conflict_and_ungoverned() -> None:
 
 
 def test_pinned_version_loses_to_higher_auto_upgrade() -> None:
-    pin = policy("pin", priority=1, extension={"autoUpgradeMinorVersion": False,
-                                               "version": "1.16.3"})
+    pin = policy(
+        "pin", priority=1, extension={"autoUpgradeMinorVersion": False, "version": "1.16.3"}
+    )
     auto = policy("auto", priority=9, extension={"autoUpgradeMinorVersion": True})
     desired = render(applicable(pin, auto), FACTS)
     ext = desired.extension
     assert ext is not None and not ext.pinned and "version" not in ext.body["properties"]
     assert {(o.path, o.winner, o.loser) for o in desired.overrides} == {
         ("/properties/autoUpgradeMinorVersion", "auto", "pin"),
-        ("/properties/version", "auto", "pin")}
+        ("/properties/version", "auto", "pin"),
+    }
     alone = render(applicable(pin), FACTS)
     assert alone.pinned and alone.extension is not None and alone.extension.version == "1.16.3"
 
@@ -127,8 +144,11 @@ def test_flux_configs_equal_priority_different_bodies_conflict() -> None:
 
 
 def test_spelled_out_defaults_are_not_a_disagreement() -> None:
-    spelled = dict(CLUSTER_CONFIG, suspend=False, gitRepository=dict(
-        CLUSTER_CONFIG["gitRepository"], timeoutInSeconds=600))
+    spelled = dict(
+        CLUSTER_CONFIG,
+        suspend=False,
+        gitRepository=dict(CLUSTER_CONFIG["gitRepository"], timeoutInSeconds=600),
+    )
     twin = policy("twin", priority=50, mode="audit", fluxConfigurations=[spelled])
     desired = render(applicable(cluster_config(), twin), FACTS)
     assert desired.conflicts == () and desired.overrides == ()
@@ -143,35 +163,50 @@ def test_audit_only_owner_makes_the_config_audit() -> None:
 
 
 def test_flux_body_moves_secrets_to_references_and_infers_the_kind() -> None:
-    spec = policy("p", fluxConfigurations=[{
-        "name": "blob",
-        "azureBlob": {"url": "https://a.blob.core.windows.net", "containerName": "c",
-                      "accountKey": {"fromEnv": "KEY"},
-                      "servicePrincipal": {"clientId": "id",
-                                           "clientSecret": {"fromFile": "/run/sp"}}},
-        "configurationProtectedSettings": {"token": {"fromEnv": "TOKEN"}},
-    }]).spec.flux_configurations[0]
+    spec = policy(
+        "p",
+        fluxConfigurations=[
+            {
+                "name": "blob",
+                "azureBlob": {
+                    "url": "https://a.blob.core.windows.net",
+                    "containerName": "c",
+                    "accountKey": {"fromEnv": "KEY"},
+                    "servicePrincipal": {"clientId": "id", "clientSecret": {"fromFile": "/run/sp"}},
+                },
+                "configurationProtectedSettings": {"token": {"fromEnv": "TOKEN"}},
+            }
+        ],
+    ).spec.flux_configurations[0]
     body, protected = flux_body(spec)
     props = body["properties"]
     assert props["sourceKind"] == "AzureBlob"
     assert "accountKey" not in props["azureBlob"]
     assert props["azureBlob"]["servicePrincipal"] == {"clientId": "id"}
     assert "configurationProtectedSettings" not in props and "name" not in props
-    assert protected == {"token": "env:TOKEN", "/azureBlob/accountKey": "env:KEY",
-                         "/azureBlob/servicePrincipal/clientSecret": "file:/run/sp"}
-    bucket = policy("q", fluxConfigurations=[{"name": "b", "bucket": {
-        "url": "https://s3", "bucketName": "x"}}]).spec.flux_configurations[0]
+    assert protected == {
+        "token": "env:TOKEN",
+        "/azureBlob/accountKey": "env:KEY",
+        "/azureBlob/servicePrincipal/clientSecret": "file:/run/sp",
+    }
+    bucket = policy(
+        "q", fluxConfigurations=[{"name": "b", "bucket": {"url": "https://s3", "bucketName": "x"}}]
+    ).spec.flux_configurations[0]
     assert flux_body(bucket)[0]["properties"]["sourceKind"] == "Bucket"
 
 
 def test_exempt_policies_do_not_contribute_but_are_listed() -> None:
     ex = Exemption.model_validate({"cluster": "*", "reason": "lab", "expiresOn": "2099-12-31"})
-    desired = render(applicable(baseline(), cluster_config(), exempt={"platform-baseline": ex}),
-                     FACTS)
+    desired = render(
+        applicable(baseline(), cluster_config(), exempt={"platform-baseline": ex}), FACTS
+    )
     assert desired.extension is None and desired.policies == ("cluster-config",)
     [exempt] = desired.exempt
     assert (exempt.name, exempt.reason, exempt.expires_on) == (
-        "platform-baseline", "lab", date(2099, 12, 31))
+        "platform-baseline",
+        "lab",
+        date(2099, 12, 31),
+    )
     assert desired.version_window == DEFAULT_WINDOW
     # A configuration of an exempt policy still counts as managed.
     ex_cc = render(applicable(cluster_config(), exempt={"cluster-config": ex}), FACTS)
@@ -184,8 +219,9 @@ def test_render_is_cached_per_policy_set_but_bound_per_cluster() -> None:
     b = render(policies, aks("aks-b"))
     assert a.extension is not None and b.extension is not None
     assert a.extension.body is b.extension.body  # shared template
-    assert a.extension.resource.endswith("aks-a/providers/Microsoft.KubernetesConfiguration/"
-                                         "extensions/flux")
+    assert a.extension.resource.endswith(
+        "aks-a/providers/Microsoft.KubernetesConfiguration/extensions/flux"
+    )
     assert b.flux_configurations["cluster-config"].resource.startswith(aks("aks-b").id)
 
 

@@ -44,8 +44,14 @@ def test_spec_example_extension_keeps_only_writable_fields() -> None:
 
 def test_spec_example_flux_configuration_fills_defaults_and_drops_status() -> None:
     ess = essence.flux_configuration(_example("GetFluxConfiguration.json"))["properties"]
-    assert set(ess) == {"scope", "namespace", "sourceKind", "suspend", "gitRepository",
-                        "kustomizations"}
+    assert set(ess) == {
+        "scope",
+        "namespace",
+        "sourceKind",
+        "suspend",
+        "gitRepository",
+        "kustomizations",
+    }
     assert ess["gitRepository"]["repositoryRef"] == {"branch": "master"}
     k1 = ess["kustomizations"]["srs-kustomization1"]
     # Absent prune/force are filled with ARM's defaults; the read-only name disappears.
@@ -58,27 +64,47 @@ def test_spec_example_flux_configuration_fills_defaults_and_drops_status() -> No
 def test_minimal_desired_body_equals_a_full_observed_resource() -> None:
     facts = aks()
     observed = flux_json(facts.id, CLUSTER_CONFIG)
-    desired = {"properties": {k: v for k, v in copy.deepcopy(CLUSTER_CONFIG).items()
-                              if k != "name"}}
+    desired = {
+        "properties": {k: v for k, v in copy.deepcopy(CLUSTER_CONFIG).items() if k != "name"}
+    }
     assert diff(essence.flux_configuration(desired), essence.flux_configuration(observed)) == []
 
 
 def test_flux_defaults_null_absent_and_empty_are_alike() -> None:
-    minimal = {"properties": {"gitRepository": {"url": "https://x"},
-                              "kustomizations": {"k": {}}}}
-    spelled: dict[str, Any] = {"properties": {
-        "scope": "Cluster", "namespace": "default", "sourceKind": "gitrepository",
-        "suspend": None, "bucket": None, "azureBlob": None,
-        "gitRepository": {"url": "https://x", "timeoutInSeconds": 600,
-                          "syncIntervalInSeconds": None,
-                          "repositoryRef": {"branch": None, "tag": None}},
-        "kustomizations": {"k": {"name": "k", "path": "", "dependsOn": None, "prune": False,
-                                 "force": None, "wait": True, "timeoutInSeconds": 600,
-                                 "postBuild": {"substitute": None, "substituteFrom": []}}},
-        "configurationProtectedSettings": {"sshPrivateKey": ""},
-        "waitForReconciliation": True, "reconciliationWaitDuration": "PT5M",
-        "statuses": [{"complianceState": "Compliant"}], "errorMessage": "",
-    }}
+    minimal = {"properties": {"gitRepository": {"url": "https://x"}, "kustomizations": {"k": {}}}}
+    spelled: dict[str, Any] = {
+        "properties": {
+            "scope": "Cluster",
+            "namespace": "default",
+            "sourceKind": "gitrepository",
+            "suspend": None,
+            "bucket": None,
+            "azureBlob": None,
+            "gitRepository": {
+                "url": "https://x",
+                "timeoutInSeconds": 600,
+                "syncIntervalInSeconds": None,
+                "repositoryRef": {"branch": None, "tag": None},
+            },
+            "kustomizations": {
+                "k": {
+                    "name": "k",
+                    "path": "",
+                    "dependsOn": None,
+                    "prune": False,
+                    "force": None,
+                    "wait": True,
+                    "timeoutInSeconds": 600,
+                    "postBuild": {"substitute": None, "substituteFrom": []},
+                }
+            },
+            "configurationProtectedSettings": {"sshPrivateKey": ""},
+            "waitForReconciliation": True,
+            "reconciliationWaitDuration": "PT5M",
+            "statuses": [{"complianceState": "Compliant"}],
+            "errorMessage": "",
+        }
+    }
     assert essence.flux_configuration(minimal) == essence.flux_configuration(spelled)
 
 
@@ -94,20 +120,43 @@ def test_bucket_and_blob_defaults_and_secrets() -> None:
     bucket = essence.flux_configuration(
         {"properties": {"sourceKind": "Bucket", "bucket": {"url": "u", "bucketName": "b"}}}
     )["properties"]["bucket"]
-    assert bucket == {"url": "u", "bucketName": "b", "insecure": True,
-                      "timeoutInSeconds": 600, "syncIntervalInSeconds": 600}
-    blob = essence.flux_configuration({"properties": {"azureBlob": {
-        "url": "u", "containerName": "c", "accountKey": "", "sasToken": "s",
-        "servicePrincipal": {"clientId": "id", "clientSecret": "", "clientCertificate": None},
-    }}})["properties"]["azureBlob"]
-    assert blob == {"url": "u", "containerName": "c", "timeoutInSeconds": 600,
-                    "syncIntervalInSeconds": 600,
-                    "servicePrincipal": {"clientId": "id", "clientCertificateSendChain": False}}
+    assert bucket == {
+        "url": "u",
+        "bucketName": "b",
+        "insecure": True,
+        "timeoutInSeconds": 600,
+        "syncIntervalInSeconds": 600,
+    }
+    blob = essence.flux_configuration(
+        {
+            "properties": {
+                "azureBlob": {
+                    "url": "u",
+                    "containerName": "c",
+                    "accountKey": "",
+                    "sasToken": "s",
+                    "servicePrincipal": {
+                        "clientId": "id",
+                        "clientSecret": "",
+                        "clientCertificate": None,
+                    },
+                }
+            }
+        }
+    )["properties"]["azureBlob"]
+    assert blob == {
+        "url": "u",
+        "containerName": "c",
+        "timeoutInSeconds": 600,
+        "syncIntervalInSeconds": 600,
+        "servicePrincipal": {"clientId": "id", "clientCertificateSendChain": False},
+    }
 
 
 def test_extension_defaults_case_and_version_rule() -> None:
-    observed = extension_json(aks().id, extensionType="Microsoft.Flux", releaseTrain="stable",
-                              version="1.17.3")
+    observed = extension_json(
+        aks().id, extensionType="Microsoft.Flux", releaseTrain="stable", version="1.17.3"
+    )
     ess = essence.extension(observed, governed_settings=["multiTenancy.enforce", "absent"])
     assert ess["properties"] == {
         "extensionType": "microsoft.flux",
@@ -119,43 +168,80 @@ def test_extension_defaults_case_and_version_rule() -> None:
     }
     minimal = essence.extension({"properties": {"extensionType": "microsoft.flux"}})
     assert minimal["properties"] == {
-        "extensionType": "microsoft.flux", "autoUpgradeMinorVersion": True,
-        "releaseTrain": "Stable", "scope": {"cluster": {"releaseNamespace": "flux-system"}},
+        "extensionType": "microsoft.flux",
+        "autoUpgradeMinorVersion": True,
+        "releaseTrain": "Stable",
+        "scope": {"cluster": {"releaseNamespace": "flux-system"}},
     }
-    pinned = essence.extension({"properties": {"autoUpgradeMinorVersion": False,
-                                               "version": "1.16.3"}})
+    pinned = essence.extension(
+        {"properties": {"autoUpgradeMinorVersion": False, "version": "1.16.3"}}
+    )
     assert pinned["properties"]["version"] == "1.16.3"
 
 
 def test_extension_ungoverned_settings_are_dropped_only_when_asked() -> None:
     observed = extension_json(aks().id, settings={"useKubeletIdentity": "true"})
     assert essence.extension(observed)["properties"]["configurationSettings"] == {
-        "multiTenancy.enforce": "true", "useKubeletIdentity": "true"}
-    assert "configurationSettings" not in essence.extension(
-        observed, governed_settings=[])["properties"]
+        "multiTenancy.enforce": "true",
+        "useKubeletIdentity": "true",
+    }
+    assert (
+        "configurationSettings"
+        not in essence.extension(observed, governed_settings=[])["properties"]
+    )
 
 
 def test_read_only_noise_is_gone() -> None:
     text = json.dumps(essence.extension(extension_json(aks().id)))
-    for noise in ("provisioningState", "currentVersion", "statuses", "systemData",
-                  "isSystemExtension", "aksAssignedIdentity", "identity", "errorInfo"):
+    for noise in (
+        "provisioningState",
+        "currentVersion",
+        "statuses",
+        "systemData",
+        "isSystemExtension",
+        "aksAssignedIdentity",
+        "identity",
+        "errorInfo",
+    ):
         assert noise not in text
     text = json.dumps(essence.flux_configuration(flux_json(aks().id, CLUSTER_CONFIG)))
-    for noise in ("complianceState", "repositoryPublicKey", "sourceSyncedCommitId",
-                  "statusUpdatedAt", "sourceUpdatedAt", "errorMessage", "statuses",
-                  "configurationProtectedSettings"):
+    for noise in (
+        "complianceState",
+        "repositoryPublicKey",
+        "sourceSyncedCommitId",
+        "statusUpdatedAt",
+        "sourceUpdatedAt",
+        "errorMessage",
+        "statuses",
+        "configurationProtectedSettings",
+    ):
         assert noise not in text
 
 
-@pytest.mark.parametrize("garbage", [None, "text", 3, [1, 2], {"properties": "x"},
-                                     {"properties": [1]}, {"properties": {"scope": 7}}])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        None,
+        "text",
+        3,
+        [1, 2],
+        {"properties": "x"},
+        {"properties": [1]},
+        {"properties": {"scope": 7}},
+    ],
+)
 def test_unexpected_shapes_never_raise(garbage: Any) -> None:
     essence.extension(garbage)
     essence.flux_configuration(garbage)
-    weird = {"properties": {"kustomizations": {"k": "x", "j": {"dependsOn": "a",
-                                                               "postBuild": 5}},
-                            "gitRepository": [1], "scope": None,
-                            "extensionType": 5, "configurationSettings": [1]}}
+    weird = {
+        "properties": {
+            "kustomizations": {"k": "x", "j": {"dependsOn": "a", "postBuild": 5}},
+            "gitRepository": [1],
+            "scope": None,
+            "extensionType": 5,
+            "configurationSettings": [1],
+        }
+    }
     essence.extension(weird)
     assert essence.flux_configuration(weird)["properties"]["kustomizations"]["k"] == "x"
 

@@ -15,7 +15,7 @@ def test_fingerprint_is_keyed_stable_and_hides_the_value() -> None:
     assert fp != fingerprint(b"other-key", "s3cret")
     assert fp != fingerprint(KEY, "s3cret2")
     assert "s3cret" not in fp
-    assert short(fp) == fp[:len("hmac-sha256:") + 8]
+    assert short(fp) == fp[: len("hmac-sha256:") + 8]
     assert short(None) is None
 
 
@@ -28,10 +28,19 @@ def test_setting_paths() -> None:
 def test_drift_only_when_both_sides_are_known_and_differ() -> None:
     rid = "/subscriptions/S/resourceGroups/RG/providers/X/y/z"
     fps = Fingerprints(
-        desired={"env:A": fingerprint(KEY, "new"), "env:B": fingerprint(KEY, "same"),
-                 "env:C": None, "env:D": fingerprint(KEY, "d")},
-        applied={key(rid): {"a": fingerprint(KEY, "old"), "b": fingerprint(KEY, "same"),
-                            "c": fingerprint(KEY, "c")}},
+        desired={
+            "env:A": fingerprint(KEY, "new"),
+            "env:B": fingerprint(KEY, "same"),
+            "env:C": None,
+            "env:D": fingerprint(KEY, "d"),
+        },
+        applied={
+            key(rid): {
+                "a": fingerprint(KEY, "old"),
+                "b": fingerprint(KEY, "same"),
+                "c": fingerprint(KEY, "c"),
+            }
+        },
     )
     drift = fps.drift(rid.upper(), {"a": "env:A", "b": "env:B", "c": "env:C", "d": "env:D"})
     assert [(d.setting, d.ref) for d in drift] == [("a", "env:A")]

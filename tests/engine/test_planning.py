@@ -61,9 +61,15 @@ def test_compliant_cluster_has_an_empty_plan() -> None:
 
 def test_every_flag_at_once_gives_the_documented_order() -> None:
     renamed = extension_json(F.id, name="flux-old")
-    observed = observe(F, extensions=[renamed], configs=[
-        flux_json(F.id, changed(CLUSTER_CONFIG, namespace="old-ns")),
-        flux_json(F.id, EDGE_BASELINE)], v1=[flux_v1_json(F.id)])
+    observed = observe(
+        F,
+        extensions=[renamed],
+        configs=[
+            flux_json(F.id, changed(CLUSTER_CONFIG, namespace="old-ns")),
+            flux_json(F.id, EDGE_BASELINE),
+        ],
+        v1=[flux_v1_json(F.id)],
+    )
     flags = {"migrateFluxV1": True, "deleteUnmanaged": True, "recreateOnImmutableChange": True}
     plan = run(observed, baseline(**flags), cluster_config(**flags)).plan
     assert kinds(plan) == [
@@ -86,70 +92,97 @@ def test_flux_v1_without_migration_is_skipped_and_blocks_the_install() -> None:
     plan = run(observe(F, v1=[flux_v1_json(F.id)]), baseline(), cluster_config()).plan
     assert plan.actions == []
     assert ("FLUX_V1_PRESENT", "Flux v1 present; set remediation.migrateFluxV1 to delete it") in (
-        skipped(plan))
+        skipped(plan)
+    )
     assert {code for code, _ in skipped(plan)} == {
-        "FLUX_V1_PRESENT", "EXTENSION_MISSING", "FLUX_CONFIG_MISSING"}
+        "FLUX_V1_PRESENT",
+        "EXTENSION_MISSING",
+        "FLUX_CONFIG_MISSING",
+    }
 
 
 def test_flux_v1_migration_needs_an_enforce_policy() -> None:
-    audit = policy("audit-migrate", mode="audit", extension={},
-                   remediation={"migrateFluxV1": True})
+    audit = policy("audit-migrate", mode="audit", extension={}, remediation={"migrateFluxV1": True})
     plan = run(observe(F, v1=[flux_v1_json(F.id)]), audit, cluster_config()).plan
     assert not [a for a in plan.actions if a.kind is ActionKind.DELETE_FLUX_V1]
-    migrate = run(observe(F, v1=[flux_v1_json(F.id)]), baseline(migrateFluxV1=True),
-                  cluster_config()).plan
-    assert kinds(migrate) == [("delete_flux_v1", "-", "legacy-v1"),
-                              ("put_extension", "+", "flux"),
-                              ("put_flux_config", "+", "cluster-config")]
+    migrate = run(
+        observe(F, v1=[flux_v1_json(F.id)]), baseline(migrateFluxV1=True), cluster_config()
+    ).plan
+    assert kinds(migrate) == [
+        ("delete_flux_v1", "-", "legacy-v1"),
+        ("put_extension", "+", "flux"),
+        ("put_flux_config", "+", "cluster-config"),
+    ]
 
 
 def test_missing_extension_is_created_with_the_full_desired_body() -> None:
     plan = run(observe(F), baseline(), version_audit()).plan
     [put] = plan.actions
     assert (put.kind, put.change, put.method) == (ActionKind.PUT_EXTENSION, "+", "PUT")
-    assert put.body == {"properties": {
-        "extensionType": "microsoft.flux",
-        "scope": {"cluster": {"releaseNamespace": "flux-system"}},
-        "autoUpgradeMinorVersion": True, "releaseTrain": "Stable",
-        "configurationSettings": {"multiTenancy.enforce": "true"}}}
+    assert put.body == {
+        "properties": {
+            "extensionType": "microsoft.flux",
+            "scope": {"cluster": {"releaseNamespace": "flux-system"}},
+            "autoUpgradeMinorVersion": True,
+            "releaseTrain": "Stable",
+            "configurationSettings": {"multiTenancy.enforce": "true"},
+        }
+    }
     assert put.policies == ["platform-baseline"]  # the audit policy never writes
     assert {"path": "/properties/releaseTrain", "desired": "Stable", "actual": None} in put.changes
     assert put.reasons == ["EXTENSION_MISSING"]
 
 
 def test_audit_only_findings_are_skipped() -> None:
-    audit_ext = policy("watch", mode="audit", extension={"releaseTrain": "Stable"},
-                       fluxConfigurations=[CLUSTER_CONFIG])
+    audit_ext = policy(
+        "watch",
+        mode="audit",
+        extension={"releaseTrain": "Stable"},
+        fluxConfigurations=[CLUSTER_CONFIG],
+    )
     plan = run(observe(F), audit_ext).plan
     assert plan.actions == []
-    assert set(skipped(plan)) == {("EXTENSION_MISSING", "audit mode"),
-                                  ("FLUX_CONFIG_MISSING", "audit mode")}
+    assert set(skipped(plan)) == {
+        ("EXTENSION_MISSING", "audit mode"),
+        ("FLUX_CONFIG_MISSING", "audit mode"),
+    }
 
 
 def test_extension_update_keeps_what_no_enforce_policy_owns() -> None:
-    observed = compliant(F, CLUSTER_CONFIG, releaseTrain="Preview",
-                         settings={"multiTenancy.enforce": "false", "useKubeletIdentity": "true",
-                                   "audited": "x"})
-    watch = policy("watch", mode="audit", priority=500,
-                   extension={"configurationSettings": {"audited": "y"}})
+    observed = compliant(
+        F,
+        CLUSTER_CONFIG,
+        releaseTrain="Preview",
+        settings={"multiTenancy.enforce": "false", "useKubeletIdentity": "true", "audited": "x"},
+    )
+    watch = policy(
+        "watch", mode="audit", priority=500, extension={"configurationSettings": {"audited": "y"}}
+    )
     plan = run(observed, baseline(), cluster_config(), watch).plan
     [put] = plan.actions
     assert (put.kind, put.change) == (ActionKind.PUT_EXTENSION, "~")
     assert put.resource_id == observed.extensions[0]["id"]
     assert put.body is not None
     assert put.body["properties"]["configurationSettings"] == {
-        "multiTenancy.enforce": "true", "useKubeletIdentity": "true", "audited": "x"}
+        "multiTenancy.enforce": "true",
+        "useKubeletIdentity": "true",
+        "audited": "x",
+    }
     assert put.body["properties"]["releaseTrain"] == "Stable"
     assert "version" not in put.body["properties"]
     assert [c["path"] for c in put.changes] == [
-        "/properties/configurationSettings/multiTenancy.enforce", "/properties/releaseTrain"]
+        "/properties/configurationSettings/multiTenancy.enforce",
+        "/properties/releaseTrain",
+    ]
     assert ("EXTENSION_DRIFT", "audit mode (/properties/configurationSettings/audited)") in (
-        skipped(plan))
+        skipped(plan)
+    )
 
 
 def test_failed_extension_is_re_put() -> None:
-    plan = run(compliant(F, CLUSTER_CONFIG, provisioningState="Failed"), baseline(),
-               cluster_config()).plan
+    plan = run(
+        compliant(F, CLUSTER_CONFIG, provisioningState="Failed"), baseline(), cluster_config()
+    ).plan
     [put] = plan.actions
     assert (put.kind, put.change) == (ActionKind.PUT_EXTENSION, "~")
     assert put.reasons == ["EXTENSION_FAILED /properties/provisioningState"]
@@ -162,13 +195,20 @@ def test_extension_rename_needs_recreate() -> None:
     assert kinds(plan) == [("put_extension", "~", "flux-old")]
     assert plan.actions[0].body is not None
     assert plan.actions[0].body["properties"]["releaseTrain"] == "Stable"
-    assert skipped(plan) == [("EXTENSION_DRIFT", "create-only field differs (/name); set "
-                              "remediation.recreateOnImmutableChange to delete and recreate it")]
+    assert skipped(plan) == [
+        (
+            "EXTENSION_DRIFT",
+            "create-only field differs (/name); set "
+            "remediation.recreateOnImmutableChange to delete and recreate it",
+        )
+    ]
     plan = run(observed, baseline(recreateOnImmutableChange=True), cluster_config()).plan
     # Deleting the extension removes the configurations: they are re-PUT after it.
-    assert kinds(plan) == [("delete_extension", "-", "flux-old"),
-                           ("put_extension", "+", "flux"),
-                           ("put_flux_config", "~", "cluster-config")]
+    assert kinds(plan) == [
+        ("delete_extension", "-", "flux-old"),
+        ("put_extension", "+", "flux"),
+        ("put_flux_config", "~", "cluster-config"),
+    ]
     assert plan.actions[-1].reasons == ["extension recreated"]
 
 
@@ -193,30 +233,44 @@ def test_flux_config_namespace_change_needs_recreate() -> None:
     assert put.change == "~" and put.body is not None
     assert put.body["properties"]["namespace"] == "old"  # a PUT cannot change it
     assert put.changes == [{"path": "/properties/suspend", "desired": False, "actual": True}]
-    assert skipped(plan) == [("FLUX_CONFIG_DRIFT", "create-only field differs "
-                              "(/properties/namespace); set remediation.recreateOnImmutableChange"
-                              " to delete and recreate it")]
+    assert skipped(plan) == [
+        (
+            "FLUX_CONFIG_DRIFT",
+            "create-only field differs "
+            "(/properties/namespace); set remediation.recreateOnImmutableChange"
+            " to delete and recreate it",
+        )
+    ]
     plan = run(observed, cluster_config(recreateOnImmutableChange=True)).plan
-    assert kinds(plan) == [("delete_flux_config", "-", "cluster-config"),
-                           ("put_flux_config", "+", "cluster-config")]
+    assert kinds(plan) == [
+        ("delete_flux_config", "-", "cluster-config"),
+        ("put_flux_config", "+", "cluster-config"),
+    ]
     assert plan.actions[1].body is not None
     assert plan.actions[1].body["properties"]["namespace"] == "cluster-config"
 
 
 def test_unmanaged_configs_are_deleted_only_with_delete_unmanaged() -> None:
-    observed = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG),
-                                   flux_json(F.id, EDGE_BASELINE)])
+    observed = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG), flux_json(F.id, EDGE_BASELINE)])
     plan = run(observed, cluster_config()).plan
     assert plan.actions == []
-    assert skipped(plan) == [("FLUX_CONFIG_UNMANAGED", "not declared by any policy; set "
-                              "remediation.deleteUnmanaged to delete it")]
+    assert skipped(plan) == [
+        (
+            "FLUX_CONFIG_UNMANAGED",
+            "not declared by any policy; set remediation.deleteUnmanaged to delete it",
+        )
+    ]
     plan = run(observed, cluster_config(deleteUnmanaged=True)).plan
     [delete] = plan.actions
     assert (delete.kind, delete.method, delete.change) == (
-        ActionKind.DELETE_FLUX_CONFIG, "DELETE", "-")
+        ActionKind.DELETE_FLUX_CONFIG,
+        "DELETE",
+        "-",
+    )
     assert delete.resource_id.endswith("/edge-baseline") and delete.body is None
     assert {"path": "/properties/namespace", "desired": None, "actual": "edge-system"} in (
-        delete.changes)
+        delete.changes
+    )
     audit = policy("audit", mode="audit", remediation={"deleteUnmanaged": True})
     plan = run(observed, cluster_config(), audit).plan
     assert plan.actions == [] and skipped(plan) == [("FLUX_CONFIG_UNMANAGED", "audit mode")]
@@ -229,8 +283,9 @@ def test_conflicting_resources_are_never_written() -> None:
     assert kinds(plan) == [("put_flux_config", "+", "cluster-config")]
     reasons = dict(skipped(plan))
     assert reasons["EXTENSION_DRIFT"].startswith("policy conflict")
-    assert reasons["POLICY_CONFLICT"].startswith("policy conflict on /properties/"
-                                                 "configurationSettings/multiTenancy.enforce")
+    assert reasons["POLICY_CONFLICT"].startswith(
+        "policy conflict on /properties/configurationSettings/multiTenancy.enforce"
+    )
 
 
 def test_unreachable_stopped_and_unreadable_clusters_get_no_actions() -> None:
@@ -248,8 +303,7 @@ def test_unreachable_stopped_and_unreadable_clusters_get_no_actions() -> None:
 
 
 def test_version_out_of_window_alone_is_not_an_action() -> None:
-    plan = run(compliant(F, CLUSTER_CONFIG, current="1.15.2"), baseline(),
-               cluster_config()).plan
+    plan = run(compliant(F, CLUSTER_CONFIG, current="1.15.2"), baseline(), cluster_config()).plan
     assert plan.actions == []
     assert [code for code, _ in skipped(plan)] == ["EXTENSION_VERSION_OUT_OF_WINDOW"]
 
@@ -258,13 +312,16 @@ def test_a_pin_below_the_arm64_floor_is_never_written() -> None:
     pin = policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.6.3"})
     plan = run(observe(aks(arm64=True)), pin).plan
     assert plan.actions == []
-    assert ("EXTENSION_MISSING", "the policy pins a version ARM64 clusters cannot run; fix the "
-            "policy first") in skipped(plan)
+    assert (
+        "EXTENSION_MISSING",
+        "the policy pins a version ARM64 clusters cannot run; fix the policy first",
+    ) in skipped(plan)
 
 
 def test_noncompliant_alone_is_skipped() -> None:
-    observed = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG,
-                                             complianceState="Non-Compliant")])
+    observed = observe(
+        F, configs=[flux_json(F.id, CLUSTER_CONFIG, complianceState="Non-Compliant")]
+    )
     plan = run(observed, cluster_config()).plan
     assert plan.actions == [] and [c for c, _ in skipped(plan)] == ["FLUX_CONFIG_NONCOMPLIANT"]
 
@@ -273,15 +330,21 @@ def test_secret_rotation_is_a_put_with_references_and_fingerprints_only() -> Non
     spec = changed(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": {"fromEnv": "T"}})
     observed = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG)])
     cid = observed.flux_configurations[0]["id"].lower()
-    fps = Fingerprints(desired={"env:T": fingerprint(b"k", "new")},
-                       applied={cid: {"httpsKey": fingerprint(b"k", "old")}})
+    fps = Fingerprints(
+        desired={"env:T": fingerprint(b"k", "new")},
+        applied={cid: {"httpsKey": fingerprint(b"k", "old")}},
+    )
     plan = run(observed, policy("cc", fluxConfigurations=[spec]), fingerprints=fps).plan
     [put] = plan.actions
     assert put.protected == {"httpsKey": "env:T"}
     assert put.body is not None and "configurationProtectedSettings" not in put.body["properties"]
-    assert put.changes == [{"path": "/properties/configurationProtectedSettings/httpsKey",
-                            "desired": fingerprint(b"k", "new")[:20],
-                            "actual": fingerprint(b"k", "old")[:20]}]
+    assert put.changes == [
+        {
+            "path": "/properties/configurationProtectedSettings/httpsKey",
+            "desired": fingerprint(b"k", "new")[:20],
+            "actual": fingerprint(b"k", "old")[:20],
+        }
+    ]
     # A create shows the secret as a reference to resolve, never a value.
     created = run(observe(F), policy("cc", fluxConfigurations=[spec]), fingerprints=fps).plan
     assert created.actions[0].protected == {"httpsKey": "env:T"}
@@ -290,8 +353,13 @@ def test_secret_rotation_is_a_put_with_references_and_fingerprints_only() -> Non
 def test_observed_digest_ignores_status_but_not_configuration() -> None:
     base = compliant(F, CLUSTER_CONFIG)
     noisy = compliant(F, CLUSTER_CONFIG, current="1.16.12", statuses=[{"code": "x"}])
-    noisy = ObservedCluster(facts=F, extensions=noisy.extensions, flux_configurations=(
-        flux_json(F.id, CLUSTER_CONFIG, complianceState="Pending", statusUpdatedAt="later"),))
+    noisy = ObservedCluster(
+        facts=F,
+        extensions=noisy.extensions,
+        flux_configurations=(
+            flux_json(F.id, CLUSTER_CONFIG, complianceState="Pending", statusUpdatedAt="later"),
+        ),
+    )
     assert observed_digest(base) == observed_digest(noisy)
     drifted = compliant(F, changed(CLUSTER_CONFIG, suspend=True))
     assert observed_digest(base) != observed_digest(drifted)

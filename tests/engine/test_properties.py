@@ -29,18 +29,59 @@ from tests.engine.fixtures import (
     version_audit,
 )
 
-FIELD_NAMES = ["extensionType", "properties", "name", "id", "scope", "namespace", "sourceKind",
-               "kustomizations", "gitRepository", "repositoryRef", "branch", "dependsOn",
-               "postBuild", "substituteFrom", "configurationSettings", "provisioningState",
-               "complianceState", "currentVersion", "autoUpgradeMinorVersion", "releaseTrain",
-               "version", "cluster", "releaseNamespace", "apps", "x"]
-_scalars = (st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False)
-            | st.sampled_from(["microsoft.flux", "Microsoft.Flux", "Failed", "Non-Compliant",
-                               "1.6.3", "1.17.3", "garbage", "", "flux", "cluster-config"]))
+FIELD_NAMES = [
+    "extensionType",
+    "properties",
+    "name",
+    "id",
+    "scope",
+    "namespace",
+    "sourceKind",
+    "kustomizations",
+    "gitRepository",
+    "repositoryRef",
+    "branch",
+    "dependsOn",
+    "postBuild",
+    "substituteFrom",
+    "configurationSettings",
+    "provisioningState",
+    "complianceState",
+    "currentVersion",
+    "autoUpgradeMinorVersion",
+    "releaseTrain",
+    "version",
+    "cluster",
+    "releaseNamespace",
+    "apps",
+    "x",
+]
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(
+        [
+            "microsoft.flux",
+            "Microsoft.Flux",
+            "Failed",
+            "Non-Compliant",
+            "1.6.3",
+            "1.17.3",
+            "garbage",
+            "",
+            "flux",
+            "cluster-config",
+        ]
+    )
+)
 _json: st.SearchStrategy[Any] = st.recursive(
     _scalars,
-    lambda inner: (st.lists(inner, max_size=3)
-                   | st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=5)),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=5)
+    ),
     max_leaves=20,
 )
 F = aks(arm64=True)
@@ -59,8 +100,11 @@ def _mutated(base: dict[str, Any], data: st.DataObject) -> Any:
 
 POLICY_SETS = [
     [baseline(), cluster_config(), version_audit()],
-    [baseline(deleteUnmanaged=True, migrateFluxV1=True, recreateOnImmutableChange=True),
-     cluster_config(recreateOnImmutableChange=True), shared_tenancy()],
+    [
+        baseline(deleteUnmanaged=True, migrateFluxV1=True, recreateOnImmutableChange=True),
+        cluster_config(recreateOnImmutableChange=True),
+        shared_tenancy(),
+    ],
     [cluster_config()],
     [],
 ]
@@ -70,13 +114,20 @@ POLICY_SETS = [
 @given(st.data())
 def test_judging_arbitrary_observed_json_never_raises(data: st.DataObject) -> None:
     facts = data.draw(st.sampled_from([F, aks(), arc(), aks(power="Stopped")]))
-    extensions = tuple(_mutated(extension_json(facts.id), data)
-                       for _ in range(data.draw(st.integers(0, 2))))
-    configs = tuple(_mutated(flux_json(facts.id, CLUSTER_CONFIG), data)
-                    for _ in range(data.draw(st.integers(0, 2))))
+    extensions = tuple(
+        _mutated(extension_json(facts.id), data) for _ in range(data.draw(st.integers(0, 2)))
+    )
+    configs = tuple(
+        _mutated(flux_json(facts.id, CLUSTER_CONFIG), data)
+        for _ in range(data.draw(st.integers(0, 2)))
+    )
     v1 = tuple(data.draw(st.lists(_json, max_size=2)))
-    observed = ObservedCluster(facts=facts, extensions=extensions, flux_configurations=configs,
-                               source_control_configurations=v1)
+    observed = ObservedCluster(
+        facts=facts,
+        extensions=extensions,
+        flux_configurations=configs,
+        source_control_configurations=v1,
+    )
     policies = data.draw(st.sampled_from(POLICY_SETS))
     result = judge(observed, applicable(*policies), catalog=CATALOG, now=NOW)
     report = result.verdict.to_report()  # serialisable, whatever it saw
@@ -89,11 +140,13 @@ def test_judging_arbitrary_observed_json_never_raises(data: st.DataObject) -> No
     result.plan.model_dump(mode="json")
 
 
-_settings = st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(["1", "2"]),
-                            max_size=3)
+_settings = st.dictionaries(
+    st.sampled_from(["a", "b", "c"]), st.sampled_from(["1", "2"]), max_size=3
+)
 _ext_policies = st.lists(
     st.tuples(st.integers(0, 2), _settings, st.sampled_from([None, "Stable", "Preview"])),
-    min_size=1, max_size=4,
+    min_size=1,
+    max_size=4,
 )
 
 
@@ -101,8 +154,14 @@ _ext_policies = st.lists(
 @given(_ext_policies, st.randoms(use_true_random=False))
 def test_extension_merge_is_independent_of_policy_order(spec: list[Any], rng: Any) -> None:
     policies = [
-        policy(f"p{i}", priority=prio, extension={
-            "configurationSettings": settings_, **({"releaseTrain": train} if train else {})})
+        policy(
+            f"p{i}",
+            priority=prio,
+            extension={
+                "configurationSettings": settings_,
+                **({"releaseTrain": train} if train else {}),
+            },
+        )
         for i, (prio, settings_, train) in enumerate(spec)
     ]
     first = render(applicable(*policies), F)

@@ -89,8 +89,9 @@ def test_train_is_case_insensitive_and_unknown_trains_fall_back_to_stable() -> N
 
 
 def test_catalogue_ignores_order_duplicates_and_junk() -> None:
-    catalog = Catalog.from_mapping({"stable": ["1.2.0", "junk", "1.10.0", "1.10.0",
-                                               "1.11.0-rc.1", "1.9.9"]})
+    catalog = Catalog.from_mapping(
+        {"stable": ["1.2.0", "junk", "1.10.0", "1.10.0", "1.11.0-rc.1", "1.9.9"]}
+    )
     assert catalog.window("Stable", 1) == ("1.10.0", "1.9.9")
 
 

@@ -44,11 +44,17 @@ from tests.scenario import mismatch
 CLUSTERS = 30
 SUBSCRIPTIONS = 2
 SEED = 23
-CLUSTER_TYPES = ("Microsoft.ContainerService/managedClusters",
-                 "Microsoft.Kubernetes/connectedClusters")
+CLUSTER_TYPES = (
+    "Microsoft.ContainerService/managedClusters",
+    "Microsoft.Kubernetes/connectedClusters",
+)
 #: A fast emulator: no waiting for operations, Flux reconciles at once, no throttling.
 FAST: dict[str, Any] = {
-    "retry_after": 0, "lro_polls": 1, "reconcile_seconds": 0, "throttle": "off", "seed": 7,
+    "retry_after": 0,
+    "lro_polls": 1,
+    "reconcile_seconds": 0,
+    "throttle": "off",
+    "seed": 7,
 }
 #: Faults are absorbed by fleet's retries without waiting seconds for each.
 QUICK: dict[str, Any] = {"FLEET_CONCURRENCY": 8}
@@ -66,8 +72,11 @@ def defects(snapshot: dict[str, Any]) -> dict[str, str]:
 
 def facts_of(snapshot: dict[str, Any]) -> dict[str, ClusterFacts]:
     """cluster id (lower case) -> facts, for every cluster of the snapshot."""
-    return {r["id"].lower(): facts_from_arm(r) for r in snapshot["resources"]
-            if r["type"] in CLUSTER_TYPES}
+    return {
+        r["id"].lower(): facts_from_arm(r)
+        for r in snapshot["resources"]
+        if r["type"] in CLUSTER_TYPES
+    }
 
 
 def free_port() -> int:
@@ -103,8 +112,7 @@ class Emulator:
         return self.workdir / "ca"
 
     def start(self, state: dict[str, Any] | None = None, **options: Any) -> RunningEmulator:
-        merged = {**FAST, **self.options, **options, "port": self.port,
-                  "ca_dir": str(self.ca_dir)}
+        merged = {**FAST, **self.options, **options, "port": self.port, "ca_dir": str(self.ca_dir)}
         self.server = EmulatorServer(state if state is not None else self.snapshot, **merged)
         endpoint, ca = self.server.start()
         return RunningEmulator(endpoint, ca, AdminClient(endpoint, ca), self.server)
@@ -142,8 +150,7 @@ def emulator_factory(fleet_snapshot: dict[str, Any], tmp_path: Path) -> Iterator
     made: list[Emulator] = []
 
     def make(**options: Any) -> Emulator:
-        emu = Emulator(copy.deepcopy(fleet_snapshot), tmp_path / f"emulator-{len(made)}",
-                       options)
+        emu = Emulator(copy.deepcopy(fleet_snapshot), tmp_path / f"emulator-{len(made)}", options)
         emu.start()
         made.append(emu)
         return emu
@@ -160,8 +167,15 @@ def calm(emu: Emulator) -> RunningEmulator:
     time are gone (a restart keeps only the snapshot's own: the scenario's permanent
     ``read_error`` faults)."""
     emu.options = {}
-    return emu.restart(error_rate=0.0, reset_rate=0.0, slow_rate=0.0, lro_fail_rate=0.0,
-                       latency_ms=0.0, latency_p99_ms=None, lro_seconds=10.0)
+    return emu.restart(
+        error_rate=0.0,
+        reset_rate=0.0,
+        slow_rate=0.0,
+        lro_fail_rate=0.0,
+        latency_ms=0.0,
+        latency_p99_ms=None,
+        lro_seconds=10.0,
+    )
 
 
 # --- running fleet ------------------------------------------------------------------------------
@@ -173,8 +187,9 @@ NO_REDIS = f"redis://127.0.0.1:{free_port()}/0"
 
 
 def env_of(emu: RunningEmulator, state: Path, **extra: Any) -> dict[str, str]:
-    return emulator_env(emu, state, **{**QUICK, "FLEET_REDIS_URL": NO_REDIS,
-                                       "FLEET_BROKER_URL": NO_REDIS, **extra})
+    return emulator_env(
+        emu, state, **{**QUICK, "FLEET_REDIS_URL": NO_REDIS, "FLEET_BROKER_URL": NO_REDIS, **extra}
+    )
 
 
 def cli(args: list[str], env: dict[str, str]) -> Any:
@@ -185,8 +200,14 @@ def cli(args: list[str], env: dict[str, str]) -> Any:
 def cli_process(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     """The real CLI in its own process (for faults that happen while it runs)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    return subprocess.Popen([sys.executable, "-m", "fleet", *args], env={**clean, **env},
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fleet", *args],
+        env={**clean, **env},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def sweep(emu: RunningEmulator, state: Path, **extra: Any) -> dict[str, Any]:
@@ -199,8 +220,12 @@ def sweep(emu: RunningEmulator, state: Path, **extra: Any) -> dict[str, Any]:
 # --- the checks ---------------------------------------------------------------------------------
 
 
-def check_sweep(report: dict[str, Any], snapshot: dict[str, Any],
-                damaged: set[str] | None = None, reason: str = "") -> set[str]:
+def check_sweep(
+    report: dict[str, Any],
+    snapshot: dict[str, Any],
+    damaged: set[str] | None = None,
+    reason: str = "",
+) -> set[str]:
     """Completeness and correctness of a sweep report (see the module docstring).
 
     ``damaged``: clusters (lower-case ids) that may be ``READ_ERROR`` instead of their
@@ -225,8 +250,10 @@ def check_sweep(report: dict[str, Any], snapshot: dict[str, Any],
         explained = (
             c["state"] == "error"
             and read_errors
-            and all("could not be read: " in f["message"] and reason in f["message"]
-                    for f in read_errors)
+            and all(
+                "could not be read: " in f["message"] and reason in f["message"]
+                for f in read_errors
+            )
             and (damaged is None or cid in damaged)
         )
         if explained:
@@ -242,8 +269,9 @@ def check_sweep_exact(report: dict[str, Any], snapshot: dict[str, Any]) -> None:
     assert check_sweep(report, snapshot, damaged=set()) == set()
 
 
-def job_outcomes(job: dict[str, Any], history_view: dict[str, Any],
-                 snapshot: dict[str, Any]) -> dict[str, str]:
+def job_outcomes(
+    job: dict[str, Any], history_view: dict[str, Any], snapshot: dict[str, Any]
+) -> dict[str, str]:
     """Completeness of a remediation job: one outcome per targeted cluster, the same in the
     job's report and in the history database. Returns cluster id -> status."""
     listed = [c["id"].lower() for c in job["clusters"]]
@@ -260,14 +288,26 @@ def job_outcomes(job: dict[str, Any], history_view: dict[str, Any],
 def check_fixed_is_fixed(statuses: dict[str, str], after: dict[str, Any]) -> None:
     """Correctness of a job: every cluster it calls fixed is compliant when read again."""
     states = {c["id"].lower(): c["state"] for c in after["clusters"]}
-    lies = {cid: states[cid] for cid, s in statuses.items()
-            if s == "fixed" and states[cid] not in ("compliant", "exempt")}
+    lies = {
+        cid: states[cid]
+        for cid, s in statuses.items()
+        if s == "fixed" and states[cid] not in ("compliant", "exempt")
+    }
     assert lies == {}, "clusters reported fixed that a fresh read finds not compliant"
 
 
 #: Defect kinds a remediation leaves alone by design (tests/remediate/test_remediate.py).
-BLOCKED_KINDS = frozenset({"arc_offline", "arc_expired", "aks_stopped", "read_error",
-                           "conflict", "flux_v1", "flux_config_noncompliant"})
+BLOCKED_KINDS = frozenset(
+    {
+        "arc_offline",
+        "arc_expired",
+        "aks_stopped",
+        "read_error",
+        "conflict",
+        "flux_v1",
+        "flux_config_noncompliant",
+    }
+)
 
 
 def check_converged(after: dict[str, Any], snapshot: dict[str, Any]) -> None:
@@ -278,18 +318,19 @@ def check_converged(after: dict[str, Any], snapshot: dict[str, Any]) -> None:
     left = {}
     for cid, kind in kinds.items():
         blocked = kind in BLOCKED_KINDS or (
-            kind == "version_out_of_window" and facts[cid].tags.get("env") == "prod")
+            kind == "version_out_of_window" and facts[cid].tags.get("env") == "prod"
+        )
         if not blocked and states[cid] not in ("compliant", "exempt"):
             left[facts[cid].name] = (kind, states[cid])
     assert left == {}, "clusters a clean rerun should have fixed"
 
 
-def remediate(emu: RunningEmulator, state: Path, policies: Path | None = None,
-              *args: str, **extra: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def remediate(
+    emu: RunningEmulator, state: Path, policies: Path | None = None, *args: str, **extra: Any
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """``fleet remediate --yes -o json``: (CLI result, job report, ``fleet jobs show -o json``)."""
     env = env_of(emu, state, **extra)
-    result = cli(["remediate", "-p", str(policies or POLICIES), "--yes", "-o", "json", *args],
-                 env)
+    result = cli(["remediate", "-p", str(policies or POLICIES), "--yes", "-o", "json", *args], env)
     assert result.stdout.strip(), result.stderr
     job: dict[str, Any] = json.loads(result.stdout)
     shown = cli(["jobs", "show", job["job"]["id"], "-o", "json"], env)

@@ -34,12 +34,16 @@ def jwt(**claims: Any) -> str:
 
 def raw_get(emu: RunningEmulator, path: str, token: str) -> tuple[int, dict[str, str], bytes]:
     host, port = emu.endpoint.removeprefix("https://").split(":")
-    conn = http.client.HTTPSConnection(host, int(port),
-                                       context=client_ssl_context(emu.ca_bundle), timeout=10)
+    conn = http.client.HTTPSConnection(
+        host, int(port), context=client_ssl_context(emu.ca_bundle), timeout=10
+    )
     try:
         sep = "&" if "?" in path else "?"
-        conn.request("GET", f"{path}{sep}api-version=2023-05-01",
-                     headers={"Authorization": f"Bearer {token}"})
+        conn.request(
+            "GET",
+            f"{path}{sep}api-version=2023-05-01",
+            headers={"Authorization": f"Bearer {token}"},
+        )
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -71,19 +75,39 @@ def test_the_sdk_sees_an_expired_token_as_an_authentication_error(
 
     cluster = next(iter(facts_of(fleet_snapshot).values()))
     client = SourceControlConfigurationClient(
-        Expired(), cluster.subscription_id, base_url=emu.endpoint,
-        connection_verify=str(emu.ca_bundle), retry_total=0)
+        Expired(),
+        cluster.subscription_id,
+        base_url=emu.endpoint,
+        connection_verify=str(emu.ca_bundle),
+        retry_total=0,
+    )
     with pytest.raises(ClientAuthenticationError, match="ExpiredAuthenticationToken"):
-        list(client.extensions.list(cluster.resource_group, "Microsoft.ContainerService",
-                                    "managedClusters", cluster.name))
+        list(
+            client.extensions.list(
+                cluster.resource_group,
+                "Microsoft.ContainerService",
+                "managedClusters",
+                cluster.name,
+            )
+        )
 
 
-PAGE: dict[str, Any] = {"value": [
-    {"id": "/s/x/extensions/flux", "name": "flux", "properties": {
-        "extensionType": "microsoft.flux", "provisioningState": "Succeeded",
-        "autoUpgradeMinorVersion": True, "configurationSettings": {"a": "b"},
-        "statuses": [], "powerState": {"code": "Running"}}},
-]}
+PAGE: dict[str, Any] = {
+    "value": [
+        {
+            "id": "/s/x/extensions/flux",
+            "name": "flux",
+            "properties": {
+                "extensionType": "microsoft.flux",
+                "provisioningState": "Succeeded",
+                "autoUpgradeMinorVersion": True,
+                "configurationSettings": {"a": "b"},
+                "statuses": [],
+                "powerState": {"code": "Running"},
+            },
+        },
+    ]
+}
 
 
 def test_each_malformed_mode_damages_the_answer_as_documented() -> None:
@@ -150,22 +174,32 @@ def test_operations_in_flight_survive_a_restart(
     operation id, and the flux configuration still reconciles."""
     emu: Emulator = emulator_factory(lro_polls=None, lro_seconds=2, reconcile_seconds=1)
     running = emu.running
-    cluster = next(c for c in facts_of(fleet_snapshot).values()
-                   if c.cluster_type == "managedClusters")
+    cluster = next(
+        c for c in facts_of(fleet_snapshot).values() if c.cluster_type == "managedClusters"
+    )
 
     class Token:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
             return AccessToken(jwt(oid="restart-test"), int(time.time()) + 3600)
 
     client = SourceControlConfigurationClient(
-        Token(), cluster.subscription_id, base_url=running.endpoint,
-        connection_verify=str(running.ca_bundle))
+        Token(),
+        cluster.subscription_id,
+        base_url=running.endpoint,
+        connection_verify=str(running.ca_bundle),
+    )
     poller = client.flux_configurations.begin_create_or_update(
-        cluster.resource_group, "Microsoft.ContainerService", "managedClusters", cluster.name,
-        "apps", models.FluxConfiguration(
+        cluster.resource_group,
+        "Microsoft.ContainerService",
+        "managedClusters",
+        cluster.name,
+        "apps",
+        models.FluxConfiguration(
             namespace="apps",
-            git_repository=models.GitRepositoryDefinition(url="https://example.com/apps.git")),
-        polling_interval=0.2)
+            git_repository=models.GitRepositoryDefinition(url="https://example.com/apps.git"),
+        ),
+        polling_interval=0.2,
+    )
     state = emu.stop()
     [op] = state["emulator"]["operations"]
     assert op["resourceId"].endswith("/fluxConfigurations/apps") and op["status"] == "Creating"
@@ -187,17 +221,34 @@ def test_a_dump_without_work_in_flight_is_the_snapshot_itself(
     assert emu.stop() == orjson.loads(orjson.dumps(fleet_snapshot))
 
 
-@pytest.mark.parametrize(("section", "expected"), [
-    ({"operations": {}}, "emulator.operations: must be a list"),
-    ({"operations": [1]}, "emulator.operations[0]: must be an object"),
-    ({"operations": [{"id": "x"}]}, "emulator.operations[0]: 'resourceId' must be"),
-    ({"operations": [{"id": "x", "resourceId": "/nope", "kind": "extensions",
-                      "action": "create", "status": "Creating", "startTime": "yesterday"}]},
-     "'startTime' must be an ISO 8601 time"),
-    ({"reconciling": [{"resourceId": "/nope", "target": "Compliant", "due": "2026-01-01"}]},
-     "emulator.reconciling[0]: 'resourceId' must be a flux configuration"),
-    ({"reconciling": [{"target": "Sideways"}]}, "'target' must be Compliant"),
-])
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"operations": {}}, "emulator.operations: must be a list"),
+        ({"operations": [1]}, "emulator.operations[0]: must be an object"),
+        ({"operations": [{"id": "x"}]}, "emulator.operations[0]: 'resourceId' must be"),
+        (
+            {
+                "operations": [
+                    {
+                        "id": "x",
+                        "resourceId": "/nope",
+                        "kind": "extensions",
+                        "action": "create",
+                        "status": "Creating",
+                        "startTime": "yesterday",
+                    }
+                ]
+            },
+            "'startTime' must be an ISO 8601 time",
+        ),
+        (
+            {"reconciling": [{"resourceId": "/nope", "target": "Compliant", "due": "2026-01-01"}]},
+            "emulator.reconciling[0]: 'resourceId' must be a flux configuration",
+        ),
+        ({"reconciling": [{"target": "Sideways"}]}, "'target' must be Compliant"),
+    ],
+)
 def test_in_flight_sections_are_validated(
     section: dict[str, Any], expected: str, fleet_snapshot: dict[str, Any], tmp_path: Path
 ) -> None:

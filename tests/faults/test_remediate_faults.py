@@ -32,13 +32,22 @@ from tests.faults.conftest import (
 )
 from tests.remediate.conftest import policy_dir, with_rollout
 
-ROLLOUT = ("    rollout:\n      waves:\n"
-           "        - {name: canary, selector: {tags: {ring: \"0\"}}}\n"
-           "        - {name: broad, percent: 100}\n"
-           "      maxConcurrency: 8\n      failureBudget: 100%\n")
+ROLLOUT = (
+    "    rollout:\n      waves:\n"
+    '        - {name: canary, selector: {tags: {ring: "0"}}}\n'
+    "        - {name: broad, percent: 100}\n"
+    "      maxConcurrency: 8\n      failureBudget: 100%\n"
+)
 #: Defect kinds whose clusters certainly get a write from the example policies.
-WRITTEN = ("extension_drift", "extension_failed", "extension_missing", "branch_drift",
-           "depends_on_drift", "flux_config_missing", "extra_kustomization")
+WRITTEN = (
+    "extension_drift",
+    "extension_failed",
+    "extension_missing",
+    "branch_drift",
+    "depends_on_drift",
+    "flux_config_missing",
+    "extra_kustomization",
+)
 
 
 def tolerant_policies(tmp_path: Path) -> Path:
@@ -47,8 +56,9 @@ def tolerant_policies(tmp_path: Path) -> Path:
 
 def written_clusters(snapshot: dict[str, Any]) -> list[str]:
     facts = facts_of(snapshot)
-    return sorted((c for c, k in defects(snapshot).items() if k in WRITTEN),
-                  key=lambda c: facts[c].name)
+    return sorted(
+        (c for c, k in defects(snapshot).items() if k in WRITTEN), key=lambda c: facts[c].name
+    )
 
 
 def converge(emu: Emulator, tmp_path: Path, policies: Path, snapshot: dict[str, Any]) -> None:
@@ -73,8 +83,13 @@ def test_failed_operations_fail_their_clusters_and_nothing_else(
     facts = facts_of(fleet_snapshot)
     doomed = written_clusters(fleet_snapshot)[:3]
     for cid in doomed:
-        emu.running.admin.add_fault(action="lro_fail", method="PUT", pathPrefix=facts[cid].id,
-                                    code="InjectedFailure", message="the operation broke")
+        emu.running.admin.add_fault(
+            action="lro_fail",
+            method="PUT",
+            pathPrefix=facts[cid].id,
+            code="InjectedFailure",
+            message="the operation broke",
+        )
     policies = tolerant_policies(tmp_path)
     result, job, shown = remediate(emu.running, tmp_path / "a", policies)
     assert result.exit_code == 0, result.stderr
@@ -100,8 +115,9 @@ def test_operations_that_never_finish_end_in_timeout_never_fixed(
     emu: Emulator = emulator_factory(lro_polls=None, lro_seconds=1_000_000, retry_after=1)
     policies = tolerant_policies(tmp_path)
     began = time.monotonic()
-    result, job, shown = remediate(emu.running, tmp_path / "a", policies,
-                                   "--operation-timeout", "2")
+    result, job, shown = remediate(
+        emu.running, tmp_path / "a", policies, "--operation-timeout", "2"
+    )
     assert time.monotonic() - began < 60
     assert result.exit_code == 0, result.stderr
     statuses = job_outcomes(job, shown, fleet_snapshot)
@@ -126,11 +142,11 @@ def test_a_write_that_times_out_on_the_client_is_sent_again(
     emu: Emulator = emulator_factory()
     facts = facts_of(fleet_snapshot)
     for cid in written_clusters(fleet_snapshot):
-        emu.running.admin.add_fault(action="delay", delaySeconds=3, method="PUT",
-                                    pathPrefix=facts[cid].id, count=1)
+        emu.running.admin.add_fault(
+            action="delay", delaySeconds=3, method="PUT", pathPrefix=facts[cid].id, count=1
+        )
     policies = tolerant_policies(tmp_path)
-    result, job, shown = remediate(emu.running, tmp_path / "a", policies,
-                                   FLEET_REQUEST_TIMEOUT=1)
+    result, job, shown = remediate(emu.running, tmp_path / "a", policies, FLEET_REQUEST_TIMEOUT=1)
     assert result.exit_code == 0, result.stderr
     statuses = job_outcomes(job, shown, fleet_snapshot)
     delayed = len(written_clusters(fleet_snapshot))
@@ -171,8 +187,9 @@ def test_an_emulator_restart_mid_job_loses_nothing(
     """The ARM endpoint restarts while writes are in flight (operations last 1.5 s; they are
     carried over, as ARM's are): the job ends with one outcome per cluster, polls the
     carried-over operations to their end, and reports no false ``fixed``."""
-    emu: Emulator = emulator_factory(latency_ms=20, latency_p99_ms=40, lro_polls=None,
-                                     lro_seconds=1.5)
+    emu: Emulator = emulator_factory(
+        latency_ms=20, latency_p99_ms=40, lro_polls=None, lro_seconds=1.5
+    )
     policies = tolerant_policies(tmp_path)
     state = tmp_path / "a"
     env = env_of(emu.running, state)
@@ -193,4 +210,3 @@ def test_an_emulator_restart_mid_job_loses_nothing(
     assert running.admin.stats()["writes"]["total"] > 0  # the job went on writing after it
     check_fixed_is_fixed(statuses, sweep(running, state))
     converge(emu, tmp_path, policies, fleet_snapshot)
-

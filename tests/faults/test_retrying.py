@@ -55,15 +55,19 @@ class Tokens:
 
 
 def session_for(emu: Any, tmp_path: Path, credential: Any = None) -> AzureSession:
-    settings = Settings(arm_endpoint=emu.endpoint, arm_ca_bundle=str(emu.ca_bundle),
-                        auth="emulator", state_dir=tmp_path, lro_poll_interval=0)
+    settings = Settings(
+        arm_endpoint=emu.endpoint,
+        arm_ca_bundle=str(emu.ca_bundle),
+        auth="emulator",
+        state_dir=tmp_path,
+        lro_poll_interval=0,
+    )
     return AzureSession(settings, credential=credential)
 
 
 @pytest.fixture
 def cluster(fleet_snapshot: dict[str, Any]) -> Any:
-    return next(c for c in facts_of(fleet_snapshot).values()
-                if c.cluster_type == "managedClusters")
+    return next(c for c in facts_of(fleet_snapshot).values() if c.cluster_type == "managedClusters")
 
 
 def read(session: AzureSession, cluster: Any) -> Any:
@@ -71,13 +75,10 @@ def read(session: AzureSession, cluster: Any) -> Any:
     return lambda: rm.resources.get_by_id(cluster.id, api_version="2024-05-01")
 
 
-def test_429s_do_not_use_up_attempts(
-    emulator_factory: Any, cluster: Any, tmp_path: Path
-) -> None:
+def test_429s_do_not_use_up_attempts(emulator_factory: Any, cluster: Any, tmp_path: Path) -> None:
     emu = emulator_factory().running
     session = session_for(emu, tmp_path)
-    emu.admin.add_fault(action="error", status=429, retryAfter=0, pathPrefix=cluster.id,
-                        count=7)
+    emu.admin.add_fault(action="error", status=429, retryAfter=0, pathPrefix=cluster.id, count=7)
     found = retrying.call(read(session, cluster), attempts=1, what="read")
     assert found.id.lower() == cluster.id.lower()
     assert emu.admin.stats()["responses"]["byStatus"]["429"] == 7
@@ -129,13 +130,25 @@ def test_a_write_whose_token_is_refused_is_sent_again_with_a_fresh_one(
     tokens = Tokens(expired=1)
     session = session_for(emu, tmp_path, tokens)
     rid = child_id(cluster.id, "fluxConfigurations", "retry-test")
-    action = Action(kind=ActionKind.PUT_FLUX_CONFIG, cluster_id=cluster.id, resource_id=rid,
-                    method="PUT", body={"properties": {
-                        "namespace": "retry-test",
-                        "gitRepository": {"url": "https://example.com/x.git"}}})
-    edges = remediate.Edges(session=session, history=None,  # type: ignore[arg-type]
-                            catalogs=None, fingerprint_key=b"k",  # type: ignore[arg-type]
-                            principal="p")
+    action = Action(
+        kind=ActionKind.PUT_FLUX_CONFIG,
+        cluster_id=cluster.id,
+        resource_id=rid,
+        method="PUT",
+        body={
+            "properties": {
+                "namespace": "retry-test",
+                "gitRepository": {"url": "https://example.com/x.git"},
+            }
+        },
+    )
+    edges = remediate.Edges(
+        session=session,
+        history=None,  # type: ignore[arg-type]
+        catalogs=None,
+        fingerprint_key=b"k",  # type: ignore[arg-type]
+        principal="p",
+    )
     started = remediate._start(edges, action, {})
     assert started.failed is None
     assert apply.finish(started, timeout=30).succeeded

@@ -46,8 +46,14 @@ def test_a_429_storm_is_waited_out_and_loses_nothing(
     pause holds every thread back until the storm passes; no cluster is lost to it."""
     emu = emulator_factory()
     storm = emu.running.admin.add_fault(
-        action="error", status=429, code="TooManyRequests", retryAfter=1, method="GET",
-        pathRegex="/providers/", count=64)
+        action="error",
+        status=429,
+        code="TooManyRequests",
+        retryAfter=1,
+        method="GET",
+        pathRegex="/providers/",
+        count=64,
+    )
     report = sweep(emu.running, tmp_path / "a")
     assert check_sweep(report, fleet_snapshot, damaged=set()) == set()
     [fault] = [f for f in emu.running.admin.faults() if f["id"] == storm]
@@ -64,12 +70,15 @@ def test_5xx_bursts_and_random_errors_are_retried(
     (2 per call × 3 calls) met an error is the cluster's READ_ERROR naming ARM's status,
     never a wrong verdict, and the rerun judges it."""
     emu = emulator_factory(error_rate=0.15)
-    emu.running.admin.add_fault(action="error", status=503, method="GET",
-                                pathRegex="/fluxConfigurations$", count=40)
+    emu.running.admin.add_fault(
+        action="error", status=503, method="GET", pathRegex="/fluxConfigurations$", count=40
+    )
     report = sweep(emu.running, tmp_path / "a")
     stats = emu.running.admin.stats()
-    assert stats["responses"]["byStatus"].get("500", 0) + stats["responses"]["byStatus"].get(
-        "503", 0) > 60
+    assert (
+        stats["responses"]["byStatus"].get("500", 0) + stats["responses"]["byStatus"].get("503", 0)
+        > 60
+    )
     errored = check_sweep(report, fleet_snapshot, reason="HTTP 50")
     # only reads in flight while the burst lasted can have met it on every attempt (2 or 3
     # of 30 in practice): at most one per thread
@@ -84,8 +93,7 @@ def test_connection_resets_are_retried(
     row are: reads are tried again on new connections; one whose every attempt was reset is
     its cluster's READ_ERROR, and the rerun judges it."""
     emu = emulator_factory(reset_rate=0.1)
-    emu.running.admin.add_fault(action="reset", method="GET", pathRegex="/extensions$",
-                                count=30)
+    emu.running.admin.add_fault(action="reset", method="GET", pathRegex="/extensions$", count=30)
     report = sweep(emu.running, tmp_path / "a")
     assert emu.running.admin.stats()["faultsInjected"]["byAction"]["reset"] > 40
     errored = check_sweep(report, fleet_snapshot)
@@ -101,12 +109,18 @@ def test_slow_answers_time_out_and_a_cluster_that_never_answers_is_a_read_error(
     other cluster is judged, and the sweep does not wait on the stuck one for long."""
     emu = emulator_factory(slow_rate=0.05, slow_seconds=3.0)
     facts = facts_of(fleet_snapshot)
-    stuck = sorted(cid for cid, kind in defects(fleet_snapshot).items()
-                   if kind == "branch_drift")[0]
+    stuck = sorted(cid for cid, kind in defects(fleet_snapshot).items() if kind == "branch_drift")[
+        0
+    ]
     emu.running.admin.add_fault(action="delay", delaySeconds=3, pathPrefix=facts[stuck].id)
     began = time.monotonic()
-    report = sweep(emu.running, tmp_path / "a", FLEET_REQUEST_TIMEOUT=1, FLEET_READ_ATTEMPTS=2,
-                   FLEET_SDK_RETRIES=1)
+    report = sweep(
+        emu.running,
+        tmp_path / "a",
+        FLEET_REQUEST_TIMEOUT=1,
+        FLEET_READ_ATTEMPTS=2,
+        FLEET_SDK_RETRIES=1,
+    )
     took = time.monotonic() - began
     assert check_sweep(report, fleet_snapshot, damaged={stuck}) == {stuck}
     [verdict] = [c for c in report["clusters"] if c["id"].lower() == stuck]
@@ -147,9 +161,13 @@ def test_a_token_that_expires_mid_sweep_is_refreshed(
     emu = emulator_factory(latency_ms=25, latency_p99_ms=40)
     running = emu.running
     settings = Settings(
-        arm_endpoint=running.endpoint, arm_ca_bundle=str(running.ca_bundle), auth="emulator",
-        state_dir=tmp_path / "state", database_url=f"sqlite:///{tmp_path / 'fleet.db'}",
-        concurrency=4, lro_poll_interval=0,
+        arm_endpoint=running.endpoint,
+        arm_ca_bundle=str(running.ca_bundle),
+        auth="emulator",
+        state_dir=tmp_path / "state",
+        database_url=f"sqlite:///{tmp_path / 'fleet.db'}",
+        concurrency=4,
+        lro_poll_interval=0,
     )
     credential = ExpiringCredential(lifetime=1.0)
     with environment(settings, session=AzureSession(settings, credential=credential)) as env:
@@ -205,16 +223,22 @@ def test_malformed_answers_are_read_errors_of_their_clusters_only(
     emu = emulator_factory()
     kinds, facts = defects(fleet_snapshot), facts_of(fleet_snapshot)
     # clusters whose reads return resources to damage (extensions and flux configurations)
-    victims = sorted(c for c, k in kinds.items()
-                     if k in ("compliant", "branch_drift", "extension_drift"))[:3]
+    victims = sorted(
+        c for c, k in kinds.items() if k in ("compliant", "branch_drift", "extension_drift")
+    )[:3]
     assert len(victims) == 3
     for cid in victims:
-        emu.running.admin.add_fault(action="malformed", mode=mode, method="GET",
-                                    pathPrefix=facts[cid].id + "/providers/",
-                                    sizeBytes=4 << 20)
+        emu.running.admin.add_fault(
+            action="malformed",
+            mode=mode,
+            method="GET",
+            pathPrefix=facts[cid].id + "/providers/",
+            sizeBytes=4 << 20,
+        )
         if mode in ("unknown_enum", "wrong_types"):
-            emu.running.admin.add_fault(action="malformed", mode=mode, method="GET",
-                                        pathRegex=f"{facts[cid].id}$")
+            emu.running.admin.add_fault(
+                action="malformed", mode=mode, method="GET", pathRegex=f"{facts[cid].id}$"
+            )
     report = sweep(emu.running, tmp_path / "a")
     if mode == "huge":
         check_sweep_exact(report, fleet_snapshot)

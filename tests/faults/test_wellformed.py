@@ -75,8 +75,9 @@ def test_a_damaged_child_makes_the_cluster_a_read_error(mode: str, which: str) -
     codes = {f.code for f in result.verdict.findings}
     assert codes == {Code.READ_ERROR}
     message = result.verdict.findings[0].message
-    assert "malformed ARM response" in message and ("extensions[0]" in message
-                                                    or "fluxConfigurations[0]" in message)
+    assert "malformed ARM response" in message and (
+        "extensions[0]" in message or "fluxConfigurations[0]" in message
+    )
     # nothing is planned for it: remediation lists it for retry instead of writing
     assert result.plan.actions == []
     # evaluate and plan on their own agree with judge
@@ -101,9 +102,11 @@ def test_documented_states_in_any_case_are_well_formed(value: str) -> None:
 
 def test_unknown_cluster_states_are_read_errors() -> None:
     assert problems(observed(facts=aks(power="Hibernating"))) == [
-        "cluster powerState.code has the unknown value 'Hibernating'"]
+        "cluster powerState.code has the unknown value 'Hibernating'"
+    ]
     assert problems(observed(facts=arc(status="Zombie"), extensions=(), flux=())) == [
-        "cluster connectivityStatus has the unknown value 'Zombie'"]
+        "cluster connectivityStatus has the unknown value 'Zombie'"
+    ]
     assert problems(observed(facts=arc(status="Offline"), extensions=(), flux=())) == []
 
 
@@ -111,8 +114,10 @@ def test_children_that_are_not_objects_and_bad_kustomizations() -> None:
     config = flux_json(F.id, CLUSTER_CONFIG)
     config["properties"]["kustomizations"] = {"infra": "./infrastructure"}
     found = problems(observed(extensions=(None,), flux=(config,)))
-    assert found == ["extensions[0] is null, not a resource",
-                     "fluxConfigurations[0].properties.kustomizations.infra is a string"]
+    assert found == [
+        "extensions[0] is null, not a resource",
+        "fluxConfigurations[0].properties.kustomizations.infra is a string",
+    ]
 
 
 def test_the_reason_is_bounded() -> None:

@@ -24,8 +24,27 @@ escapes = st.one_of(
     st.integers(0, 0x10FFFF).map(lambda c: f"\\U{c:08x}"),
     st.integers(0, 0xFFFF).map(lambda c: f"\\u{c:04x}"),
     st.integers(0, 0xFF).map(lambda c: f"\\x{c:02x}"),
-    st.sampled_from(["\\0", "\\a", "\\b", "\\t", "\\n", "\\e", "\\N", "\\_", "\\L", "\\P",
-                     "\\\\", '\\"', "\\/", "\\ ", "\\ud800", "\\udfff", "\\q"]),
+    st.sampled_from(
+        [
+            "\\0",
+            "\\a",
+            "\\b",
+            "\\t",
+            "\\n",
+            "\\e",
+            "\\N",
+            "\\_",
+            "\\L",
+            "\\P",
+            "\\\\",
+            '\\"',
+            "\\/",
+            "\\ ",
+            "\\ud800",
+            "\\udfff",
+            "\\q",
+        ]
+    ),
     st.text(st.characters(exclude_categories=["Cs"], exclude_characters='"\\'), max_size=3),
 )
 quoted = st.lists(escapes, max_size=6).map(lambda parts: '"' + "".join(parts) + '"')
@@ -51,8 +70,11 @@ def check(text: str) -> None:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(PLACES), quoted)
 def test_double_quoted_escapes_anywhere(place: str, value: str) -> None:
-    check(VALID.replace(place, value, 1) if place != "test policy" else
-          VALID.replace("description: test policy", f"description: {value}", 1))
+    check(
+        VALID.replace(place, value, 1)
+        if place != "test policy"
+        else VALID.replace("description: test policy", f"description: {value}", 1)
+    )
 
 
 def test_a_lone_surrogate_escape_is_an_issue_not_a_traceback() -> None:
@@ -62,7 +84,8 @@ def test_a_lone_surrogate_escape_is_an_issue_not_a_traceback() -> None:
     except PolicyLoadError as exc:
         assert [str(i) for i in exc.issues] == [
             f"{FILE}:5: metadata.description: not valid Unicode (a lone surrogate escape, "
-            "\\uD800-\\uDFFF)"]
+            "\\uD800-\\uDFFF)"
+        ]
     else:
         raise AssertionError("loaded a policy holding a lone surrogate")
     key = VALID.replace("tags: {env: prod}", 'tags: {"\\udfff": prod}', 1)

@@ -37,38 +37,105 @@ from tests.fuzz import EXAMPLES
 
 BASE = generate(clusters=6, subscriptions=2, seed=3)
 LABEL = "fuzz.json"
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 text_st = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 odd_text = st.one_of(
     text_st,
-    st.sampled_from(["", " ", "/", "//", "\u0000", "é", "日本", "🙂", "x" * 300, "1.²",
-                     "1.17.3", "Stable", "microsoft.flux", "Running", "Stopped", "Offline",
-                     "2026-13-45T99:99:99Z", "Microsoft.Resources/resourceGroups",
-                     "Microsoft.ContainerService/managedClusters",
-                     "Microsoft.KubernetesConfiguration/extensions",
-                     "/subscriptions/00000000-0000-0000-0000-000000000001",
-                     "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg",
-                     "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Kubernetes/"
-                     "connectedClusters/c/providers/Microsoft.KubernetesConfiguration/"
-                     "extensions/flux"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "/",
+            "//",
+            "\u0000",
+            "é",
+            "日本",
+            "🙂",
+            "x" * 300,
+            "1.²",
+            "1.17.3",
+            "Stable",
+            "microsoft.flux",
+            "Running",
+            "Stopped",
+            "Offline",
+            "2026-13-45T99:99:99Z",
+            "Microsoft.Resources/resourceGroups",
+            "Microsoft.ContainerService/managedClusters",
+            "Microsoft.KubernetesConfiguration/extensions",
+            "/subscriptions/00000000-0000-0000-0000-000000000001",
+            "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg",
+            "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Kubernetes/"
+            "connectedClusters/c/providers/Microsoft.KubernetesConfiguration/"
+            "extensions/flux",
+        ]
+    ),
 )
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                    st.floats(allow_nan=False, allow_infinity=False), odd_text)
-keys = st.one_of(text_st, st.sampled_from([
-    "kind", "subscriptions", "resources", "extensionTypeVersions", "emulator", "id", "type",
-    "name", "location", "tags", "properties", "subscriptionId", "displayName", "state",
-    "tenantId", "faults", "failingSources", "operations", "reconciling", "action", "count",
-    "powerState", "code", "agentPoolProfiles", "vmSize", "connectivityStatus",
-    "lastConnectivityTime", "extensionType", "provisioningState", "currentVersion",
-    "configurationProtectedSettings", "azureBlob", "accountKey", "kustomizations",
-    "resourceId", "startTime", "due", "target", "mode", "pathRegex", "delaySeconds",
-]))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    odd_text,
+)
+keys = st.one_of(
+    text_st,
+    st.sampled_from(
+        [
+            "kind",
+            "subscriptions",
+            "resources",
+            "extensionTypeVersions",
+            "emulator",
+            "id",
+            "type",
+            "name",
+            "location",
+            "tags",
+            "properties",
+            "subscriptionId",
+            "displayName",
+            "state",
+            "tenantId",
+            "faults",
+            "failingSources",
+            "operations",
+            "reconciling",
+            "action",
+            "count",
+            "powerState",
+            "code",
+            "agentPoolProfiles",
+            "vmSize",
+            "connectivityStatus",
+            "lastConnectivityTime",
+            "extensionType",
+            "provisioningState",
+            "currentVersion",
+            "configurationProtectedSettings",
+            "azureBlob",
+            "accountKey",
+            "kustomizations",
+            "resourceId",
+            "startTime",
+            "due",
+            "target",
+            "mode",
+            "pathRegex",
+            "delaySeconds",
+        ]
+    ),
+)
 trees = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(keys, children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -121,6 +188,7 @@ def check_issues(exc: snap.SnapshotError) -> None:
 
 def serve_reads(backend: Backend) -> None:
     """Every read a sweep (ARM or Graph inventory) makes, straight on the backend."""
+
     def call(fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
@@ -132,10 +200,17 @@ def serve_reads(backend: Backend) -> None:
         sid = sub["subscriptionId"]
         call(backend.list_resource_groups, sid, None)
         call(backend.list_resources, sid, None, None, None)
-        call(backend.list_resources, sid, None,
-             "resourceType eq 'Microsoft.ContainerService/managedClusters'", None)
-        for provider, ctype in (("Microsoft.ContainerService", "managedClusters"),
-                                ("Microsoft.Kubernetes", "connectedClusters")):
+        call(
+            backend.list_resources,
+            sid,
+            None,
+            "resourceType eq 'Microsoft.ContainerService/managedClusters'",
+            None,
+        )
+        for provider, ctype in (
+            ("Microsoft.ContainerService", "managedClusters"),
+            ("Microsoft.Kubernetes", "connectedClusters"),
+        ):
             for cluster in call(backend.list_clusters, sid, None, provider, ctype):
                 parts = str(cluster["id"]).strip("/").split("/")
                 ref = ClusterRef(parts[1], parts[3], provider, ctype, parts[-1])
@@ -144,8 +219,12 @@ def serve_reads(backend: Backend) -> None:
                 for kind in ("extensions", "fluxConfigurations", "sourceControlConfigurations"):
                     call(backend.list_children, ref, kind)
                 call(backend.list_operations, ref)
-                call(backend.list_extension_type_versions, sid, str(cluster.get("location")),
-                     "microsoft.flux")
+                call(
+                    backend.list_extension_type_versions,
+                    sid,
+                    str(cluster.get("location")),
+                    "microsoft.flux",
+                )
     for table in ("resources", "kubernetesconfigurationresources", "resourcecontainers"):
         orjson.dumps(list(backend.graph_rows(table)))
     orjson.dumps(backend.dump())
@@ -214,7 +293,8 @@ def test_duplicate_keys_are_refused_with_their_place(tmp_path: Path) -> None:
     text = orjson.dumps(BASE).decode()
     top = text.replace('"resources":', '"resources":[],"resources":', 1)
     assert _fails(_write(tmp_path, top), "duplicate key 'resources'") == [
-        f"{LABEL}: (top level): duplicate key 'resources'"]
+        f"{LABEL}: (top level): duplicate key 'resources'"
+    ]
     inner = text.replace('"properties":{', '"properties":{"provisioningState":"Failed",', 3)
     issues = _fails(_write(tmp_path, inner), "duplicate key")
     assert issues[0].startswith(f"{LABEL}: resources[")
@@ -223,8 +303,9 @@ def test_duplicate_keys_are_refused_with_their_place(tmp_path: Path) -> None:
 def test_deep_nesting_is_refused(tmp_path: Path) -> None:
     for depth in (300, 5000, 100_000):
         deep = "[" * depth + "]" * depth
-        doc = orjson.dumps({**BASE, "x-deep": "PLACEHOLDER"}).decode().replace(
-            '"PLACEHOLDER"', deep)
+        doc = (
+            orjson.dumps({**BASE, "x-deep": "PLACEHOLDER"}).decode().replace('"PLACEHOLDER"', deep)
+        )
         _fails(_write(tmp_path, doc), "nested")
 
 
@@ -240,17 +321,22 @@ def test_a_huge_file_loads_or_fails_cleanly(tmp_path: Path) -> None:
     assert issues[-1] == f"{LABEL}: (further problems not listed)" and len(issues) == 26
 
 
-@pytest.mark.parametrize(("raw", "needle"), [
-    (b"", "not JSON"),
-    (b"\xff\xfe{}", "not JSON"),
-    (b'{"kind": NaN}', "not JSON"),
-    (b'{"kind": "\\ud800"}', "kind: a string that is not valid Unicode"),
-    (b"[]", "must be a JSON object"),
-    (b'{"kind": "FleetSnapshot"}', "subscriptions"),
-    ('{"kind": "FleetSnapshot", "subscriptions": [], "resources": [{"id": "/subscriptions/'
-     's/resourceGroups/日本", "type": "Microsoft.Resources/resourceGroups", "name": "日本"}]}',
-     "not in 'subscriptions'"),
-])
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b"", "not JSON"),
+        (b"\xff\xfe{}", "not JSON"),
+        (b'{"kind": NaN}', "not JSON"),
+        (b'{"kind": "\\ud800"}', "kind: a string that is not valid Unicode"),
+        (b"[]", "must be a JSON object"),
+        (b'{"kind": "FleetSnapshot"}', "subscriptions"),
+        (
+            '{"kind": "FleetSnapshot", "subscriptions": [], "resources": [{"id": "/subscriptions/'
+            's/resourceGroups/日本", "type": "Microsoft.Resources/resourceGroups", "name": "日本"}]}',
+            "not in 'subscriptions'",
+        ),
+    ],
+)
 def test_bad_files_name_the_problem(raw: bytes | str, needle: str, tmp_path: Path) -> None:
     _fails(_write(tmp_path, raw), needle)
 
@@ -290,18 +376,26 @@ def test_a_loaded_snapshot_is_what_a_dump_gives_back(tmp_path: Path) -> None:
 def test_odd_keys_stay_on_one_line(tmp_path: Path) -> None:
     """Found by fuzzing: a key with a line break (or a terminal escape) was echoed raw into
     the place of an issue, splitting one problem over several lines of the CLI's output."""
-    doc = {**BASE, "extensionTypeVersions": {"evil\nkey": None, "x\x1b[31m": {"\r": 5}},
-           "emulator": {"bad\nkey": 1}}
+    doc = {
+        **BASE,
+        "extensionTypeVersions": {"evil\nkey": None, "x\x1b[31m": {"\r": 5}},
+        "emulator": {"bad\nkey": 1},
+    }
     with pytest.raises(snap.SnapshotError) as caught:
         snap.load(doc, label=LABEL)
-    assert f'{LABEL}: extensionTypeVersions["evil\\nkey"]: must be an object' in (
-        caught.value.issues[0])
+    assert (
+        f'{LABEL}: extensionTypeVersions["evil\\nkey"]: must be an object'
+        in (caught.value.issues[0])
+    )
     assert any('extensionTypeVersions["x\\u001b[31m"]["\\r"]' in i for i in caught.value.issues)
     assert any('emulator["bad\\nkey"]: unknown key' in i for i in caught.value.issues)
     check_issues(caught.value)
     plain = {**BASE, "extensionTypeVersions": {"microsoft.flux": {"Stable": [1]}}}
-    with pytest.raises(snap.SnapshotError, match=r"extensionTypeVersions\.microsoft\.flux\."
-                                                 r"Stable: must be a list of version strings"):
+    with pytest.raises(
+        snap.SnapshotError,
+        match=r"extensionTypeVersions\.microsoft\.flux\."
+        r"Stable: must be a list of version strings",
+    ):
         snap.load(plain, label=LABEL)
 
 
@@ -311,5 +405,7 @@ def test_integers_are_kept_exact_or_refused(tmp_path: Path) -> None:
     largest = text.replace('"x-number":0', '"x-number":18446744073709551615')
     doc = snap.load(_write(tmp_path, largest))
     assert doc["x-number"] == 2**64 - 1
-    _fails(_write(tmp_path, text.replace('"x-number":0', '"x-number":18446744073709551616')),
-           "x-number: an integer beyond 64 bits")
+    _fails(
+        _write(tmp_path, text.replace('"x-number":0', '"x-number":18446744073709551616')),
+        "x-number: an integer beyond 64 bits",
+    )

@@ -112,8 +112,10 @@ def test_example_policies_validate_against_the_schema(
         ("httpsKey: {fromEnv: GIT_TOKEN}", "httpsKey: {fromEnv: A, fromFile: b}"),
         ("    releaseTrain: Stable\n", '    releaseTrain: Stable\n    version: "1.17.3"\n'),
         ("    autoUpgradeMinorVersion: true\n", '    version: "1.17.3"\n'),
-        ("        repositoryRef: {branch: main}\n",
-         "        repositoryRef: {branch: main}\n      bucket: {url: x, bucketName: y}\n"),
+        (
+            "        repositoryRef: {branch: main}\n",
+            "        repositoryRef: {branch: main}\n      bucket: {url: x, bucketName: y}\n",
+        ),
         ("  mode: enforce\n", "  mode: sometimes\n"),
         ("{name: broad, percent: 100}", "{name: broad, percent: 101}"),
         ("{name: broad, percent: 100}", "{name: broad}"),

@@ -19,15 +19,47 @@ FILE = "fuzz.yaml"
 
 text_st = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), text_st,
-    st.sampled_from(["fleet/v1", "FluxPolicy", "enforce", "*", "rg-[", "5%", "0 */6 * * *",
-                     "2027-01-31", "GitRepository", "https://example.com/x.git"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    text_st,
+    st.sampled_from(
+        [
+            "fleet/v1",
+            "FluxPolicy",
+            "enforce",
+            "*",
+            "rg-[",
+            "5%",
+            "0 */6 * * *",
+            "2027-01-31",
+            "GitRepository",
+            "https://example.com/x.git",
+        ]
+    ),
 )
 keys = st.one_of(
     text_st,
-    st.sampled_from(["apiVersion", "kind", "metadata", "spec", "name", "targets", "extension",
-                     "fluxConfigurations", "kustomizations", "dependsOn", "gitRepository",
-                     "configurationProtectedSettings", "fromEnv", "waves", "percent"]),
+    st.sampled_from(
+        [
+            "apiVersion",
+            "kind",
+            "metadata",
+            "spec",
+            "name",
+            "targets",
+            "extension",
+            "fluxConfigurations",
+            "kustomizations",
+            "dependsOn",
+            "gitRepository",
+            "configurationProtectedSettings",
+            "fromEnv",
+            "waves",
+            "percent",
+        ]
+    ),
 )
 trees = st.recursive(
     scalars,
@@ -118,14 +150,16 @@ def test_random_text(text: str) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, len(VALID)), st.text(st.sampled_from("[]{}:-,&*!|>'\"#%@`\t\n ?"),
-                                           max_size=8))
+@given(
+    st.integers(0, len(VALID)), st.text(st.sampled_from("[]{}:-,&*!|>'\"#%@`\t\n ?"), max_size=8)
+)
 def test_valid_policy_with_yaml_punctuation_inserted(at: int, noise: str) -> None:
     check(lambda: load_text(VALID[:at] + noise + VALID[at:], file=FILE, today=TODAY))
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300))
 def test_random_bytes_in_a_file(tmp_path: Path, data: bytes) -> None:
     file = tmp_path / "fuzz.yaml"

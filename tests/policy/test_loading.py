@@ -204,8 +204,9 @@ def test_revision_changes_with_content() -> None:
     base = load_ok(VALID).revision
     assert load_ok(edit("  priority: 100\n", "  priority: 101\n")).revision != base
     # A default written out is the same policy as the default left out.
-    explicit = edit('    schedule: "0 */6 * * *"\n',
-                    '    schedule: "0 */6 * * *"\n    deleteUnmanaged: false\n')
+    explicit = edit(
+        '    schedule: "0 */6 * * *"\n', '    schedule: "0 */6 * * *"\n    deleteUnmanaged: false\n'
+    )
     assert load_ok(explicit).revision == base
 
 
@@ -364,10 +365,16 @@ def test_undefined_alias() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[1, 2]\n", "p.yaml:1: a policy document must be a mapping with apiVersion, kind, "
-         "metadata and spec"),
-        ("just text\n", "p.yaml:1: a policy document must be a mapping with apiVersion, kind, "
-         "metadata and spec"),
+        (
+            "[1, 2]\n",
+            "p.yaml:1: a policy document must be a mapping with apiVersion, kind, "
+            "metadata and spec",
+        ),
+        (
+            "just text\n",
+            "p.yaml:1: a policy document must be a mapping with apiVersion, kind, "
+            "metadata and spec",
+        ),
         ("? [a, b]\n: 1\n", "p.yaml:1: ?: complex (non-scalar) mapping keys are not supported"),
         ("!!set {a, b}\n", "p.yaml:1: unsupported YAML tag 'tag:yaml.org,2002:set'"),
     ],

@@ -219,17 +219,16 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "bad-glob-tag-value",
         "    tags: {env: prod}\n",
         '    tags: {env: "prod]"}\n',  # quoted: unquoted, YAML itself rejects the ]
-        [
-            "p.yaml:12: spec.targets.tags.env: invalid glob: unmatched ']' at position 5 "
-            "in 'prod]'"
-        ],
+        ["p.yaml:12: spec.targets.tags.env: invalid glob: unmatched ']' at position 5 in 'prod]'"],
     ),
     (
         "bad-glob-exemption",
         '    - cluster: "*/managedClusters/aks-lab-*"\n',
         '    - cluster: "*/managedClusters/aks-lab-[z-a]"\n',
-        ["p.yaml:16: spec.exemptions[0].cluster: invalid glob: bad range z-a in "
-         "'*/managedClusters/aks-lab-[z-a]'"],
+        [
+            "p.yaml:16: spec.exemptions[0].cluster: invalid glob: bad range z-a in "
+            "'*/managedClusters/aks-lab-[z-a]'"
+        ],
     ),
     # --- extension version pin -------------------------------------------------------------------
     (
@@ -410,8 +409,10 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "cron-invalid",
         '    schedule: "0 */6 * * *"\n',
         '    schedule: "0 */6 * * * *"\n',
-        ["p.yaml:38: spec.remediation.schedule: "
-         "'0 */6 * * * *' is not a valid 5-field cron expression"],
+        [
+            "p.yaml:38: spec.remediation.schedule: "
+            "'0 */6 * * * *' is not a valid 5-field cron expression"
+        ],
     ),
     (
         "cron-out-of-range",
@@ -450,10 +451,7 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "max-concurrency",
         "      failureBudget: 5%\n",
         "      failureBudget: 5%\n      maxConcurrency: 0\n",
-        [
-            "p.yaml:44: spec.remediation.rollout.maxConcurrency: "
-            "must be greater than or equal to 1"
-        ],
+        ["p.yaml:44: spec.remediation.rollout.maxConcurrency: must be greater than or equal to 1"],
     ),
     # --- exemptions and exclusions -----------------------------------------------------------
     (
@@ -536,8 +534,9 @@ CASES: list[tuple[str, str, str, list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_rule(old: str, new: str, expected: list[str]) -> None:
     assert errors_of(edit(old, new)) == expected
 

@@ -184,8 +184,21 @@ GROUPS = ["rg-prod-weu-1", "rg-stg-1", "rg-dev-2", "RG-EDGE-3"]
 LOCATIONS = ["westeurope", "West Europe", "eastus", "northeurope"]
 TAG_KEYS = ["env", "ring", "team", "Env"]
 TAG_VALUES = ["prod", "dev", "0", "1", "alpha", "", "PROD"]
-PATTERNS = ["*", "aks-*", "*-0000?", "AKS-*", "rg-*-1", "[ar]*", "rg-prod-*", "*dev*", "prod",
-            "?", "arc-edge-00003", "[!a]*", "p*"]
+PATTERNS = [
+    "*",
+    "aks-*",
+    "*-0000?",
+    "AKS-*",
+    "rg-*-1",
+    "[ar]*",
+    "rg-prod-*",
+    "*dev*",
+    "prod",
+    "?",
+    "arc-edge-00003",
+    "[!a]*",
+    "p*",
+]
 
 facts_st = st.builds(
     lambda name, rg, sub, ctype, location, tags: facts(
@@ -212,7 +225,8 @@ selector_fields = st.fixed_dictionaries(
         "clusterTypes": _some(["managedClusters", "connectedClusters"]),
         "locations": _some(LOCATIONS),
         "tags": st.dictionaries(
-            st.sampled_from(TAG_KEYS), st.sampled_from(PATTERNS + [v for v in TAG_VALUES if v]),
+            st.sampled_from(TAG_KEYS),
+            st.sampled_from(PATTERNS + [v for v in TAG_VALUES if v]),
             max_size=2,
         ),
         "names": _some(PATTERNS + NAMES),
@@ -228,8 +242,9 @@ def _oracle(fields: dict[str, Any], f: ClusterFacts) -> bool:
     """An independent statement of the selection rules (fnmatch instead of fleet's globs)."""
     checks = []
     if "subscriptions" in fields:
-        checks.append(any(s == "*" or s.lower() == f.subscription_id.lower()
-                          for s in fields["subscriptions"]))
+        checks.append(
+            any(s == "*" or s.lower() == f.subscription_id.lower() for s in fields["subscriptions"])
+        )
     if "resourceGroups" in fields:
         checks.append(any(_glob_oracle(p, f.resource_group) for p in fields["resourceGroups"]))
     if "clusterTypes" in fields:
@@ -241,8 +256,12 @@ def _oracle(fields: dict[str, Any], f: ClusterFacts) -> bool:
         lowered: dict[str, list[str]] = {}
         for k, v in f.tags.items():
             lowered.setdefault(k.lower(), []).append(v)
-        checks.append(all(any(_glob_oracle(p, v) for v in lowered.get(k.lower(), []))
-                          for k, p in fields["tags"].items()))
+        checks.append(
+            all(
+                any(_glob_oracle(p, v) for v in lowered.get(k.lower(), []))
+                for k, p in fields["tags"].items()
+            )
+        )
     if "names" in fields:
         checks.append(any(_glob_oracle(p, f.name) for p in fields["names"]))
     return all(checks)
@@ -262,9 +281,14 @@ def test_matches_agrees_with_the_oracle(fields: dict[str, Any], f: ClusterFacts)
 
 
 @settings(max_examples=200, deadline=None)
-@given(selector_fields, st.sampled_from(sorted(["subscriptions", "resourceGroups", "clusterTypes",
-                                                "locations", "tags", "names"])),
-       selector_fields, facts_st)
+@given(
+    selector_fields,
+    st.sampled_from(
+        sorted(["subscriptions", "resourceGroups", "clusterTypes", "locations", "tags", "names"])
+    ),
+    selector_fields,
+    facts_st,
+)
 def test_adding_a_constraint_never_widens_the_match(
     fields: dict[str, Any], extra_field: str, extra: dict[str, Any], f: ClusterFacts
 ) -> None:

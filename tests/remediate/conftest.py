@@ -31,8 +31,10 @@ from tests.conftest import POLICIES, emulator_env
 CLUSTERS = 60
 SUBSCRIPTIONS = 2
 SEED = 5
-CLUSTER_TYPES = ("Microsoft.ContainerService/managedClusters",
-                 "Microsoft.Kubernetes/connectedClusters")
+CLUSTER_TYPES = (
+    "Microsoft.ContainerService/managedClusters",
+    "Microsoft.Kubernetes/connectedClusters",
+)
 FAST = {"retry_after": 0, "lro_polls": 1, "reconcile_seconds": 0, "throttle": "off"}
 
 
@@ -68,14 +70,18 @@ def kinds(snapshot: dict[str, Any]) -> dict[str, str]:
 
 def clusters(snapshot: dict[str, Any]) -> dict[str, Any]:
     """cluster id (lower case) -> ClusterFacts."""
-    return {r["id"].lower(): facts_from_arm(r) for r in snapshot["resources"]
-            if r["type"] in CLUSTER_TYPES}
+    return {
+        r["id"].lower(): facts_from_arm(r)
+        for r in snapshot["resources"]
+        if r["type"] in CLUSTER_TYPES
+    }
 
 
 def cluster_of(path: str) -> str:
     """The cluster id (lower case) a request path or resource id is under."""
-    m = re.match(r"(/subscriptions/[^/]+/resourcegroups/[^/]+/providers/[^/]+/[^/]+/[^/?]+)",
-                 path.lower())
+    m = re.match(
+        r"(/subscriptions/[^/]+/resourcegroups/[^/]+/providers/[^/]+/[^/]+/[^/?]+)", path.lower()
+    )
     assert m, path
     return m.group(1)
 
@@ -88,8 +94,12 @@ def writes_by_cluster(emu: RunningEmulator) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def policy_dir(tmp: Path, edits: dict[str, Callable[[str], str]] | None = None,
-               extra: dict[str, str] | None = None, only: list[str] | None = None) -> Path:
+def policy_dir(
+    tmp: Path,
+    edits: dict[str, Callable[[str], str]] | None = None,
+    extra: dict[str, str] | None = None,
+    only: list[str] | None = None,
+) -> Path:
     """A copy of the example policies with textual edits per file (the files stay readable)."""
     target = tmp / "policies"
     target.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,9 @@ DEV = aks("aks-dev-00001", tags={"env": "dev"}, rg="rg-dev-1")
 
 
 def run(observed: ObservedCluster, *policies: Policy, nudge: bool = True) -> Judgement:
-    return judge(observed, applicable(*policies), catalog=CATALOG, now=NOW,
-                 nudge_stuck_versions=nudge)
+    return judge(
+        observed, applicable(*policies), catalog=CATALOG, now=NOW, nudge_stuck_versions=nudge
+    )
 
 
 def skipped(plan: ClusterPlan) -> dict[str, str]:
@@ -59,8 +60,13 @@ def test_a_stuck_auto_upgrade_extension_gets_its_own_body_back() -> None:
     assert props["autoUpgradeMinorVersion"] is True and "version" not in props
     assert props["releaseTrain"] == "Stable"
     assert props["configurationSettings"] == {"multiTenancy.enforce": "true"}
-    assert put.changes == [{"path": "/properties/currentVersion",
-                            "desired": ["1.17.3", "1.17.2", "1.16.12"], "actual": "1.15.2"}]
+    assert put.changes == [
+        {
+            "path": "/properties/currentVersion",
+            "desired": ["1.17.3", "1.17.2", "1.16.12"],
+            "actual": "1.15.2",
+        }
+    ]
     assert plan.skipped == []
 
 
@@ -72,8 +78,7 @@ def test_sweeps_only_report_the_version() -> None:
 
 def test_an_audit_owned_window_is_not_nudged() -> None:
     # prod: flux-version-audit (audit, priority 200) owns the window
-    plan = run(stuck(aks(), current="1.16.12"), baseline(), cluster_config(),
-               version_audit()).plan
+    plan = run(stuck(aks(), current="1.16.12"), baseline(), cluster_config(), version_audit()).plan
     assert plan.actions == []
     assert skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"] == "audit mode"
 
@@ -83,7 +88,9 @@ def test_the_arm64_floor_is_nudged_by_the_policies_declaring_the_extension() -> 
     plan = run(stuck(facts, current="1.6.3"), baseline(), cluster_config()).plan
     [put] = plan.actions
     assert {r.split()[0] for r in put.reasons} == {
-        "EXTENSION_VERSION_OUT_OF_WINDOW", "EXTENSION_VERSION_UNSUPPORTED_ARCH"}
+        "EXTENSION_VERSION_OUT_OF_WINDOW",
+        "EXTENSION_VERSION_UNSUPPORTED_ARCH",
+    }
 
 
 def test_a_pinned_version_is_never_nudged() -> None:
@@ -101,28 +108,40 @@ def test_an_extension_with_an_operation_in_progress_is_left_alone() -> None:
 
 
 def test_a_conflicting_extension_is_not_nudged() -> None:
-    plan = run(stuck(aks("aks-dev-7", tags={"env": "dev", "tenancy": "shared"})),
-               baseline(), shared_tenancy(), cluster_config()).plan
+    plan = run(
+        stuck(aks("aks-dev-7", tags={"env": "dev", "tenancy": "shared"})),
+        baseline(),
+        shared_tenancy(),
+        cluster_config(),
+    ).plan
     assert not [a for a in plan.actions if a.kind is ActionKind.PUT_EXTENSION]
     assert "conflict" in skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"]
 
 
 def test_flux_v1_blocks_the_nudge_unless_it_is_migrated() -> None:
     observed = compliant(DEV, CLUSTER_CONFIG, current="1.15.2")
-    observed = observe(DEV, extensions=list(observed.extensions),
-                       configs=list(observed.flux_configurations), v1=[flux_v1_json(DEV.id)])
+    observed = observe(
+        DEV,
+        extensions=list(observed.extensions),
+        configs=list(observed.flux_configurations),
+        v1=[flux_v1_json(DEV.id)],
+    )
     plan = run(observed, baseline(), cluster_config()).plan
     assert plan.actions == []
     assert "Flux v1" in skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"]
     migrated = run(observed, baseline(migrateFluxV1=True), cluster_config()).plan
-    assert [a.kind for a in migrated.actions] == [ActionKind.DELETE_FLUX_V1,
-                                                  ActionKind.PUT_EXTENSION]
+    assert [a.kind for a in migrated.actions] == [
+        ActionKind.DELETE_FLUX_V1,
+        ActionKind.PUT_EXTENSION,
+    ]
 
 
 def test_a_put_planned_anyway_is_the_nudge() -> None:
-    observed = observe(DEV, extensions=[extension_json(DEV.id, current="1.15.2",
-                                                       releaseTrain="Preview")],
-                       configs=[flux_json(DEV.id, CLUSTER_CONFIG)])
+    observed = observe(
+        DEV,
+        extensions=[extension_json(DEV.id, current="1.15.2", releaseTrain="Preview")],
+        configs=[flux_json(DEV.id, CLUSTER_CONFIG)],
+    )
     plan = run(observed, baseline(), cluster_config()).plan
     [put] = plan.actions
     assert put.reasons[0] == "EXTENSION_DRIFT /properties/releaseTrain"

@@ -33,11 +33,25 @@ def test_a_saved_plan_is_applied_exactly(start: Any, tmp_path: Path) -> None:
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
         document = _saved_plan(env, tmp_path / "plan.json")
-        planned = {("PUT" if a["method"] == "PUT" else "DELETE", a["resourceId"].lower())
-                   for c in document["clusters"] for a in c["actions"]}
+        planned = {
+            ("PUT" if a["method"] == "PUT" else "DELETE", a["resourceId"].lower())
+            for c in document["clusters"]
+            for a in c["actions"]
+        }
         assert planned
-        result = run(["remediate", "-p", str(POLICIES), "--plan", str(tmp_path / "plan.json"),
-                      "--yes", "-o", "json"], env)
+        result = run(
+            [
+                "remediate",
+                "-p",
+                str(POLICIES),
+                "--plan",
+                str(tmp_path / "plan.json"),
+                "--yes",
+                "-o",
+                "json",
+            ],
+            env,
+        )
         assert result.exit_code == 0, result.stderr
         job = report(result)
         assert job["job"]["mode"] == "plan" and job["summary"]["failed"] == 0
@@ -49,17 +63,21 @@ def test_a_stale_plan_is_refused_naming_the_changed_clusters(start: Any, tmp_pat
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
         document = _saved_plan(env, tmp_path / "plan.json")
-        [changed] = [c for c in document["clusters"]
-                     if any(a["kind"] == "put_flux_config" and a["change"] == "~"
-                            for a in c["actions"])][:1]
-        config_id = next(a["resourceId"] for a in changed["actions"]
-                         if a["kind"] == "put_flux_config")
+        [changed] = [
+            c
+            for c in document["clusters"]
+            if any(a["kind"] == "put_flux_config" and a["change"] == "~" for a in c["actions"])
+        ][:1]
+        config_id = next(
+            a["resourceId"] for a in changed["actions"] if a["kind"] == "put_flux_config"
+        )
         config = _resource(emu, config_id)
         config["properties"]["gitRepository"]["repositoryRef"] = {"branch": "hotfix"}
         emu.admin.put_resource(config)  # someone changed the cluster since the plan
         emu.admin.reset_stats()
-        result = run(["remediate", "-p", str(POLICIES), "--plan", str(tmp_path / "plan.json"),
-                      "--yes"], env)
+        result = run(
+            ["remediate", "-p", str(POLICIES), "--plan", str(tmp_path / "plan.json"), "--yes"], env
+        )
         assert result.exit_code == 2, result.stderr
         assert "the plan is stale: 1 cluster(s) changed" in result.stderr
         assert f"changed: {changed['clusterName']}" in result.stderr
@@ -70,8 +88,9 @@ def test_a_stale_plan_is_refused_naming_the_changed_clusters(start: Any, tmp_pat
         for f in POLICIES.glob("*.yaml"):
             text = f.read_text().replace("syncIntervalInSeconds: 600", "syncIntervalInSeconds: 300")
             (other / f.name).write_text(text)
-        refused = run(["remediate", "-p", str(other), "--plan", str(tmp_path / "plan.json"),
-                       "--yes"], env)
+        refused = run(
+            ["remediate", "-p", str(other), "--plan", str(tmp_path / "plan.json"), "--yes"], env
+        )
         assert refused.exit_code == 2 and "the policies changed" in refused.stderr
 
 
@@ -84,19 +103,25 @@ def test_the_retry_list_gets_the_same_desired_state_once_clusters_are_back(
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
         # the stopped cluster also drifts: a retry has something to write there
-        [ext] = [r for r in emu.admin.snapshot()["resources"]
-                 if r["id"].lower().startswith(stopped + "/providers/")
-                 and r["type"].endswith("/extensions")]
+        [ext] = [
+            r
+            for r in emu.admin.snapshot()["resources"]
+            if r["id"].lower().startswith(stopped + "/providers/")
+            and r["type"].endswith("/extensions")
+        ]
         ext["properties"]["releaseTrain"] = "Preview"
         emu.admin.put_resource(ext)
         first = report(run(["remediate", "-p", str(POLICIES), "--yes", "-o", "json"], env))
-        assert {facts[c.lower()].name for c in first["retry"]} >= {facts[stopped].name,
-                                                                   facts[offline].name}
+        assert {facts[c.lower()].name for c in first["retry"]} >= {
+            facts[stopped].name,
+            facts[offline].name,
+        }
         stored = report(run(["jobs", "show", first["job"]["id"], "-o", "json"], env))
         [row] = [c for c in stored["clusters"] if c["clusterId"].lower() == stopped]
         assert row["status"] == "retry"
         assert [(a["kind"], a["resourceId"].lower()) for a in row["actions"]] == [
-            ("put_extension", ext["id"].lower())]  # what it would get, kept for the retry
+            ("put_extension", ext["id"].lower())
+        ]  # what it would get, kept for the retry
         assert "configurationProtectedSettings" not in json.dumps(row["actions"])
 
         # the clusters come back: started, reconnected, readable again
@@ -120,8 +145,7 @@ def test_the_retry_list_gets_the_same_desired_state_once_clusters_are_back(
         assert by_id[offline]["status"] == "skipped"  # reconnected and already right
         assert set(writes_by_cluster(emu)) == {stopped}
         [write] = retry["clusters"][list(by_id).index(stopped)]["writes"]
-        assert (write["action"], write["resource"].lower()) == ("put_extension",
-                                                               ext["id"].lower())
+        assert (write["action"], write["resource"].lower()) == ("put_extension", ext["id"].lower())
         swept = report(run(["sweep", "-p", str(POLICIES), "-o", "json"], env))
         states = {c["id"].lower(): c["state"] for c in swept["clusters"]}
         assert states[stopped] == states[offline] == "compliant"

@@ -110,7 +110,8 @@ def test_an_enforce_run_fixes_every_unblocked_cluster(
         # unreachable, stopped and unreadable clusters are the retry list, never failures
         retry = {defects[c.lower()] for c in job["retry"]}
         assert retry == {"arc_offline", "arc_expired", "aks_stopped", "read_error"} & set(
-            defects.values())
+            defects.values()
+        )
         # only enforce policies wrote, and only PUTs (no flag allows a delete here)
         assert {m for calls in written.values() for m, _ in calls} == {"PUT"}
 
@@ -130,7 +131,8 @@ def test_an_enforce_run_fixes_every_unblocked_cluster(
         one = writes[0]["clusterId"]
         audit = run(["jobs", "audit", "--cluster", one, "-o", "json"], env)
         assert [w["clusterId"] for w in json.loads(audit.stdout)] == [
-            w["clusterId"] for w in writes if w["clusterId"] == one]
+            w["clusterId"] for w in writes if w["clusterId"] == one
+        ]
         listing = run(["jobs", "list"], env)
         assert job["job"]["id"] in listing.stdout and "succeeded" in listing.stdout
         table = run(["jobs", "show", "latest"], env)
@@ -143,12 +145,22 @@ def test_flux_v1_is_migrated_only_with_migrate_flux_v1(
     defects = kinds(snapshot)
     [v1] = [c for c, k in defects.items() if k == "flux_v1"]
     rollout = "    rollout:\n      maxConcurrency: 20\n      failureBudget: 0\n"
-    policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(rollout,
-                                                                   migrateFluxV1="true")})
+    policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(rollout, migrateFluxV1="true")})
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
-        result = run(["remediate", "-p", str(policies), "--yes", "-o", "json",
-                      "--policy", "platform-baseline"], env)
+        result = run(
+            [
+                "remediate",
+                "-p",
+                str(policies),
+                "--yes",
+                "-o",
+                "json",
+                "--policy",
+                "platform-baseline",
+            ],
+            env,
+        )
         assert result.exit_code == 0, result.stderr
         job = report(result)
         [entry] = [c for c in job["clusters"] if c["id"].lower() == v1]
@@ -157,7 +169,9 @@ def test_flux_v1_is_migrated_only_with_migrate_flux_v1(
         # the v1 configuration goes first, then the extension; --policy platform-baseline
         # leaves the flux configurations of the other policies alone
         assert [(m, p.rsplit("/", 2)[-2]) for m, p in calls] == [
-            ("DELETE", "sourceControlConfigurations"), ("PUT", "extensions")]
+            ("DELETE", "sourceControlConfigurations"),
+            ("PUT", "extensions"),
+        ]
         # a cluster-config run afterwards installs the configurations on the migrated cluster
         follow = run(["remediate", "-p", str(policies), "--yes", "-o", "json"], env)
         assert follow.exit_code == 0, follow.stderr

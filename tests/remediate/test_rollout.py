@@ -25,32 +25,53 @@ from tests.remediate.conftest import (
 )
 
 #: Defect kinds whose clusters certainly get a write from the example policies.
-WRITTEN_KINDS = ("extension_drift", "extension_failed", "extension_missing", "branch_drift",
-                 "depends_on_drift", "flux_config_missing", "extra_kustomization")
+WRITTEN_KINDS = (
+    "extension_drift",
+    "extension_failed",
+    "extension_missing",
+    "branch_drift",
+    "depends_on_drift",
+    "flux_config_missing",
+    "extra_kustomization",
+)
 
 
 def _fleet(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``fleet ...`` in its own process, as from another terminal."""
-    return subprocess.run([sys.executable, "-m", "fleet", *args], env={**os.environ, **env},
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "fleet", *args],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_scripted_failures_above_the_budget_stop_the_job_after_their_wave(
     start: Any, snapshot: dict[str, Any], tmp_path: Path
 ) -> None:
     facts = clusters(snapshot)
-    first = sorted((c for c, k in kinds(snapshot).items() if k in WRITTEN_KINDS),
-                   key=lambda c: facts[c].name)[:3]
+    first = sorted(
+        (c for c, k in kinds(snapshot).items() if k in WRITTEN_KINDS), key=lambda c: facts[c].name
+    )[:3]
     names = ", ".join(f'"{facts[c].name}"' for c in first)
-    rollout = ("    rollout:\n      waves:\n"
-               f"        - {{name: first, selector: {{names: [{names}]}}}}\n"
-               "        - {name: everything, percent: 100}\n"
-               "      maxConcurrency: 10\n      failureBudget: 1\n")
+    rollout = (
+        "    rollout:\n      waves:\n"
+        f"        - {{name: first, selector: {{names: [{names}]}}}}\n"
+        "        - {name: everything, percent: 100}\n"
+        "      maxConcurrency: 10\n      failureBudget: 1\n"
+    )
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(rollout)})
     with start() as emu:
         for cid in first[:2]:  # two of the first wave's three clusters fail: 2 > 1
-            emu.admin.add_fault(action="lro_fail", method="PUT", pathPrefix=facts[cid].id,
-                                code="InjectedFailure", message="the canary broke")
+            emu.admin.add_fault(
+                action="lro_fail",
+                method="PUT",
+                pathPrefix=facts[cid].id,
+                code="InjectedFailure",
+                message="the canary broke",
+            )
         env = env_for(emu, tmp_path / "state")
         result = run(["remediate", "-p", str(policies), "--yes", "-o", "json"], env)
         assert result.exit_code == 1, result.stderr
@@ -70,14 +91,17 @@ def test_scripted_failures_above_the_budget_stop_the_job_after_their_wave(
         shown = report(run(["jobs", "show", job["job"]["id"], "-o", "json"], env))
         failed = [w for w in shown["writes"] if w["outcome"] == "failed"]
         assert {(w["errorCode"], w["errorMessage"]) for w in failed} == {
-            ("InjectedFailure", "the canary broke")}
+            ("InjectedFailure", "the canary broke")
+        }
 
 
 def test_an_lro_failure_rate_above_the_budget_stops_after_the_first_wave(
     start: Any, tmp_path: Path
 ) -> None:
-    rollout = ("    rollout:\n      waves:\n        - {name: first, percent: 40}\n"
-               "        - {name: second, percent: 100}\n      failureBudget: 10%\n")
+    rollout = (
+        "    rollout:\n      waves:\n        - {name: first, percent: 40}\n"
+        "        - {name: second, percent: 100}\n      failureBudget: 10%\n"
+    )
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(rollout)})
     with start(lro_fail_rate=1.0, seed=3) as emu:
         env = env_for(emu, tmp_path / "state")
@@ -92,9 +116,11 @@ def test_an_lro_failure_rate_above_the_budget_stops_after_the_first_wave(
         assert job["summary"]["failed"] >= 2 and job["summary"]["fixed"] == 0
 
 
-APPROVAL = ("    rollout:\n      waves:\n"
-            "        - {name: canary, selector: {tags: {ring: \"0\"}}}\n"
-            "        - {name: broad, percent: 100, approval: true}\n      failureBudget: 5%\n")
+APPROVAL = (
+    "    rollout:\n      waves:\n"
+    '        - {name: canary, selector: {tags: {ring: "0"}}}\n'
+    "        - {name: broad, percent: 100, approval: true}\n      failureBudget: 5%\n"
+)
 
 
 def _wait_for(db: str, status: str, timeout: float = 60) -> dict[str, Any]:
@@ -115,9 +141,7 @@ def _in_thread(args: list[str], env: dict[str, str]) -> tuple[threading.Thread, 
     return thread, box
 
 
-def test_a_wave_waits_for_approval_from_another_terminal(
-    start: Any, tmp_path: Path
-) -> None:
+def test_a_wave_waits_for_approval_from_another_terminal(start: Any, tmp_path: Path) -> None:
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(APPROVAL)})
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
@@ -125,8 +149,11 @@ def test_a_wave_waits_for_approval_from_another_terminal(
         waiting = _wait_for(env["FLEET_DATABASE_URL"], "awaiting-approval")
         assert waiting["summary"]["progress"]["waitingFor"] == "broad"
         with History(env["FLEET_DATABASE_URL"]) as history:
-            canary = {c["clusterId"].lower() for c in history.job_clusters(waiting["id"])
-                      if c["wave"] == "canary"}
+            canary = {
+                c["clusterId"].lower()
+                for c in history.job_clusters(waiting["id"])
+                if c["wave"] == "canary"
+            }
         time.sleep(0.5)  # it really waits: nothing beyond the canary is written meanwhile
         assert set(writes_by_cluster(emu)) <= canary
         listing = _fleet(["jobs", "list"], env)
@@ -151,8 +178,10 @@ def test_an_unanswered_approval_times_out_cleanly(start: Any, tmp_path: Path) ->
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(APPROVAL)})
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
-        result = run(["remediate", "-p", str(policies), "--yes", "-o", "json",
-                      "--approval-timeout", "0.5"], env)
+        result = run(
+            ["remediate", "-p", str(policies), "--yes", "-o", "json", "--approval-timeout", "0.5"],
+            env,
+        )
         assert result.exit_code == 1, result.stderr
         job = report(result)
         assert job["job"]["status"] == "stopped"

@@ -41,36 +41,54 @@ def facts(i: int) -> ClusterFacts:
     return ClusterFacts(
         id=f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
         f"Microsoft.ContainerService/managedClusters/aks-{i:03d}",
-        name=f"aks-{i:03d}", cluster_type="managedClusters", subscription_id=SUB,
-        resource_group="rg", tags={"ring": "0" if i < 2 else "1"},
+        name=f"aks-{i:03d}",
+        cluster_type="managedClusters",
+        subscription_id=SUB,
+        resource_group="rg",
+        tags={"ring": "0" if i < 2 else "1"},
     )
 
 
 def action(f: ClusterFacts) -> Action:
-    return Action(kind=ActionKind.PUT_EXTENSION, cluster_id=f.id,
-                  resource_id=f.id + "/providers/Microsoft.KubernetesConfiguration/extensions/flux",
-                  method="PUT", body={"properties": {}}, policies=["platform-baseline"])
+    return Action(
+        kind=ActionKind.PUT_EXTENSION,
+        cluster_id=f.id,
+        resource_id=f.id + "/providers/Microsoft.KubernetesConfiguration/extensions/flux",
+        method="PUT",
+        body={"properties": {}},
+        policies=["platform-baseline"],
+    )
 
 
 class Env:
     def __init__(self) -> None:
-        self.settings = Settings(concurrency=8, auth="emulator",
-                                 arm_endpoint="https://127.0.0.1:1")
+        self.settings = Settings(concurrency=8, auth="emulator", arm_endpoint="https://127.0.0.1:1")
 
 
 def make(tmp_path: Path, n: int, **rollout: Any) -> tuple[JobSpec, Edges]:
     tasks = {facts(i).key: ClusterTask(facts(i), (action(facts(i)),)) for i in range(n)}
     choice = RolloutChoice("platform-baseline", Rollout.model_validate(rollout))
-    spec = JobSpec(id=f"job-{n}-{time.monotonic_ns()}", mode=Mode.LIVE,
-                   policy_set=load([POLICIES]), choice=choice, waves=[], tasks=tasks)
+    spec = JobSpec(
+        id=f"job-{n}-{time.monotonic_ns()}",
+        mode=Mode.LIVE,
+        policy_set=load([POLICIES]),
+        choice=choice,
+        waves=[],
+        tasks=tasks,
+    )
     spec.waves = assign_waves((t.facts for t in tasks.values()), choice.rollout)
     for w in spec.waves:
         for c in w.clusters:
             t = spec.task_of(c)
             spec.tasks[t.facts.key] = ClusterTask(t.facts, t.actions, w.name)
     history = History(f"sqlite:///{tmp_path / 'fleet.db'}")
-    edges = Edges(session=None, history=history, catalogs=None,  # type: ignore[arg-type]
-                  fingerprint_key=b"k", principal="tester")
+    edges = Edges(
+        session=None,
+        history=history,
+        catalogs=None,  # type: ignore[arg-type]
+        fingerprint_key=b"k",
+        principal="tester",
+    )
     record_job(history, spec, principal="tester")
     return spec, edges
 
@@ -83,13 +101,18 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def write(edges: Edges, spec: JobSpec, task: ClusterTask) -> ClusterOutcome:
         with state["lock"]:
             state["log"].append(("write", task.facts.name, time.monotonic()))
-        status = ClusterStatus.FAILED if task.facts.name in state["fail"] else \
-            ClusterStatus.APPLIED
-        return ClusterOutcome(task.id, task.facts.name, task.wave, status, "boom"
-                              if status is ClusterStatus.FAILED else None)
+        status = ClusterStatus.FAILED if task.facts.name in state["fail"] else ClusterStatus.APPLIED
+        return ClusterOutcome(
+            task.id,
+            task.facts.name,
+            task.wave,
+            status,
+            "boom" if status is ClusterStatus.FAILED else None,
+        )
 
-    def check(edges: Edges, spec: JobSpec, task: ClusterTask,
-              outcome: ClusterOutcome) -> ClusterOutcome:
+    def check(
+        edges: Edges, spec: JobSpec, task: ClusterTask, outcome: ClusterOutcome
+    ) -> ClusterOutcome:
         with state["lock"]:
             state["log"].append(("verify", task.facts.name, time.monotonic()))
         outcome.status = ClusterStatus.FIXED
@@ -103,10 +126,15 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_waves_run_in_order_each_verified_after_its_soak(
     tmp_path: Path, steps: dict[str, Any]
 ) -> None:
-    spec, edges = make(tmp_path, 6, waves=[{"name": "canary",
-                                             "selector": {"tags": {"ring": "0"}}},
-                                            {"name": "rest", "percent": 100}],
-                       soakSeconds=1)
+    spec, edges = make(
+        tmp_path,
+        6,
+        waves=[
+            {"name": "canary", "selector": {"tags": {"ring": "0"}}},
+            {"name": "rest", "percent": 100},
+        ],
+        soakSeconds=1,
+    )
     started = time.monotonic()
     result = run_remediation(Env(), spec, edges)  # type: ignore[arg-type]
     assert result.status is JobStatus.SUCCEEDED
@@ -114,8 +142,13 @@ def test_waves_run_in_order_each_verified_after_its_soak(
     canary = {"aks-000", "aks-001"}
     events = [(e, n in canary) for e, n, _ in log]
     # canary written, then (after the soak) verified, then the rest written and verified
-    assert events == [("write", True)] * 2 + [("verify", True)] * 2 + \
-        [("write", False)] * 4 + [("verify", False)] * 4
+    assert (
+        events
+        == [("write", True)] * 2
+        + [("verify", True)] * 2
+        + [("write", False)] * 4
+        + [("verify", False)] * 4
+    )
     last_canary_write = max(t for e, n, t in log if e == "write" and n in canary)
     first_verify = min(t for e, n, t in log if e == "verify")
     assert first_verify - last_canary_write >= 1.0
@@ -138,19 +171,30 @@ def test_the_budget_stops_a_wave_between_clusters(tmp_path: Path, steps: dict[st
     # one cluster was already queued when the second failure came back; no more after it
     assert written == order[:3]
     statuses = {o.name: o.status.value for o in result.outcomes.values()}
-    assert [statuses[n] for n in order] == ["failed", "failed", "fixed", "not-started",
-                                            "not-started", "not-started"]
+    assert [statuses[n] for n in order] == [
+        "failed",
+        "failed",
+        "fixed",
+        "not-started",
+        "not-started",
+        "not-started",
+    ]
     assert sorted(result.retry_list()) == sorted(
-        o.cluster_id for o in result.outcomes.values() if o.name not in (order[2],))
+        o.cluster_id for o in result.outcomes.values() if o.name not in (order[2],)
+    )
 
 
 def test_a_pre_approved_wave_does_not_wait_and_cancel_stops_before_the_next_wave(
     tmp_path: Path, steps: dict[str, Any]
 ) -> None:
-    spec, edges = make(tmp_path, 4, waves=[{"name": "canary",
-                                             "selector": {"tags": {"ring": "0"}},
-                                             "approval": True},
-                                            {"name": "rest", "percent": 100}])
+    spec, edges = make(
+        tmp_path,
+        4,
+        waves=[
+            {"name": "canary", "selector": {"tags": {"ring": "0"}}, "approval": True},
+            {"name": "rest", "percent": 100},
+        ],
+    )
     edges.history.approve(spec.id, "canary", by="tester")
     cancel = threading.Event()
 
@@ -158,12 +202,21 @@ def test_a_pre_approved_wave_does_not_wait_and_cancel_stops_before_the_next_wave
         def wave_finished(self, wave: Any, counts: Any) -> None:
             cancel.set()
 
-    result = run_remediation(Env(), spec, edges,  # type: ignore[arg-type]
-                             progress=CancelAfterCanary(), cancel=cancel)
+    result = run_remediation(
+        Env(),
+        spec,
+        edges,  # type: ignore[arg-type]
+        progress=CancelAfterCanary(),
+        cancel=cancel,
+    )
     assert result.status is JobStatus.CANCELLED
     assert {n for e, n, _ in steps["log"]} == {"aks-000", "aks-001"}
     assert sorted(o.status.value for o in result.outcomes.values()) == [
-        "fixed", "fixed", "not-started", "not-started"]
+        "fixed",
+        "fixed",
+        "not-started",
+        "not-started",
+    ]
 
 
 def test_the_progress_display_draws_on_a_terminal() -> None:

@@ -60,32 +60,56 @@ def test_a_protected_setting_never_leaves_the_write(start: Any, tmp_path: Path) 
         assert result.exit_code == 0, result.stderr
         job = report(result)
         assert "DEBUG" in result.stderr  # the debug logs really ran
-        private = [w for c in job["clusters"] for w in c["writes"]
-                   if w["resource"].endswith("/fluxConfigurations/private-apps")]
+        private = [
+            w
+            for c in job["clusters"]
+            for w in c["writes"]
+            if w["resource"].endswith("/fluxConfigurations/private-apps")
+        ]
         assert private and {w["outcome"] for w in private} == {"succeeded"}
         # ARM got the setting (the emulator keeps its key, blanks its value)
-        configs = [r for r in emu.admin.snapshot()["resources"]
-                   if r["id"].endswith("/fluxConfigurations/private-apps")]
-        assert configs and all(r["properties"]["configurationProtectedSettings"] ==
-                               {"httpsKey": ""} for r in configs)
+        configs = [
+            r
+            for r in emu.admin.snapshot()["resources"]
+            if r["id"].endswith("/fluxConfigurations/private-apps")
+        ]
+        assert configs and all(
+            r["properties"]["configurationProtectedSettings"] == {"httpsKey": ""} for r in configs
+        )
 
         swept = run(["sweep", "-p", str(policies), "-o", "json", "-vv"], env)
-        shown = run(["jobs", "show", job["job"]["id"], "-o", "json", ], env)
+        shown = run(
+            [
+                "jobs",
+                "show",
+                job["job"]["id"],
+                "-o",
+                "json",
+            ],
+            env,
+        )
         table = run(["jobs", "show", job["job"]["id"]], env)
         audit = run(["jobs", "audit", "-o", "json"], env)
         rendered = run(["report", "latest", "--format", "json"], env)
         assert swept.exit_code == shown.exit_code == audit.exit_code == 0
         # no drift: the fingerprint of what was applied matches the reference's value
         private_ids = {w["resource"].lower() for w in private}
-        findings = [f for c in report(swept)["clusters"] for f in c["findings"]
-                    if (f.get("resource") or "").lower() in private_ids]
+        findings = [
+            f
+            for c in report(swept)["clusters"]
+            for f in c["findings"]
+            if (f.get("resource") or "").lower() in private_ids
+        ]
         assert findings == []
 
         outputs = {
-            "remediate stdout": result.stdout, "remediate stderr": result.stderr,
+            "remediate stdout": result.stdout,
+            "remediate stderr": result.stderr,
             "sweep output": swept.stdout + swept.stderr,
-            "jobs show -o json": shown.stdout, "jobs show": table.stdout,
-            "jobs audit": audit.stdout, "report": rendered.stdout + rendered.stderr,
+            "jobs show -o json": shown.stdout,
+            "jobs show": table.stdout,
+            "jobs audit": audit.stdout,
+            "report": rendered.stdout + rendered.stderr,
             "emulator request log": json.dumps(emu.admin.requests()),
             "emulator state": json.dumps(emu.admin.snapshot()),
         }
@@ -105,15 +129,20 @@ def test_a_protected_setting_never_leaves_the_write(start: Any, tmp_path: Path) 
         # rotation: the reference now holds another value: drift until a job applies it
         rotated_env = {**env, "FLEET_TEST_GIT_TOKEN": ROTATED}
         drift = report(run(["sweep", "-p", str(policies), "-o", "json"], rotated_env))
-        paths = {f["path"] for c in drift["clusters"] for f in c["findings"]
-                 if f["code"] == "FLUX_CONFIG_DRIFT"}
+        paths = {
+            f["path"]
+            for c in drift["clusters"]
+            for f in c["findings"]
+            if f["code"] == "FLUX_CONFIG_DRIFT"
+        }
         assert paths == {"/properties/configurationProtectedSettings/httpsKey"}
         again = run(["remediate", "-p", str(policies), "--yes", "-o", "json"], rotated_env)
         assert again.exit_code == 0, again.stderr
         assert report(again)["summary"]["fixed"] == len(private)
         clean = report(run(["sweep", "-p", str(policies), "-o", "json"], rotated_env))
-        assert not [f for c in clean["clusters"] for f in c["findings"]
-                    if f["code"] == "FLUX_CONFIG_DRIFT"]
+        assert not [
+            f for c in clean["clusters"] for f in c["findings"] if f["code"] == "FLUX_CONFIG_DRIFT"
+        ]
         for f in state.glob("fleet.db*"):
             _absent(ROTATED, f.name, f.read_bytes())
         _absent(ROTATED, "remediate output", again.stdout + again.stderr)

@@ -24,16 +24,31 @@ CLUSTER = (
 def test_job_clusters_round_trip_and_update(history: History) -> None:
     job = history.create_job(kind="remediation", job_id="20260101T000000Z-aaaaaa")
     actions = [{"kind": "put_extension", "protected": {"key": "env:TOKEN"}}]
-    history.add_job_clusters(job, [
-        {"clusterId": CLUSTER, "name": "aks-1", "wave": "canary", "status": "pending",
-         "facts": {"id": CLUSTER}, "actions": actions},
-        {"clusterId": CLUSTER.replace("aks-1", "aks-2"), "name": "aks-2", "status": "retry",
-         "reason": "the cluster is stopped"},
-    ])
+    history.add_job_clusters(
+        job,
+        [
+            {
+                "clusterId": CLUSTER,
+                "name": "aks-1",
+                "wave": "canary",
+                "status": "pending",
+                "facts": {"id": CLUSTER},
+                "actions": actions,
+            },
+            {
+                "clusterId": CLUSTER.replace("aks-1", "aks-2"),
+                "name": "aks-2",
+                "status": "retry",
+                "reason": "the cluster is stopped",
+            },
+        ],
+    )
     history.update_job_cluster(job, CLUSTER.upper(), status="fixed", outcome={"writes": 1})
     rows = history.job_clusters(job)
     assert [(r["name"], r["status"], r["wave"]) for r in rows] == [
-        ("aks-1", "fixed", "canary"), ("aks-2", "retry", None)]
+        ("aks-1", "fixed", "canary"),
+        ("aks-2", "retry", None),
+    ]
     assert rows[0]["actions"] == actions and rows[0]["outcome"] == {"writes": 1}
     assert [r["name"] for r in history.job_clusters(job, statuses=["retry"])] == ["aks-2"]
     with pytest.raises(KeyError):
@@ -72,11 +87,17 @@ def test_find_job_by_latest_id_and_prefix(history: History) -> None:
 
 def test_continuation_tokens_are_stored_but_never_with_a_secret(history: History) -> None:
     job = history.create_job(kind="remediation", job_id="20260101T000000Z-cccccc")
-    write = history.record_write(job_id=job, cluster_id=CLUSTER, resource_id=CLUSTER + "/x",
-                                 action="put_extension", method="PUT",
-                                 body_digest=body_digest({"properties": {}}))
-    history.set_write_operation(write, continuation_token="eyJ0b2tlbiI6MX0=",
-                                correlation_id="corr-1")
+    write = history.record_write(
+        job_id=job,
+        cluster_id=CLUSTER,
+        resource_id=CLUSTER + "/x",
+        action="put_extension",
+        method="PUT",
+        body_digest=body_digest({"properties": {}}),
+    )
+    history.set_write_operation(
+        write, continuation_token="eyJ0b2tlbiI6MX0=", correlation_id="corr-1"
+    )
     [row] = history.writes(job)
     assert row["continuationToken"] == "eyJ0b2tlbiI6MX0=" and row["outcome"] == "running"
     assert row["correlationId"] == "corr-1"

@@ -34,8 +34,7 @@ def planned(observed, *policies):  # type: ignore[no-untyped-def]
 def test_a_plan_is_unmet_before_and_met_once_arm_shows_it() -> None:
     before = observe(F, v1=[flux_v1_json(F.id)])
     actions = planned(before, baseline(migrateFluxV1=True), cluster_config())
-    assert [a.kind.value for a in actions] == ["delete_flux_v1", "put_extension",
-                                               "put_flux_config"]
+    assert [a.kind.value for a in actions] == ["delete_flux_v1", "put_extension", "put_flux_config"]
     assert [why for _, why in unmet(before, actions)] == [
         "Flux v1 configuration 'legacy-v1' still exists",
         "extension 'flux' does not exist",
@@ -51,14 +50,22 @@ def test_drift_failure_and_non_compliance_are_unmet() -> None:
     dev = copy.deepcopy(CLUSTER_CONFIG)
     dev["gitRepository"]["repositoryRef"] = {"branch": "dev"}
     drifted = observe(F, extensions=list(fixed.extensions), configs=[flux_json(F.id, dev)])
-    assert problem(drifted, put) == ("flux configuration 'cluster-config' differs at "
-                                     "/properties/gitRepository/repositoryRef/branch")
-    failed = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG, provisioningState="Failed",
-                                           errorMessage="git clone: 403")])
-    assert problem(failed, put) == ("flux configuration 'cluster-config' is in "
-                                    "provisioningState Failed: git clone: 403")
-    broken = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG,
-                                           complianceState="Non-Compliant")])
+    assert problem(drifted, put) == (
+        "flux configuration 'cluster-config' differs at "
+        "/properties/gitRepository/repositoryRef/branch"
+    )
+    failed = observe(
+        F,
+        configs=[
+            flux_json(
+                F.id, CLUSTER_CONFIG, provisioningState="Failed", errorMessage="git clone: 403"
+            )
+        ],
+    )
+    assert problem(failed, put) == (
+        "flux configuration 'cluster-config' is in provisioningState Failed: git clone: 403"
+    )
+    broken = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG, complianceState="Non-Compliant")])
     assert problem(broken, put) == "Flux reports flux configuration 'cluster-config' Non-Compliant"
     ext = observe(F, extensions=[extension_json(F.id, releaseTrain="Preview")])
     [ext_put] = planned(ext, baseline())
@@ -75,8 +82,9 @@ def test_protected_settings_are_met_only_with_the_applied_fingerprint() -> None:
     want = fingerprint(b"k", "token-one")
     none = Fingerprints(desired={"env:T": want}, applied={})
     same = Fingerprints(desired={"env:T": want}, applied={rid: {"httpsKey": want}})
-    rotated = Fingerprints(desired={"env:T": fingerprint(b"k", "token-two")},
-                           applied={rid: {"httpsKey": want}})
+    rotated = Fingerprints(
+        desired={"env:T": fingerprint(b"k", "token-two")}, applied={rid: {"httpsKey": want}}
+    )
     assert "httpsKey" in (problem(observed, put, none) or "")
     assert problem(observed, put, same) is None
     assert "httpsKey" in (problem(observed, put, rotated) or "")
@@ -91,8 +99,7 @@ def test_continuation_tokens_with_a_secret_inside_are_caught() -> None:
         return base64.b64encode(json.dumps(state).encode()).decode()
 
     assert token_is_clean(token('{"properties": {"x": ""}}'), ["hunter2-secret"])
-    assert not token_is_clean(token('{"properties": {"x": "hunter2-secret"}}'),
-                              ["hunter2-secret"])
+    assert not token_is_clean(token('{"properties": {"x": "hunter2-secret"}}'), ["hunter2-secret"])
     assert not token_is_clean("plain hunter2-secret", ["hunter2-secret"])
     assert token_is_clean(None, ["x"])
 

@@ -29,7 +29,10 @@ def cluster(name: str, *, ring: str | None = None, sub: str = SUB) -> ClusterFac
     return ClusterFacts(
         id=f"/subscriptions/{sub}/resourceGroups/rg-1/providers/"
         f"Microsoft.ContainerService/managedClusters/{name}",
-        name=name, cluster_type="managedClusters", subscription_id=sub, resource_group="rg-1",
+        name=name,
+        cluster_type="managedClusters",
+        subscription_id=sub,
+        resource_group="rg-1",
         tags=tags,
     )
 
@@ -39,15 +42,22 @@ def rollout(*waves: dict[str, Any], **kw: Any) -> Rollout:
 
 
 def policy(name: str, *, mode: str = "enforce", priority: int = 0, **remediation: Any) -> Policy:
-    return Policy.model_validate({
-        "apiVersion": "fleet/v1", "kind": "FluxPolicy", "metadata": {"name": name},
-        "spec": {"mode": mode, "priority": priority, "remediation": remediation},
-    })
+    return Policy.model_validate(
+        {
+            "apiVersion": "fleet/v1",
+            "kind": "FluxPolicy",
+            "metadata": {"name": name},
+            "spec": {"mode": mode, "priority": priority, "remediation": remediation},
+        }
+    )
 
 
 FLEET = [cluster(f"aks-{i:04d}", ring="0" if i % 20 == 0 else "2") for i in range(400)]
-BASELINE = rollout({"name": "canary", "selector": {"tags": {"ring": "0"}}},
-                   {"name": "early", "percent": 10}, {"name": "broad", "percent": 100})
+BASELINE = rollout(
+    {"name": "canary", "selector": {"tags": {"ring": "0"}}},
+    {"name": "early", "percent": 10},
+    {"name": "broad", "percent": 100},
+)
 
 
 def names(plan: Any) -> dict[str, list[str]]:
@@ -59,9 +69,13 @@ def test_position_is_a_stable_hash_of_the_lower_cased_id() -> None:
     assert position(a.id) == position(a.id.upper()) == position(a.id.lower())
     assert 0 <= position(a.id) < 100
     # pinned: a re-run next year lands this cluster at the same place
-    assert round(position(cluster("aks-0001").id), 6) == round(position(
-        "/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-1/providers/"
-        "microsoft.containerservice/managedclusters/aks-0001"), 6)
+    assert round(position(cluster("aks-0001").id), 6) == round(
+        position(
+            "/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-1/providers/"
+            "microsoft.containerservice/managedclusters/aks-0001"
+        ),
+        6,
+    )
 
 
 def test_selector_then_cumulative_percentages() -> None:
@@ -78,8 +92,12 @@ def test_selector_then_cumulative_percentages() -> None:
 
 
 def test_clusters_no_wave_takes_go_to_the_implicit_last_wave() -> None:
-    plan = assign_waves(FLEET, rollout({"name": "canary", "selector": {"tags": {"ring": "0"}}},
-                                       {"name": "half", "percent": 50}))
+    plan = assign_waves(
+        FLEET,
+        rollout(
+            {"name": "canary", "selector": {"tags": {"ring": "0"}}}, {"name": "half", "percent": 50}
+        ),
+    )
     assert [w.name for w in plan] == ["canary", "half", IMPLICIT_WAVE]
     assert plan[-1].implicit and not plan[0].implicit
     rest = {c for c in plan[-1].clusters}
@@ -88,10 +106,14 @@ def test_clusters_no_wave_takes_go_to_the_implicit_last_wave() -> None:
 
 def test_no_waves_is_one_wave_and_empty_declared_waves_are_kept() -> None:
     assert [(w.name, len(w.clusters)) for w in assign_waves(FLEET[:5], Rollout())] == [("all", 5)]
-    plan = assign_waves(FLEET[:5], rollout({"name": "none", "percent": 0},
-                                           {"name": "all", "percent": 100, "approval": True}))
+    plan = assign_waves(
+        FLEET[:5],
+        rollout({"name": "none", "percent": 0}, {"name": "all", "percent": 100, "approval": True}),
+    )
     assert [(w.name, len(w.clusters), w.approval) for w in plan] == [
-        ("none", 0, False), ("all", 5, True)]
+        ("none", 0, False),
+        ("all", 5, True),
+    ]
 
 
 @settings(max_examples=60, deadline=None)
@@ -133,11 +155,20 @@ def test_a_percentage_covers_about_that_share(percent: float) -> None:
 @pytest.mark.parametrize(
     ("budget", "clusters", "failures", "exceeded"),
     [
-        (0, 10, 0, False), (0, 10, 1, True), (3, 10, 3, False), (3, 10, 4, True),
-        ("5%", 16, 0, False), ("5%", 16, 1, True),   # 0.8 allowed: the first failure stops
-        ("5%", 40, 2, False), ("5%", 40, 3, True),   # exactly 2 allowed
-        ("10%", 100, 10, False), ("10%", 100, 11, True),
-        ("0%", 100, 1, True), ("100%", 5, 5, False), ("12.5%", 8, 1, False), ("12.5%", 8, 2, True),
+        (0, 10, 0, False),
+        (0, 10, 1, True),
+        (3, 10, 3, False),
+        (3, 10, 4, True),
+        ("5%", 16, 0, False),
+        ("5%", 16, 1, True),  # 0.8 allowed: the first failure stops
+        ("5%", 40, 2, False),
+        ("5%", 40, 3, True),  # exactly 2 allowed
+        ("10%", 100, 10, False),
+        ("10%", 100, 11, True),
+        ("0%", 100, 1, True),
+        ("100%", 5, 5, False),
+        ("12.5%", 8, 1, False),
+        ("12.5%", 8, 2, True),
     ],
 )
 def test_failure_budget(budget: int | str, clusters: int, failures: int, exceeded: bool) -> None:

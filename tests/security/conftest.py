@@ -17,12 +17,30 @@ __all__ = ["emulator_factory", "fleet_snapshot", "start_worker"]
 
 def start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """``celery -A workers worker`` on every queue, in its own process; waits until ready."""
-    cmd = [CELERY, "-A", "workers", "worker", "--pool", "threads", "--concurrency", "8",
-           "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-mingle",
-           "--without-gossip"]
+    cmd = [
+        CELERY,
+        "-A",
+        "workers",
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        "8",
+        "--hostname",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+    ]
     with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)},
-                                stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while b" ready." not in log.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:

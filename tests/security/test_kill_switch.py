@@ -58,8 +58,11 @@ def wait_until(predicate: Any, timeout: float = 60.0) -> None:
 
 
 def test_on_status_off(emulator_factory: Any, tmp_path: Path) -> None:
-    env = env_of(emulator_factory().running, tmp_path / "state",
-                 FLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nobody listens
+    env = env_of(
+        emulator_factory().running,
+        tmp_path / "state",
+        FLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    )  # nobody listens
     assert status(env)["engaged"] is False
     on = cli(["jobs", "kill-switch", "on", "--reason", "bad flux release 1.17.4"], env)
     assert on.exit_code == 0, on.stderr
@@ -74,15 +77,19 @@ def test_on_status_off(emulator_factory: Any, tmp_path: Path) -> None:
     assert status(env)["engaged"] is False
 
 
-def test_new_jobs_refuse_to_start_while_it_is_on(
-    emulator_factory: Any, tmp_path: Path
-) -> None:
+def test_new_jobs_refuse_to_start_while_it_is_on(emulator_factory: Any, tmp_path: Path) -> None:
     emu = emulator_factory().running
     env = env_of(emu, tmp_path / "state", FLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     assert cli(["jobs", "kill-switch", "on", "-r", "incident 42"], env).exit_code == 0
     emu.admin.reset_stats()
-    for args in (["sweep"], ["plan"], ["remediate", "--yes"], ["remediate", "--dry-run"],
-                 ["sweep", "--engine", "celery"], ["remediate", "--yes", "--engine", "celery"]):
+    for args in (
+        ["sweep"],
+        ["plan"],
+        ["remediate", "--yes"],
+        ["remediate", "--dry-run"],
+        ["sweep", "--engine", "celery"],
+        ["remediate", "--yes", "--engine", "celery"],
+    ):
         result = cli([*args, "-p", str(POLICIES)], env)
         assert result.exit_code == 2, (args, result.stdout, result.stderr)
         assert "the kill switch is on" in result.stderr and "incident 42" in result.stderr
@@ -118,13 +125,17 @@ def test_a_running_sweep_stops_at_its_next_cluster(
     by_id = {c["id"]: c for c in full["clusters"]}
     for c in report["clusters"]:
         assert (c["state"], [f["code"] for f in c["findings"]]) == (
-            by_id[c["id"]]["state"], [f["code"] for f in by_id[c["id"]]["findings"]])
+            by_id[c["id"]]["state"],
+            [f["code"] for f in by_id[c["id"]]["findings"]],
+        )
 
 
-ROLLOUT = ("    rollout:\n      waves:\n"
-           "        - {name: canary, selector: {tags: {ring: \"0\"}}}\n"
-           "        - {name: broad, percent: 100}\n"
-           "      maxConcurrency: 2\n      failureBudget: 100%\n")
+ROLLOUT = (
+    "    rollout:\n      waves:\n"
+    '        - {name: canary, selector: {tags: {ring: "0"}}}\n'
+    "        - {name: broad, percent: 100}\n"
+    "      maxConcurrency: 2\n      failureBudget: 100%\n"
+)
 
 
 def test_a_running_remediation_stops_at_its_next_cluster(
@@ -145,8 +156,9 @@ def test_a_running_remediation_stops_at_its_next_cluster(
     assert proc.returncode == 130, err
     job = json.loads(out)
     assert job["job"]["status"] == "cancelled"
-    assert "kill switch" in job["job"]["stopReason"] and "halt the rollout" in job["job"][
-        "stopReason"]
+    assert (
+        "kill switch" in job["job"]["stopReason"] and "halt the rollout" in job["job"]["stopReason"]
+    )
     shown = json.loads(cli(["jobs", "show", job["job"]["id"], "-o", "json"], env).stdout)
     statuses = job_outcomes(job, shown, fleet_snapshot)
     assert "not-started" in statuses.values()
@@ -167,8 +179,7 @@ def test_a_running_remediation_stops_at_its_next_cluster(
 def test_a_job_waiting_for_approval_stops(emulator_factory: Any, tmp_path: Path) -> None:
     emu = emulator_factory().running
     state = tmp_path / "state"
-    rollout = ("    rollout:\n      waves:\n"
-               "        - {name: gated, percent: 100, approval: true}\n")
+    rollout = "    rollout:\n      waves:\n        - {name: gated, percent: 100, approval: true}\n"
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(rollout)})
     env = env_of(emu, state)
     proc = cli_process(["remediate", "-p", str(policies), "--yes", "-o", "json"], env)
@@ -176,7 +187,8 @@ def test_a_job_waiting_for_approval_stops(emulator_factory: Any, tmp_path: Path)
     def waiting() -> bool:
         listed = cli(["jobs", "list", "-o", "json"], env)
         return listed.exit_code == 0 and any(
-            j["status"] == "awaiting-approval" for j in json.loads(listed.stdout or "[]"))
+            j["status"] == "awaiting-approval" for j in json.loads(listed.stdout or "[]")
+        )
 
     wait_until(waiting)
     assert cli(["jobs", "kill-switch", "on"], env).exit_code == 0
@@ -204,7 +216,9 @@ def test_engaged_reads_the_history_and_the_redis_mirror(
     with History(url) as history:
         assert killswitch.engaged(history, redis_server.url) is False
         assert killswitch.engage(history, redis_server.url, reason="r", by="ops") == [
-            "history", "redis"]
+            "history",
+            "redis",
+        ]
         raw = redis.Redis.from_url(redis_server.url).get(killswitch.REDIS_KEY)
         assert isinstance(raw, bytes)
         mirrored = json.loads(raw)
@@ -217,7 +231,8 @@ def test_engaged_reads_the_history_and_the_redis_mirror(
         assert killswitch.engaged(history, redis_server.url) is False
         # Redis alone (a worker's view when the switch was set there): engaged
         redis.Redis.from_url(redis_server.url).set(
-            killswitch.REDIS_KEY, json.dumps({"engaged": True, "reason": "from redis"}))
+            killswitch.REDIS_KEY, json.dumps({"engaged": True, "reason": "from redis"})
+        )
         killswitch.forget()
         assert killswitch.engaged(history, redis_server.url) is True
         assert killswitch.engaged(history) is False
@@ -260,16 +275,25 @@ def test_another_process_sees_the_switch(tmp_path: Path) -> None:
     with History(url) as history:
         killswitch.engage(history, None, reason="persisted")
     out = subprocess.run(
-        [sys.executable, "-c",
-         "from fleet.jobs import killswitch; from fleet.store.history import History; "
-         f"print(killswitch.engaged(History({url!r})))"],
-        capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-c",
+            "from fleet.jobs import killswitch; from fleet.store.history import History; "
+            f"print(killswitch.engaged(History({url!r})))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "True"
 
 
 def test_the_cli_mirrors_to_the_configured_redis_only(
-    redis_server: RedisServer, emulator_factory: Any, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, clean_fleet_env: Path
+    redis_server: RedisServer,
+    emulator_factory: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_fleet_env: Path,
 ) -> None:
     """Mirrored to FLEET_REDIS_URL when it is set; never to a Redis merely found at the
     default address (it may belong to someone else)."""
@@ -279,8 +303,7 @@ def test_the_cli_mirrors_to_the_configured_redis_only(
     assert _mirror(Settings()) is None  # FLEET_REDIS_URL unset: the default is not used
     monkeypatch.setenv("FLEET_REDIS_URL", redis_server.url)
     assert _mirror(Settings()) == redis_server.url
-    env = env_of(emulator_factory().running, tmp_path / "state",
-                 FLEET_REDIS_URL=redis_server.url)
+    env = env_of(emulator_factory().running, tmp_path / "state", FLEET_REDIS_URL=redis_server.url)
     on = cli(["jobs", "kill-switch", "on", "-r", "mirrored"], env)
     assert "(set in history, redis)" in on.stderr
     assert status(env)["sources"] == ["history", "redis"]
@@ -289,20 +312,24 @@ def test_the_cli_mirrors_to_the_configured_redis_only(
 
 
 def test_a_celery_sweep_stops_at_its_next_cluster(
-    redis_server: RedisServer, emulator_factory: Any, fleet_snapshot: dict[str, Any],
-    tmp_path: Path
+    redis_server: RedisServer, emulator_factory: Any, fleet_snapshot: dict[str, Any], tmp_path: Path
 ) -> None:
     """The workers ask ``killswitch.engaged()`` before each cluster: a distributed sweep
     stops too, recorded incomplete, with what it judged."""
     emu = emulator_factory(latency_ms=150, latency_p99_ms=200).running
     state = tmp_path / "state"
-    env = env_of(emu, state, FLEET_REDIS_URL=redis_server.url, FLEET_BROKER_URL=redis_server.url,
-                 FLEET_BATCH_SIZE=2, FLEET_VISIBILITY_TIMEOUT=30)
+    env = env_of(
+        emu,
+        state,
+        FLEET_REDIS_URL=redis_server.url,
+        FLEET_BROKER_URL=redis_server.url,
+        FLEET_BATCH_SIZE=2,
+        FLEET_VISIBILITY_TIMEOUT=30,
+    )
     procs = []
     try:
         procs = [start_worker("w1", env, tmp_path / "w1.log")]
-        proc = cli_process(["sweep", "-p", str(POLICIES), "--engine", "celery", "-o", "json"],
-                           env)
+        proc = cli_process(["sweep", "-p", str(POLICIES), "--engine", "celery", "-o", "json"], env)
         wait_until(lambda: emu.admin.stats()["requests"]["total"] >= 20)
         assert cli(["jobs", "kill-switch", "on", "-r", "stop the workers"], env).exit_code == 0
         out, err = proc.communicate(timeout=120)

@@ -32,8 +32,10 @@ from tests.faults.conftest import (
 from tests.remediate.conftest import policy_dir, with_rollout
 
 PRINCIPAL = EmulatorCredential().principal
-ROLLOUT = ("    rollout:\n      waves:\n        - {name: all, percent: 100}\n"
-           "      maxConcurrency: 8\n      failureBudget: 100%\n")
+ROLLOUT = (
+    "    rollout:\n      waves:\n        - {name: all, percent: 100}\n"
+    "      maxConcurrency: 8\n      failureBudget: 100%\n"
+)
 
 
 def role(mode: str) -> list[str]:
@@ -45,8 +47,9 @@ def role(mode: str) -> list[str]:
 
 
 def states(report: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
-    return {c["id"]: (c["state"], sorted(f["code"] for f in c["findings"]))
-            for c in report["clusters"]}
+    return {
+        c["id"]: (c["state"], sorted(f["code"] for f in c["findings"])) for c in report["clusters"]
+    }
 
 
 def forbidden(emu: Any) -> int:
@@ -67,10 +70,13 @@ def test_the_graph_inventory_works_with_the_read_only_role(
     assert len(report["clusters"]) == len(facts_of(fleet_snapshot))
     assert states(report) == states(unrestricted)
     # and enforcement is real: without Resource Graph's read action, the graph path is refused
-    emu.admin.set_role(PRINCIPAL, [a for a in READ_ACTIONS
-                                   if a != "Microsoft.ResourceGraph/resources/read"])
-    denied = cli(["sweep", "-p", str(POLICIES), "-o", "json"],
-                 env_of(emu, tmp_path / "denied", FLEET_INVENTORY="graph"))
+    emu.admin.set_role(
+        PRINCIPAL, [a for a in READ_ACTIONS if a != "Microsoft.ResourceGraph/resources/read"]
+    )
+    denied = cli(
+        ["sweep", "-p", str(POLICIES), "-o", "json"],
+        env_of(emu, tmp_path / "denied", FLEET_INVENTORY="graph"),
+    )
     assert denied.exit_code == 3  # Azure refused the credentials: a one-line hint, no traceback
     assert "Resource Graph: HTTP 403 AuthorizationFailed" in denied.stderr
     assert "fleet rbac" in denied.stderr and "Traceback" not in denied.stderr
@@ -93,8 +99,11 @@ def test_a_remediation_under_the_read_only_role_fails_cleanly(
         assert [w["errorCode"] for w in c["writes"]] == ["AuthorizationFailed"], c
         assert "AuthorizationFailed" in c["reason"]
     assert shown["writes"] and all(
-        w["outcome"] == "failed" and w["statusCode"] == 403
-        and w["errorCode"] == "AuthorizationFailed" for w in shown["writes"])
+        w["outcome"] == "failed"
+        and w["statusCode"] == 403
+        and w["errorCode"] == "AuthorizationFailed"
+        for w in shown["writes"]
+    )
     # ARM refused every one: the fleet is exactly as it was
     assert emu.admin.snapshot()["resources"] == fleet_snapshot["resources"]
     assert forbidden(emu) == len(shown["writes"])

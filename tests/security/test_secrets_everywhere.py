@@ -43,8 +43,13 @@ SSH_KEY = "sshKEY-0a9b8c7d6e5f4a3b-PLANTED"
 ACCOUNT_KEY = "acctKEY+9Z8Y7X6W5V4U3T2S1R/PLANTED=="
 SAS_TOKEN = "sv=2026-01-01&sig=PLANTEDsasSIG%2Bq1w2e3r4&se=2027"
 EXT_SECRET = "extSECRET-4d5e6f7a8b9c-PLANTED"
-SECRETS = {"git token": GIT_TOKEN, "ssh key": SSH_KEY, "account key": ACCOUNT_KEY,
-           "sas token": SAS_TOKEN, "extension secret": EXT_SECRET}
+SECRETS = {
+    "git token": GIT_TOKEN,
+    "ssh key": SSH_KEY,
+    "account key": ACCOUNT_KEY,
+    "sas token": SAS_TOKEN,
+    "extension secret": EXT_SECRET,
+}
 
 PRIVATE = """\
 apiVersion: fleet/v1
@@ -93,8 +98,12 @@ def with_extension_secret(text: str) -> str:
     """baseline.yaml with an extension protected setting (every extension PUT carries it)."""
     anchor = '      multiTenancy.enforce: "true"\n'
     assert anchor in text
-    return text.replace(anchor, anchor + "    configurationProtectedSettings:\n"
-                        "      telemetry.token: {fromEnv: FLEET_TEST_EXT_SECRET}\n", 1)
+    return text.replace(
+        anchor,
+        anchor + "    configurationProtectedSettings:\n"
+        "      telemetry.token: {fromEnv: FLEET_TEST_EXT_SECRET}\n",
+        1,
+    )
 
 
 def needles(value: str) -> dict[str, bytes]:
@@ -112,7 +121,7 @@ def needles(value: str) -> dict[str, bytes]:
             encoded = encode(b"\0" * a + raw)
             first = (a + 2) // 3  # the first 3-byte group that lies wholly inside the value
             whole = (a + len(raw) - 3 * first) // 3
-            out[f"{name}@{a}"] = encoded[4 * first: 4 * (first + whole)]
+            out[f"{name}@{a}"] = encoded[4 * first : 4 * (first + whole)]
     return out
 
 
@@ -177,43 +186,59 @@ class Haystack:
 @pytest.fixture
 def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     redact.clear()
-    policies = policy_dir(tmp_path, {"baseline.yaml": with_extension_secret},
-                          extra={"private.yaml": PRIVATE},
-                          only=["baseline.yaml", "cluster-config.yaml"])
+    policies = policy_dir(
+        tmp_path,
+        {"baseline.yaml": with_extension_secret},
+        extra={"private.yaml": PRIVATE},
+        only=["baseline.yaml", "cluster-config.yaml"],
+    )
     secrets_dir = policies / "secrets"
     secrets_dir.mkdir()
     (secrets_dir / "ssh.key").write_text(SSH_KEY + "\n")
     (secrets_dir / "account.key").write_text(ACCOUNT_KEY + "\n")
-    env = {"FLEET_TEST_GIT_TOKEN": GIT_TOKEN, "FLEET_TEST_SAS": SAS_TOKEN,
-           "FLEET_TEST_EXT_SECRET": EXT_SECRET}
+    env = {
+        "FLEET_TEST_GIT_TOKEN": GIT_TOKEN,
+        "FLEET_TEST_SAS": SAS_TOKEN,
+        "FLEET_TEST_EXT_SECRET": EXT_SECRET,
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     yield {"policies": policies, "env": env}
     redact.clear()
 
 
-def prove_the_secrets_were_used(emu: RunningEmulator, state_env: dict[str, str],
-                                after: dict[str, Any]) -> None:
+def prove_the_secrets_were_used(
+    emu: RunningEmulator, state_env: dict[str, str], after: dict[str, Any]
+) -> None:
     resources = emu.admin.snapshot()["resources"]
     git = [r for r in resources if r["id"].endswith("/fluxConfigurations/private-git")]
     by_key = [r for r in resources if r["id"].endswith("/fluxConfigurations/blob-by-key")]
     by_sas = [r for r in resources if r["id"].endswith("/fluxConfigurations/blob-by-sas")]
     assert git and by_key and by_sas
-    assert all(r["properties"]["configurationProtectedSettings"] ==
-               {"httpsKey": "", "sshPrivateKey": ""} for r in git)
+    assert all(
+        r["properties"]["configurationProtectedSettings"] == {"httpsKey": "", "sshPrivateKey": ""}
+        for r in git
+    )
     assert all(r["properties"]["azureBlob"]["accountKey"] == "" for r in by_key)
     assert all(r["properties"]["azureBlob"]["sasToken"] == "" for r in by_sas)
-    extensions = [r for r in resources if r["type"].endswith("/extensions")
-                  and (r["properties"].get("configurationProtectedSettings") or {})]
-    assert extensions and all(r["properties"]["configurationProtectedSettings"] ==
-                              {"telemetry.token": ""} for r in extensions)
+    extensions = [
+        r
+        for r in resources
+        if r["type"].endswith("/extensions")
+        and (r["properties"].get("configurationProtectedSettings") or {})
+    ]
+    assert extensions and all(
+        r["properties"]["configurationProtectedSettings"] == {"telemetry.token": ""}
+        for r in extensions
+    )
     # the applied fingerprints match the references: no protected setting reads as drift,
     # and the written configurations that carry them show no drift at all
     findings = [f for c in after["clusters"] for f in c["findings"]]
     assert [f for f in findings if "protected setting" in f["message"]] == []
     private = ("/private-git", "/blob-by-key", "/blob-by-sas")
-    assert [f for f in findings if f["resource"].endswith(private)
-            and f["code"] == "FLUX_CONFIG_DRIFT"] == []
+    assert [
+        f for f in findings if f["resource"].endswith(private) and f["code"] == "FLUX_CONFIG_DRIFT"
+    ] == []
 
 
 def test_secrets_never_leave_the_write_on_the_local_engine(
@@ -226,11 +251,13 @@ def test_secrets_never_leave_the_write_on_the_local_engine(
     policies = str(planted["policies"])
     hay = Haystack()
 
-    for args in (["sweep", "-p", policies, "-o", "json", "-vv"],
-                 ["sweep", "-p", policies, "-vv"],
-                 ["plan", "-p", policies, "-o", "json", "-vv", "--out", str(out / "plan.json")],
-                 ["plan", "-p", policies, "-vv"],
-                 ["remediate", "-p", policies, "--dry-run", "-o", "json", "-vv"]):
+    for args in (
+        ["sweep", "-p", policies, "-o", "json", "-vv"],
+        ["sweep", "-p", policies, "-vv"],
+        ["plan", "-p", policies, "-o", "json", "-vv", "--out", str(out / "plan.json")],
+        ["plan", "-p", policies, "-vv"],
+        ["remediate", "-p", policies, "--dry-run", "-o", "json", "-vv"],
+    ):
         result = cli(args, env)
         assert result.exit_code == 0, result.stderr
         hay.add_result(" ".join(args[:2]), result)
@@ -255,9 +282,14 @@ def test_secrets_never_leave_the_write_on_the_local_engine(
         hay.add_result(f"report {fmt}", shown)
         written = cli(["report", "latest", "--format", fmt, "--out", str(out / f"r.{fmt}")], env)
         assert written.exit_code == 0, (fmt, written.stderr)
-    for args in (["jobs", "show", job_id, "-o", "json"], ["jobs", "show", job_id],
-                 ["jobs", "audit", "-o", "json"], ["jobs", "audit"], ["jobs", "list"],
-                 ["jobs", "list", "-o", "json"]):
+    for args in (
+        ["jobs", "show", job_id, "-o", "json"],
+        ["jobs", "show", job_id],
+        ["jobs", "audit", "-o", "json"],
+        ["jobs", "audit"],
+        ["jobs", "list"],
+        ["jobs", "list", "-o", "json"],
+    ):
         result = cli([*args, "-vv"], env)
         assert result.exit_code == 0, (args, result.stderr)
         hay.add_result(" ".join(args), result)
@@ -279,8 +311,15 @@ def test_secrets_never_leave_the_write_through_celery_workers(
     server.start()
     emu = emulator_factory().running
     state = tmp_path / "state"
-    env = env_of(emu, state, FLEET_BROKER_URL=server.url, FLEET_REDIS_URL=server.url,
-                 FLEET_VISIBILITY_TIMEOUT=30, FLEET_BATCH_SIZE=5, FLEET_JSON_LOGS="true")
+    env = env_of(
+        emu,
+        state,
+        FLEET_BROKER_URL=server.url,
+        FLEET_REDIS_URL=server.url,
+        FLEET_VISIBILITY_TIMEOUT=30,
+        FLEET_BATCH_SIZE=5,
+        FLEET_JSON_LOGS="true",
+    )
     worker_env = {**env, **planted["env"]}
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
     procs = []
@@ -291,8 +330,9 @@ def test_secrets_never_leave_the_write_through_celery_workers(
         swept = cli(["sweep", "-p", policies, "--engine", "celery", "-o", "json", "-vv"], env)
         assert swept.exit_code == 0, swept.stderr
         hay.add_result("sweep --engine celery", swept)
-        job = cli(["remediate", "-p", policies, "--engine", "celery", "--yes", "-o", "json",
-                   "-vv"], env)
+        job = cli(
+            ["remediate", "-p", policies, "--engine", "celery", "--yes", "-o", "json", "-vv"], env
+        )
         assert job.exit_code == 0, job.stderr + job.stdout
         hay.add_result("remediate --engine celery", job)
         report = json.loads(job.stdout)
