@@ -35,6 +35,7 @@ ROUTES = {
     "fleet.remediate.start": {"queue": "fleet.control"},
     "fleet.remediate.wave": {"queue": "fleet.control"},
     "fleet.remediate.wave_written": {"queue": "fleet.control"},
+    "fleet.remediate.resume": {"queue": "fleet.control"},
 }
 
 

@@ -274,6 +274,8 @@ def remediate_start(self: Any, job_id: str) -> None:
 def remediate_wave(self: Any, job_id: str, index: int) -> None:
     """Start a wave (after its approval, when it needs one), or finish the job."""
     jobs = rt.runtime().jobs
+    if jobs.redis.exists(jobs.key(job_id, f"w{index}:done")):
+        return  # a late duplicate of a wave that has ended
     meta = jobs.meta(job_id)
     edges = _edges_for(meta)
     spec = _spec(job_id, meta, edges)
@@ -318,8 +320,21 @@ def remediate_cluster(self: Any, job_id: str, index: int, cluster: str) -> None:
     edges = _edges_for(meta)
     spec = _spec(job_id, meta, edges)
     task = spec.tasks[cluster]
-    if jobs.redis.hexists(jobs.key(job_id, "written"), cluster):
-        return  # a redelivered message: this cluster is done
+    stored = jobs.redis.hget(jobs.key(job_id, "written"), cluster)
+    if stored is not None:
+        # A redelivered message: the cluster is written, but the copy that wrote it may have
+        # died before counting it; counting again is harmless (``_written`` is idempotent).
+        _written(job_id, index, _outcome_of(json.loads(stored)))
+        return
+    if jobs.redis.hexists(jobs.key(job_id, "steps"), cluster):
+        return  # a redelivered message: its write is under way, in the hands of poll tasks
+    # One copy at a time: a wave started twice (two verifications finishing together both
+    # start the next wave) sends each cluster twice. The claim outlives a dead worker only
+    # as long as Celery takes to redeliver its message, so a killed copy is not waited on.
+    claim_ttl = max(5, run.settings.visibility_timeout)
+    if not jobs.redis.set(jobs.key(job_id, f"claim:{cluster}"), "1", nx=True, ex=claim_ttl):
+        remediate_cluster.apply_async((job_id, index, cluster), countdown=claim_ttl // 2)
+        return
     reason = _stopping(jobs, job_id, edges)
     if reason is not None:
         _written(
@@ -398,8 +413,21 @@ def _begin(
 @app.task(name="fleet.remediate.poll", bind=True)  # type: ignore[untyped-decorator]
 def remediate_poll(self: Any, job_id: str, index: int, cluster: str) -> None:
     """Poll a cluster's running operation for a few seconds; come back later if it runs on."""
-    run = rt.runtime()
-    jobs = run.jobs
+    jobs = rt.runtime().jobs
+    # One poll of a cluster at a time: a resumed job (``remediate_resume``) may start a second
+    # chain of polls next to a live one. A claim left by a killed worker expires on its own.
+    claim = jobs.key(job_id, f"polling:{cluster}")
+    if not jobs.redis.set(claim, "1", nx=True, ex=int(POLL_WINDOW) + 30):
+        remediate_poll.apply_async((job_id, index, cluster), countdown=POLL_WINDOW)
+        return
+    try:
+        _poll(job_id, index, cluster)
+    finally:
+        jobs.redis.delete(claim)
+
+
+def _poll(job_id: str, index: int, cluster: str) -> None:
+    jobs = rt.runtime().jobs
     raw = jobs.redis.hget(jobs.key(job_id, "steps"), cluster)
     if raw is None:
         return  # finished by an earlier (redelivered) poll
@@ -441,27 +469,37 @@ def _end(job_id: str, index: int, cluster: str, state: dict[str, Any], done: app
         # Protected values are read again at this moment, never carried in Redis.
         _begin(job_id, index, cluster, state, resolve_protected(spec.policy_set, following))
         return
-    jobs.redis.hdel(jobs.key(job_id, "steps"), cluster)
+    # Counted before the step state goes: a poll redelivered after this worker died in
+    # between finds the state and counts the cluster (once: ``_written`` is idempotent).
     _written(job_id, index, outcome)
+    jobs.redis.hdel(jobs.key(job_id, "steps"), cluster)
 
 
 def _written(job_id: str, index: int, outcome: ClusterOutcome) -> None:
-    """A cluster of wave ``index`` is written (or will not be): count it once."""
+    """A cluster of wave ``index`` is written (or will not be): count it once.
+
+    Every step is idempotent so that a task redelivered after its worker died half-way
+    (between any two of them) finishes the job of the first copy: the first outcome stored
+    wins, the final record is stored once, and the wave counts members of a set, not
+    increments."""
     run = rt.runtime()
     jobs = run.jobs
     cluster = key(outcome.cluster_id)
-    data = _outcome_json(outcome)
-    if not jobs.redis.hsetnx(jobs.key(job_id, "written"), cluster, json.dumps(data)):
-        return
+    if not jobs.redis.hsetnx(
+        jobs.key(job_id, "written"), cluster, json.dumps(_outcome_json(outcome))
+    ):
+        outcome = _outcome_of(json.loads(jobs.redis.hget(jobs.key(job_id, "written"), cluster)))
     meta = jobs.meta(job_id)
     edges = _edges_for(meta)
     spec = _spec(job_id, meta, edges)
     if outcome.status is not ClusterStatus.APPLIED:
         _final(job_id, spec, edges, outcome)
-    written = jobs.incr(job_id, f"w{index}:written")
+    members = jobs.key(job_id, f"w{index}:writtenSet")
+    jobs.redis.sadd(members, cluster)
+    jobs.redis.expire(members, jobs.ttl)
     total = int(jobs.counts(job_id).get(f"w{index}:total", 0))
-    if written >= total:
-        remediate_wave_written.delay(job_id, index)
+    if jobs.redis.scard(members) >= total:
+        remediate_wave_written.delay(job_id, index)  # guarded: it runs its work once
 
 
 def _final(job_id: str, spec: JobSpec, edges: Edges, outcome: ClusterOutcome) -> None:
@@ -500,25 +538,52 @@ def remediate_wave_written(self: Any, job_id: str, index: int) -> None:
         for k, v in jobs.redis.hgetall(jobs.key(job_id, "written")).items()
         if k in members and json.loads(v)["status"] == ClusterStatus.APPLIED.value
     ]
-    if not jobs.redis.set(jobs.key(job_id, f"w{index}:verifying"), "1", nx=True, ex=jobs.ttl):
-        return  # a redelivered message
+    dispatched = jobs.key(job_id, f"w{index}:verifyDispatched")
+    if jobs.redis.exists(dispatched):
+        return  # a duplicate: the verification of this wave is under way
     jobs.redis.hset(jobs.key(job_id, "counts"), f"w{index}:toVerify", len(applied))
     if not applied:
-        remediate_wave.delay(job_id, index + 1)
+        _wave_done(job_id, index)
+        jobs.redis.set(dispatched, "1", ex=jobs.ttl)
         return
     last = index == len(waves) - 1
     soak = 0 if last or meta.get("stopReason") else spec.choice.rollout.soak_seconds
+    # Marked dispatched only after sending: a copy redelivered because this one died half-way
+    # sends them again (verification is idempotent: the first result stored wins).
     for cluster in applied:
         remediate_verify.apply_async((job_id, index, cluster), countdown=soak)
+    jobs.redis.set(dispatched, "1", ex=jobs.ttl)
 
 
 @app.task(name="fleet.remediate.verify", bind=True)  # type: ignore[untyped-decorator]
 def remediate_verify(self: Any, job_id: str, index: int, cluster: str) -> None:
     """Read a written cluster again: fixed, or failed with the reasons."""
     jobs = rt.runtime().jobs
-    if jobs.has_result(job_id, cluster):
-        return
     meta = jobs.meta(job_id)
+    if not jobs.has_result(job_id, cluster):
+        _verify_once(job_id, meta, cluster)
+    # Counted by set membership, so a redelivered copy (the first died after storing the
+    # result) still completes the wave, and never counts a cluster twice.
+    members = jobs.key(job_id, f"w{index}:verifiedSet")
+    jobs.redis.sadd(members, cluster)
+    jobs.redis.expire(members, jobs.ttl)
+    if jobs.redis.scard(members) >= int(jobs.counts(job_id).get(f"w{index}:toVerify", 0)):
+        _wave_done(job_id, index)
+
+
+def _wave_done(job_id: str, index: int) -> None:
+    """Start the wave after ``index``. Sent first and marked after: a copy that dies in
+    between is redelivered and sends it again, and a second start is harmless (a wave's
+    clusters are claimed one copy at a time and counted once)."""
+    jobs = rt.runtime().jobs
+    done = jobs.key(job_id, f"w{index}:done")
+    if not jobs.redis.exists(done):
+        remediate_wave.delay(job_id, index + 1)
+        jobs.redis.set(done, "1", ex=jobs.ttl)
+
+
+def _verify_once(job_id: str, meta: dict[str, Any], cluster: str) -> None:
+    jobs = rt.runtime().jobs
     edges = _edges_for(meta)
     spec = _spec(job_id, meta, edges)
     raw = jobs.redis.hget(jobs.key(job_id, "written"), cluster)
@@ -533,26 +598,93 @@ def remediate_verify(self: Any, job_id: str, index: int, cluster: str) -> None:
             "error",
         )
     _final(job_id, spec, edges, outcome)
-    verified = jobs.incr(job_id, f"w{index}:verified")
-    last = verified >= int(jobs.counts(job_id).get(f"w{index}:toVerify", 0))
-    if last and jobs.redis.set(jobs.key(job_id, f"w{index}:done"), "1", nx=True, ex=jobs.ttl):
-        remediate_wave.delay(job_id, index + 1)
+
+
+@app.task(name="fleet.remediate.resume", bind=True)  # type: ignore[untyped-decorator]
+def remediate_resume(self: Any, job_id: str) -> int:
+    """Send again what a stalled job waits for; returns how many messages were sent.
+
+    Celery's Redis transport can lose a message outright when its worker is killed: BRPOP
+    has taken it off the queue before the worker records it as unacknowledged, so no
+    visibility timeout brings it back. ``follow`` (the CLI) and the beat's watchdog call this
+    when a job makes no progress for ``FLEET_STALL_SECONDS``. Everything it sends is
+    idempotent: written clusters are not written again, a write under way is only polled
+    (one poll at a time), a verified cluster is only counted."""
+    jobs = rt.runtime().jobs
+    meta = jobs.meta(job_id)
+    status = meta.get("status")
+    if status == "queued":
+        remediate_start.delay(job_id)
+        return 1
+    index = int(meta.get("wave") or 0)
+    if status == "awaiting-approval":
+        remediate_wave.delay(job_id, index)  # its approval poll was lost
+        return 1
+    if status != "running":
+        return 0
+    edges = _edges_for(meta)
+    waves = _waves(_spec(job_id, meta, edges))
+    if index >= len(waves) or jobs.redis.exists(jobs.key(job_id, f"w{index}:done")):
+        remediate_wave.delay(job_id, index + 1)  # the next wave's start (or the close) was lost
+        return 1
+    counts = jobs.counts(job_id)
+    if f"w{index}:total" not in counts:
+        remediate_wave.delay(job_id, index)
+        return 1
+    members = [key(c) for c in waves[index].clusters]
+    written = jobs.redis.hgetall(jobs.key(job_id, "written"))
+    steps = set(jobs.redis.hkeys(jobs.key(job_id, "steps")))
+    sent = 0
+    for cluster in members:
+        if cluster in steps:
+            remediate_poll.delay(job_id, index, cluster)
+            sent += 1
+        elif cluster not in written:
+            remediate_cluster.delay(job_id, index, cluster)
+            sent += 1
+    if sent:
+        return sent
+    if not jobs.redis.exists(jobs.key(job_id, f"w{index}:verifyDispatched")):
+        remediate_wave_written.delay(job_id, index)
+        return 1
+    verified = set(jobs.redis.smembers(jobs.key(job_id, f"w{index}:verifiedSet")))
+    for cluster in members:
+        applied = json.loads(written[cluster])["status"] == ClusterStatus.APPLIED.value
+        if applied and cluster not in verified:
+            remediate_verify.delay(job_id, index, cluster)
+            sent += 1
+    if not sent:
+        _wave_done(job_id, index)  # every cluster is counted: only the next step was lost
+        return 1
+    return sent
 
 
 def _finish(job_id: str) -> None:
     """Close the job: clusters never reached are not-started; status and summary recorded."""
     jobs = rt.runtime().jobs
-    if not jobs.redis.set(jobs.key(job_id, "closed"), "1", nx=True, ex=jobs.ttl):
-        return
     meta = jobs.meta(job_id)
+    if meta.get("status") == "complete":
+        return  # closed already. Not guarded by a flag set on entry: a copy redelivered
+        # because this one died half-way must still close the job (every step below repeats
+        # harmlessly).
     edges = _edges_for(meta)
     spec = _spec(job_id, meta, edges)
     stop = meta.get("stopReason") or None
     outcomes: dict[str, ClusterOutcome] = {key(o.cluster_id): o for o in spec.outcomes}
     stored = dict(jobs.results(job_id))
+    # A worker killed between storing a cluster's outcome in Redis and in the history (or
+    # before releasing its lock) leaves both behind: Redis holds the truth, so settle them.
+    unsettled = {
+        key(r["clusterId"])
+        for r in edges.history.job_clusters(job_id, statuses=("pending", "applied"))
+    }
+    for cluster in spec.tasks:
+        jobs.unlock_cluster(cluster, job_id)
     for cluster, task in spec.tasks.items():
         if cluster in stored:
             outcomes[cluster] = _outcome_of(stored[cluster])
+            if cluster in unsettled:
+                _store(edges, spec, outcomes[cluster])
             continue
         o = ClusterOutcome(
             task.id,

@@ -143,8 +143,6 @@ def watchdog() -> dict[str, int]:
             counts = jobs.counts(job_id)
         except JobStateLost:
             continue
-        if jobs.meta(job_id).get("kind") != "sweep":
-            continue
         updated = counts.get("updated") or int(jobs.meta(job_id).get("created") or 0)
         if time.time() - updated > settings.stall_seconds:
             resent += max(0, redispatch(jobs, job_id, app))

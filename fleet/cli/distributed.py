@@ -181,7 +181,13 @@ def celery_remediate(
                 meta = jobs.meta(job_id)
                 bar.update({"done": counts.get("done", 0), "total": int(meta.get("toWrite") or -1)})
 
-            meta = follow(jobs, job_id, on_progress=progress)
+            meta = follow(
+                jobs,
+                job_id,
+                on_progress=progress,
+                stall_seconds=settings.stall_seconds,
+                app=client(settings),
+            )
     except KeyboardInterrupt:
         jobs.cancel(job_id)
         err.print(

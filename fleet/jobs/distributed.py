@@ -104,6 +104,11 @@ def submit_sweep(
 def redispatch(jobs: JobState, job_id: str, app: Celery) -> int:
     """Send again the work of a stalled job (tasks lost with a dead worker); returns how many
     clusters were re-sent. Safe at any time: every step stores its outcome only once."""
+    if jobs.meta(job_id).get("kind") == "remediate":
+        # A remediation's steps live on the workers (waves, writes, polls, verification):
+        # one of them works out what is missing.
+        app.send_task("fleet.remediate.resume", args=[job_id], queue="fleet.control")
+        return 0
     counts = jobs.counts(job_id)
     if counts.get("discovered") != 1:
         app.send_task("fleet.sweep.start", args=[job_id], queue="fleet.control")

@@ -47,6 +47,16 @@ return 0
 """
 
 
+# Store an outcome and count it in one step: a worker killed between the two would leave a
+# result nobody counts (a job that never reaches its total) or a count without a result.
+_RECORD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'done', 1)
+redis.call('HSET', KEYS[2], 'updated', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
+return 1
+"""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -151,14 +161,16 @@ class JobState:
     ) -> bool:
         """Store a cluster's outcome once. Returns False when it was already there (a
         redelivered message): nothing is counted twice."""
-        new = self.redis.hsetnx(self.key(job_id, "results"), cluster, json.dumps(outcome))
-        if new:
-            pipe = self.redis.pipeline()
-            pipe.hincrby(self.key(job_id, "counts"), "done", 1)
-            pipe.hset(self.key(job_id, "counts"), "updated", int(time.time()))
-            if counter:
-                pipe.hincrby(self.key(job_id, "counts"), counter, 1)
-            pipe.execute()
+        new = self.redis.eval(
+            _RECORD,
+            2,
+            self.key(job_id, "results"),
+            self.key(job_id, "counts"),
+            cluster,
+            json.dumps(outcome),
+            int(time.time()),
+            counter or "",
+        )
         return bool(new)
 
     def has_result(self, job_id: str, cluster: str) -> bool:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from fleet.cli import app
 from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
-from fleet.jobs.distributed import follow, submit_remediation
+from fleet.jobs.distributed import JobFailed, client, follow, submit_remediation
 from fleet.policy.loading import load
 from fleet.settings import Settings
 from fleet.store.history import History
@@ -102,7 +102,15 @@ def test_a_worker_killed_mid_remediation_leaves_one_outcome_per_cluster(
         while jobs.counts(job_id).get("done", 0) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         victim.kill()
-        meta = follow(jobs, job_id, timeout=240)
+        try:
+            # as the CLI follows a job: what a dead worker took with it is sent again after
+            # a stall (the Redis transport can lose a message popped by a killed worker)
+            meta = follow(jobs, job_id, timeout=240, stall_seconds=20, app=client(settings))
+        except Exception:  # say where it stuck, for whoever reads the failure
+            meta = {k: v for k, v in jobs.meta(job_id).items() if k != "policies"}
+            print("counts", jobs.counts(job_id), "meta", meta)
+            print("steps", jobs.redis.hkeys(jobs.key(job_id, "steps")))
+            raise
     finally:
         workers.stop_all()
     assert meta["status"] == "complete"
@@ -111,7 +119,8 @@ def test_a_worker_killed_mid_remediation_leaves_one_outcome_per_cluster(
         writes = history.writes(job_id)
     # every cluster of the job has exactly one final status
     assert len({r["clusterId"].lower() for r in rows}) == len(rows)
-    assert all(r["status"] not in ("pending", "applied") for r in rows), rows
+    unfinished = [r for r in rows if r["status"] in ("pending", "applied")]
+    assert not unfinished, unfinished
     # no two writes to the same resource overlapped in time (the per-cluster lock)
     by_resource: dict[str, list[tuple[str, str]]] = {}
     for w in writes:
@@ -122,3 +131,38 @@ def test_a_worker_killed_mid_remediation_leaves_one_outcome_per_cluster(
         spans.sort()
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert end <= start, spans
+
+
+def test_a_lost_message_is_sent_again_when_the_job_stalls(
+    emulator: RunningEmulator, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The Redis transport can lose a message for good (a worker killed between popping it and
+    recording it unacknowledged): no visibility timeout brings it back. Lose the first wave's
+    verifications on purpose; following the job with a stall limit, as the CLI does, resumes
+    it (``fleet.remediate.resume``) and it ends with one outcome per cluster."""
+    env = distributed_env(emulator, redis_server.url, tmp_path)
+    settings = Settings(**{k[6:].lower(): v for k, v in env.items() if k.startswith("FLEET_")})
+    workers = Workers(env, tmp_path)
+    jobs = JobState(redis_server.url)
+    try:
+        # nobody consumes the reads queue yet, so the verifications wait there
+        workers.start("writer", concurrency=4, queues="fleet.control,fleet.writes,fleet.polls")
+        job_id = submit_remediation(settings, load([POLICIES]), jobs=jobs)
+        deadline = time.monotonic() + 60
+        while jobs.redis.llen("fleet.reads") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert jobs.redis.llen("fleet.reads") >= 2, "the first wave's verifications never came"
+        jobs.redis.delete("fleet.reads")  # lost
+        workers.start("reader", concurrency=4)
+        with pytest.raises(JobFailed):  # nothing else brings them back
+            follow(jobs, job_id, timeout=8)
+        meta = follow(jobs, job_id, timeout=120, stall_seconds=3, app=client(settings))
+    finally:
+        workers.stop_all()
+    assert meta["status"] == "complete"
+    assert meta["summary"]["summary"]["fixed"] > 0
+    with History(settings.effective_database_url) as history:
+        rows = history.job_clusters(job_id)
+    assert len({r["clusterId"].lower() for r in rows}) == len(rows)
+    unfinished = [r for r in rows if r["status"] in ("pending", "applied")]
+    assert not unfinished, unfinished
