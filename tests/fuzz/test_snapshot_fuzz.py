@@ -332,7 +332,8 @@ def test_a_huge_file_loads_or_fails_cleanly(tmp_path: Path) -> None:
         (b'{"kind": "FleetSnapshot"}', "subscriptions"),
         (
             '{"kind": "FleetSnapshot", "subscriptions": [], "resources": [{"id": "/subscriptions/'
-            's/resourceGroups/日本", "type": "Microsoft.Resources/resourceGroups", "name": "日本"}]}',
+            's/resourceGroups/日本", "type": "Microsoft.Resources/resourceGroups", '
+            '"name": "日本"}]}',
             "not in 'subscriptions'",
         ),
     ],
