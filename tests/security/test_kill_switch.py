@@ -23,7 +23,7 @@ import redis
 from fleet.jobs import killswitch
 from fleet.store.history import History
 from tests.conftest import POLICIES, require
-from tests.distributed.conftest import RedisServer, free_port
+from tests.distributed.conftest import RedisServer, Workers, free_port
 from tests.faults.conftest import (
     check_sweep,
     cli,
@@ -33,7 +33,6 @@ from tests.faults.conftest import (
     job_outcomes,
 )
 from tests.remediate.conftest import policy_dir, with_rollout
-from tests.security.conftest import start_worker, stop_workers
 
 
 @pytest.fixture(autouse=True)
@@ -326,15 +325,15 @@ def test_a_celery_sweep_stops_at_its_next_cluster(
         FLEET_BATCH_SIZE=2,
         FLEET_VISIBILITY_TIMEOUT=30,
     )
-    procs = []
+    workers = Workers(env, tmp_path)
     try:
-        procs = [start_worker("w1", env, tmp_path / "w1.log")]
+        workers.start("w1")
         proc = cli_process(["sweep", "-p", str(POLICIES), "--engine", "celery", "-o", "json"], env)
         wait_until(lambda: emu.admin.stats()["requests"]["total"] >= 20)
         assert cli(["jobs", "kill-switch", "on", "-r", "stop the workers"], env).exit_code == 0
         out, err = proc.communicate(timeout=120)
     finally:
-        stop_workers(procs)
+        workers.stop_all()
     report = json.loads(out)
     assert 0 < len(report["clusters"]) < len(facts_of(fleet_snapshot)), err
     assert report["sweep"].get("complete") is not True

@@ -33,10 +33,9 @@ import redis
 from fleet.core import redact
 from fleet.emulator.testing import RunningEmulator
 from tests.conftest import require
-from tests.distributed.conftest import RedisServer, free_port
+from tests.distributed.conftest import RedisServer, Workers, free_port
 from tests.faults.conftest import cli, env_of
 from tests.remediate.conftest import policy_dir
-from tests.security.conftest import start_worker, stop_workers
 
 GIT_TOKEN = "gitTOKEN-7f3e9a1c5b2d-PLANTED"
 SSH_KEY = "sshKEY-0a9b8c7d6e5f4a3b-PLANTED"
@@ -322,11 +321,12 @@ def test_secrets_never_leave_the_write_through_celery_workers(
     )
     worker_env = {**env, **planted["env"]}
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
-    procs = []
+    workers = Workers(worker_env, tmp_path)
     hay = Haystack()
     policies = str(planted["policies"])
     try:
-        procs = [start_worker(f"w{i}", worker_env, log) for i, log in enumerate(logs, 1)]
+        for log in logs:
+            workers.start(log.stem)  # its log is tmp_path / f"{name}.log"
         swept = cli(["sweep", "-p", policies, "--engine", "celery", "-o", "json", "-vv"], env)
         assert swept.exit_code == 0, swept.stderr
         hay.add_result("sweep --engine celery", swept)
@@ -344,7 +344,7 @@ def test_secrets_never_leave_the_write_through_celery_workers(
         hay.add_result("jobs show celery job", shown)
         assert hay.add_redis(server.url) > 5
     finally:
-        stop_workers(procs)
+        workers.stop_all()
         server.stop()
     prove_the_secrets_were_used(emu, env, json.loads(after.stdout))
     for log in logs:
