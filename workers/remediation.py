@@ -494,11 +494,8 @@ def _written(job_id: str, index: int, outcome: ClusterOutcome) -> None:
     spec = _spec(job_id, meta, edges)
     if outcome.status is not ClusterStatus.APPLIED:
         _final(job_id, spec, edges, outcome)
-    members = jobs.key(job_id, f"w{index}:writtenSet")
-    jobs.redis.sadd(members, cluster)
-    jobs.redis.expire(members, jobs.ttl)
     total = int(jobs.counts(job_id).get(f"w{index}:total", 0))
-    if jobs.redis.scard(members) >= total:
+    if jobs.join(job_id, f"w{index}:writtenSet", cluster) >= total:
         remediate_wave_written.delay(job_id, index)  # guarded: it runs its work once
 
 
@@ -528,6 +525,9 @@ def _final(job_id: str, spec: JobSpec, edges: Edges, outcome: ClusterOutcome) ->
 def remediate_wave_written(self: Any, job_id: str, index: int) -> None:
     """Every cluster of the wave is written: soak, then verify the written ones."""
     jobs = rt.runtime().jobs
+    dispatched = jobs.key(job_id, f"w{index}:verifyDispatched")
+    if jobs.redis.exists(dispatched):
+        return  # a duplicate: the verification of this wave is under way
     meta = jobs.meta(job_id)
     edges = _edges_for(meta)
     spec = _spec(job_id, meta, edges)
@@ -538,9 +538,6 @@ def remediate_wave_written(self: Any, job_id: str, index: int) -> None:
         for k, v in jobs.redis.hgetall(jobs.key(job_id, "written")).items()
         if k in members and json.loads(v)["status"] == ClusterStatus.APPLIED.value
     ]
-    dispatched = jobs.key(job_id, f"w{index}:verifyDispatched")
-    if jobs.redis.exists(dispatched):
-        return  # a duplicate: the verification of this wave is under way
     jobs.redis.hset(jobs.key(job_id, "counts"), f"w{index}:toVerify", len(applied))
     if not applied:
         _wave_done(job_id, index)
@@ -564,10 +561,8 @@ def remediate_verify(self: Any, job_id: str, index: int, cluster: str) -> None:
         _verify_once(job_id, meta, cluster)
     # Counted by set membership, so a redelivered copy (the first died after storing the
     # result) still completes the wave, and never counts a cluster twice.
-    members = jobs.key(job_id, f"w{index}:verifiedSet")
-    jobs.redis.sadd(members, cluster)
-    jobs.redis.expire(members, jobs.ttl)
-    if jobs.redis.scard(members) >= int(jobs.counts(job_id).get(f"w{index}:toVerify", 0)):
+    verified = jobs.join(job_id, f"w{index}:verifiedSet", cluster)
+    if verified >= int(jobs.counts(job_id).get(f"w{index}:toVerify", 0)):
         _wave_done(job_id, index)
 
 
@@ -678,8 +673,7 @@ def _finish(job_id: str) -> None:
         key(r["clusterId"])
         for r in edges.history.job_clusters(job_id, statuses=("pending", "applied"))
     }
-    for cluster in spec.tasks:
-        jobs.unlock_cluster(cluster, job_id)
+    jobs.unlock_clusters(spec.tasks, job_id)
     for cluster, task in spec.tasks.items():
         if cluster in stored:
             outcomes[cluster] = _outcome_of(stored[cluster])

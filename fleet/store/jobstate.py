@@ -193,6 +193,16 @@ class JobState:
     def incr(self, job_id: str, counter: str, by: int = 1) -> int:
         return int(self.redis.hincrby(self.key(job_id, "counts"), counter, by))
 
+    def join(self, job_id: str, name: str, member: str) -> int:
+        """Add ``member`` to the job's set ``name``; returns the set's size. A count that a
+        redelivered message repeats harmlessly, unlike ``incr``."""
+        key = self.key(job_id, name)
+        pipe = self.redis.pipeline()
+        pipe.sadd(key, member)
+        pipe.expire(key, self.ttl)
+        pipe.scard(key)
+        return int(pipe.execute()[-1])
+
     def claim_completion(self, job_id: str) -> bool:
         """True exactly once, for the caller that should enqueue the finaliser."""
         keys = [self.key(job_id, "counts"), self.key(job_id, "final")]
@@ -218,9 +228,15 @@ class JobState:
         return False
 
     def unlock_cluster(self, cluster: str, job_id: str) -> None:
-        key = f"{PREFIX}:lock:cluster:{cluster.lower()}"
-        # Delete only our own lock (compare and delete, atomically).
-        self.redis.eval(_UNLOCK, 1, key, job_id)
+        self.unlock_clusters([cluster], job_id)
+
+    def unlock_clusters(self, clusters: Iterable[str], job_id: str) -> None:
+        """Release the locks ``job_id`` holds on ``clusters`` (in one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for cluster in clusters:
+            # Delete only our own lock (compare and delete, atomically).
+            pipe.eval(_UNLOCK, 1, f"{PREFIX}:lock:cluster:{cluster.lower()}", job_id)
+        pipe.execute()
 
     def cluster_lock_holder(self, cluster: str) -> str | None:
         value = self.redis.get(f"{PREFIX}:lock:cluster:{cluster.lower()}")
