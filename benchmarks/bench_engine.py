@@ -1,11 +1,11 @@
-"""Benchmark: the pure engine (``fleet.engine.reconcile.judge``) over a large synthetic fleet.
+"""Benchmark: the pure engine (``fleet.plan.pipeline.judge``) over a large synthetic fleet.
 
-DESIGN 5: the engine must cost well under a millisecond of CPU per cluster. This builds N
-synthetic observations -- realistic ARM JSON with every default and read-only field filled in,
-in the scenario's mix (about 45 % compliant; drift, missing, failed, out-of-window, ARM64,
-unmanaged, Flux v1, unreachable, stopped, conflict, exempt, read error) -- against the example
-policies of docs/scenario.md, selects the applicable policies per cluster (not timed), and times
-``judge`` (render + evaluate + plan) on each with ``time.process_time``.
+docs/contracts.md, Performance model: the engine must cost well under a millisecond of CPU per
+cluster. This builds N synthetic observations -- realistic ARM JSON with every default and
+read-only field filled in, in the scenario's mix (about 45 % compliant; drift, missing, failed,
+out-of-window, ARM64, unmanaged, Flux v1, unreachable, stopped, conflict, exempt, read error) --
+against the example policies of docs/scenario.md, selects the applicable policies per cluster (not
+timed), and times ``judge`` (render + evaluate + plan) on each with ``time.process_time``.
 
 Side by side, on a sample, it runs the same clusters the naive way (no render cache, the
 observation parsed twice, verdict and plan round-tripped through pydantic validation) so the
@@ -42,16 +42,16 @@ import orjson
 
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import child_id
-from fleet.engine import desired as desired_module
-from fleet.engine.actions import ClusterPlan
-from fleet.engine.evaluate import evaluate
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.planning import plan
-from fleet.engine.reconcile import judge
-from fleet.engine.verdicts import Verdict
-from fleet.engine.versions import Catalog
+from fleet.desired import render as desired_module
+from fleet.evaluate.evaluate import evaluate
+from fleet.evaluate.verdicts import Verdict
+from fleet.evaluate.versions import Catalog
+from fleet.observe.observed import ObservedCluster
+from fleet.plan.actions import ClusterPlan
+from fleet.plan.pipeline import judge
+from fleet.plan.planning import plan
 from fleet.policy.models import Policy
-from fleet.policy.selection import Applicable, applicable
+from fleet.select.selection import Applicable, applicable
 
 BUDGET_CPU_SECONDS = 0.001
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

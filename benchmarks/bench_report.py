@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fleet.core.vocabulary import Code, Severity, State, worst  # noqa: E402
-from fleet.engine.verdicts import Finding, PolicyResult, Verdict  # noqa: E402
+from fleet.evaluate.verdicts import Finding, PolicyResult, Verdict  # noqa: E402
 from fleet.report.model import SweepInfo, build_report  # noqa: E402
 
 FORMATS = ("json", "csv", "md", "html", "policyreport", "junit", "prometheus")
@@ -231,7 +231,7 @@ def report(n: int, seed: int, sweep_id: str, start: datetime) -> dict[str, Any]:
 
 
 def phase_store(url: str, n: int) -> dict[str, Any]:
-    from fleet.store.history import History
+    from fleet.record.history import History
 
     start = datetime(2026, 11, 24, 6, tzinfo=UTC)
     t = time.perf_counter()

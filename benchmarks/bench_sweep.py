@@ -19,10 +19,10 @@ Each sweep is a child process (``python benchmarks/bench_sweep.py child ...``, w
 keeping every judgement for rendering), measured with ``wait4``: wall time, CPU time, peak RSS.
 The emulator's counters give requests and 429s; its CPU time is read from ``/proc``.
 
-Ideal (DESIGN 5): the ARM path cannot beat ``max over subscriptions of (reads - 250) / 25``
-seconds (all subscriptions in parallel), reads = 4 per cluster (cluster GET + 3 lists) plus the
-listing pages; nor ``reads x mean latency / concurrency``. The graph path cannot beat
-``((queries - 1) // 15) x 5`` seconds (the quota is a fixed window of 15 queries per 5 s:
+Ideal (docs/contracts.md, Performance model): the ARM path cannot beat ``max over subscriptions of
+(reads - 250) / 25`` seconds (all subscriptions in parallel), reads = 4 per cluster (cluster GET +
+3 lists) plus the listing pages; nor ``reads x mean latency / concurrency``. The graph path cannot
+beat ``((queries - 1) // 15) x 5`` seconds (the quota is a fixed window of 15 queries per 5 s:
 the last query waits for its window), queries = ceil(rows / 1000) per batch of
 subscriptions; nor ``queries x mean latency`` (one query at a time).
 
@@ -364,7 +364,7 @@ class FleetShape:
 
 def judged_count(output: dict[str, Any]) -> int:
     """Clusters a command judged: the local child's ``clusters``, or the ``summary`` of a
-    ``fleet sweep -o json`` report (DESIGN 3.3)."""
+    ``fleet sweep -o json`` report (docs/contracts.md, Compliance vocabulary)."""
     summary = output.get("summary")
     if isinstance(summary, dict) and isinstance(summary.get("clusters"), int):
         return int(summary["clusters"])
@@ -525,11 +525,11 @@ def naive(argv: list[str]) -> int:
 
     from fleet.azure.credentials import EmulatorCredential
     from fleet.core.clusters import facts_from_arm
-    from fleet.engine import reconcile
-    from fleet.engine.observed import ObservedCluster
-    from fleet.engine.versions import Catalog
-    from fleet.policy import selection
+    from fleet.evaluate.versions import Catalog
+    from fleet.observe.observed import ObservedCluster
+    from fleet.plan import pipeline
     from fleet.policy.loading import load
+    from fleet.select import selection
 
     endpoint = os.environ["FLEET_ARM_ENDPOINT"]
     ca = os.environ["FLEET_ARM_CA_BUNDLE"]
@@ -588,7 +588,7 @@ def naive(argv: list[str]) -> int:
                 trains.setdefault(str(item.release_train), []).extend(item.versions or ())
             catalogs[loc] = Catalog.from_mapping(trains)
         applicable = selection.applicable(policy_set, facts, today=now.date())
-        verdict = reconcile.judge(observed, applicable, catalog=catalogs[loc], now=now).verdict
+        verdict = pipeline.judge(observed, applicable, catalog=catalogs[loc], now=now).verdict
         return str(verdict.state)
 
     t1 = time.perf_counter()

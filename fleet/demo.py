@@ -20,8 +20,8 @@ from fleet.jobs.reporting import render_recorded
 from fleet.jobs.runs import environment, run_sweep
 from fleet.jobs.sweep import Progress, SweepOutcome
 from fleet.policy.loading import load
+from fleet.record.history import History
 from fleet.settings import Settings
-from fleet.store.history import History
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Process settings (DESIGN 3.4, a contract for the ``FLEET_*`` names).
+"""Process settings (docs/contracts.md, Command line, a contract for the ``FLEET_*`` names).
 
 One ``Settings`` object is built per process from the environment (prefix ``FLEET_``) and an
 optional ``.env`` file, and passed explicitly to whatever needs it; nothing reads a global.

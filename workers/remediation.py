@@ -24,10 +24,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from fleet.apply.waves import budget_exceeded, describe_budget
 from fleet.azure import apply
 from fleet.azure.errors import ArmFailure
 from fleet.core.ids import key
-from fleet.engine.actions import Action
 from fleet.jobs.distributed import policy_set_of
 from fleet.jobs.preparing import (
     PrepareError,
@@ -57,8 +57,8 @@ from fleet.jobs.remediate import (
     verify_cluster,
 )
 from fleet.jobs.runs import Environment
-from fleet.jobs.waves import budget_exceeded, describe_budget
-from fleet.store.jobstate import JobState, JobStateLost
+from fleet.plan.actions import Action
+from fleet.record.jobstate import JobState, JobStateLost
 from workers import runtime as rt
 from workers.app import app
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from fleet.azure.credentials import principal_of
 from fleet.azure.inventory import Inventory
 from fleet.azure.session import AzureSession, credential_scope
-from fleet.engine.fingerprints import Fingerprints
+from fleet.desired.fingerprints import Fingerprints
 from fleet.jobs import secrets
 from fleet.jobs.runs import make_inventory
 from fleet.jobs.work import CatalogCache
 from fleet.policy.loading import PolicySet
+from fleet.record.budget import RedisLimiter
+from fleet.record.history import History
+from fleet.record.jobstate import JobState
 from fleet.settings import Settings
-from fleet.store.budget import RedisLimiter
-from fleet.store.history import History
-from fleet.store.jobstate import JobState
 
 
 @dataclass

@@ -109,7 +109,7 @@ def scheduled_sweep(policy: str) -> str | None:
     one = PolicySet.from_policies(
         [policy_set.by_name(policy)], origins={policy: policy_set.origins[policy]}
     )
-    from fleet.store.jobstate import JobState
+    from fleet.record.jobstate import JobState
 
     jobs = JobState(settings.redis_url)
     # One beat fires each entry once (RedBeat's lock); this guard stops a slow sweep and the
@@ -131,7 +131,7 @@ def watchdog() -> dict[str, int]:
     import time
 
     from fleet.jobs.distributed import redispatch
-    from fleet.store.jobstate import JobState, JobStateLost
+    from fleet.record.jobstate import JobState, JobStateLost
 
     settings = Settings()
     jobs = JobState(settings.redis_url)

@@ -17,9 +17,9 @@ from typing import Any
 from fleet.core.clusters import ClusterFacts
 from fleet.jobs.distributed import policy_set_of
 from fleet.jobs.work import Target, discover, judge_cluster, scope
-from fleet.policy import selection
+from fleet.record.jobstate import JobStateLost
 from fleet.report.model import SummaryBuilder, SweepInfo
-from fleet.store.jobstate import JobStateLost
+from fleet.select import selection
 from workers import runtime as rt
 from workers.app import app
 from workers.metrics import job_progress, task_outcomes

@@ -29,7 +29,7 @@ from fleet.azure.errors import ArmFailure, describe
 from fleet.azure.session import AzureSession
 from fleet.core import redact
 from fleet.core.ids import ClusterId, split_child
-from fleet.engine.actions import Action, ActionKind
+from fleet.plan.actions import Action, ActionKind
 
 
 @dataclass

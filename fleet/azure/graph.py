@@ -78,7 +78,7 @@ from fleet.core.ids import (
     split_child,
 )
 from fleet.core.ids import key as id_key
-from fleet.engine.observed import ObservedCluster
+from fleet.observe.observed import ObservedCluster
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from fleet.azure import retrying
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts, facts_from_arm
 from fleet.core.ids import CLUSTER_PROVIDERS
-from fleet.engine.observed import ObservedCluster
+from fleet.observe.observed import ObservedCluster
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from fleet.azure import retrying
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts, facts_from_arm
 from fleet.core.ids import CLUSTER_PROVIDERS
-from fleet.engine.observed import ObservedCluster
+from fleet.observe.observed import ObservedCluster
 
 #: api-versions for the generic GET of each cluster kind (both stable, both return the
 #: properties fleet reads: powerState/agentPoolProfiles, connectivityStatus/lastConnectivityTime).

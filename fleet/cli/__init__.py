@@ -1,4 +1,4 @@
-"""The ``fleet`` command (DESIGN 3.4, a contract for the command names).
+"""The ``fleet`` command (docs/contracts.md, Command line, a contract for the command names).
 
 The Typer app lives in ``fleet.cli.app``; each command group is a module of this package that
 registers its commands on import. Commands stay thin: parse arguments, build settings, call one

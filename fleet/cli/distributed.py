@@ -26,7 +26,7 @@ from fleet.cli.common import (
     setup_logging,
 )
 from fleet.jobs.distributed import JobFailed, client, follow, submit_sweep, sweep_report
-from fleet.store.jobstate import JobState
+from fleet.record.jobstate import JobState
 
 
 def _jobs(url: str) -> JobState:
@@ -136,7 +136,7 @@ def celery_remediate(
     from fleet.cli.common import to_json, write_output
     from fleet.cli.jobs_cmds import console, format_job_report
     from fleet.jobs.distributed import submit_remediation
-    from fleet.store.history import History
+    from fleet.record.history import History
 
     setup_logging(verbose)
     settings = load_settings()

@@ -31,8 +31,8 @@ from fleet.cli.common import (
     to_json,
     write_output,
 )
+from fleet.record.history import History, JobNotFound
 from fleet.settings import Settings
-from fleet.store.history import History, JobNotFound
 
 jobs_app = typer.Typer(
     help="Remediation jobs: list, show, approve a waiting wave, cancel, audit trail.",

@@ -11,7 +11,7 @@ import typer
 from fleet.cli.app import app
 from fleet.cli.common import err, load_policies, load_settings
 from fleet.core.permissions import role_definition
-from fleet.policy import selection
+from fleet.select import selection
 
 PLACEHOLDER = "/subscriptions/00000000-0000-0000-0000-000000000000"
 

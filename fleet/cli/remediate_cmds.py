@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
+from fleet.apply.waves import WavePlan
 from fleet.cli.app import app
 from fleet.cli.common import (
     EXIT_FAILED,
@@ -62,9 +63,8 @@ from fleet.jobs.remediate import (
     run_remediation,
 )
 from fleet.jobs.runs import environment
-from fleet.jobs.waves import WavePlan
 from fleet.policy.loading import PolicySet
-from fleet.store.history import History, JobNotFound
+from fleet.record.history import History, JobNotFound
 
 
 class JobDisplay:

@@ -7,7 +7,7 @@
     fleet report prune [--days N] [--jobs]
 
 This module composes the two edges that must not know each other: the history store
-(``fleet.store.history``) loads, the report package (``fleet.report``) renders. Clusters
+(``fleet.record.history``) loads, the report package (``fleet.report``) renders. Clusters
 stream from the database into the renderer, so a 50,000-cluster report is never held whole.
 Files are written to a temporary name and renamed: a reader (a Prometheus textfile collector,
 a web server) never sees half a report.
@@ -32,6 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.cli.app import app
 from fleet.jobs.reporting import render_recorded
+from fleet.record.db import redacted
+from fleet.record.history import History, NoSweeps, SweepNotFound
+from fleet.record.migrate import SchemaTooNew
 from fleet.report.changes import diff
 from fleet.report.common import STATE_SYMBOLS, STATES, Context, percent, short_time
 from fleet.report.markdown import write_changes
@@ -39,9 +42,6 @@ from fleet.report.policyreport import APIS
 from fleet.report.render import FORMATS
 from fleet.report.trends import delta, series, sparkline
 from fleet.settings import Settings
-from fleet.store.db import redacted
-from fleet.store.history import History, NoSweeps, SweepNotFound
-from fleet.store.migrate import SchemaTooNew
 
 err = Console(stderr=True, highlight=False)
 

@@ -28,7 +28,8 @@ def snapshot(
     ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
 ) -> None:
-    """Export the current state of the clusters in scope as a fleet snapshot (DESIGN 3.2).
+    """Export the current state of the clusters in scope as a fleet snapshot (docs/contracts.md,
+    Fleet snapshot).
 
     Load it into the emulator (``fleet emulator serve --snapshot FILE``) to replay a real fleet
     offline: sweeps of the replay give the same verdicts as sweeps of the real fleet.

@@ -108,8 +108,8 @@ def sweep(
     """Judge every targeted cluster against the policies and report compliance.
 
     The table is the summary an engineer reads first; ``-o json`` prints the full report
-    (DESIGN 3.3) alone on stdout, so it pipes into jq. Every sweep is stored in the history
-    database (``fleet report`` reads it).
+    (docs/contracts.md, Compliance vocabulary) alone on stdout, so it pipes into jq. Every sweep is
+    stored in the history database (``fleet report`` reads it).
     """
     if output not in ("table", "json", "yaml"):
         fail(f"unknown output {output!r}: use table, json or yaml")

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from fleet.cli.common import err
 from fleet.core.vocabulary import STATE_RANK, State
-from fleet.engine.reconcile import Judgement
+from fleet.plan.pipeline import Judgement
 
 STATE_STYLE = {
     "compliant": "green",

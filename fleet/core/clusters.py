@@ -64,7 +64,8 @@ def _parse_time(value: Any) -> datetime | None:
 def is_arm64(
     cluster_type: ClusterType, properties: Mapping[str, Any], tags: Mapping[str, str]
 ) -> bool:
-    """DESIGN 3.2: Arm VM sizes or osSKU on AKS; ``properties.arch`` or the arch tag on Arc."""
+    """docs/contracts.md, Fleet snapshot: Arm VM sizes or osSKU on AKS; ``properties.arch`` or the
+    arch tag on Arc."""
     if str(tags.get("kubernetes.io/arch", "")).lower() in _ARM_WORDS:
         return True
     if cluster_type == "connectedClusters":

@@ -1,4 +1,5 @@
-"""The compliance vocabulary (DESIGN 3.3, a contract): states, finding codes, severities.
+"""The compliance vocabulary (docs/contracts.md, Compliance vocabulary, a contract): states,
+finding codes, severities.
 
 Reports, the history database, PolicyReport and JUnit outputs all speak these words; the
 string values are part of the public contract and must never be renamed.
@@ -20,7 +21,7 @@ class State(StrEnum):
     ERROR = "error"
 
 
-#: DESIGN 3.3: error > conflicting > noncompliant > unknown > exempt > compliant.
+#: error > conflicting > noncompliant > unknown > exempt > compliant (docs/contracts.md).
 STATE_RANK: dict[State, int] = {
     State.COMPLIANT: 0,
     State.EXEMPT: 1,
@@ -37,7 +38,7 @@ def worst(states: list[State] | tuple[State, ...]) -> State:
 
 
 class Code(StrEnum):
-    """Finding codes (DESIGN 3.3)."""
+    """Finding codes (docs/contracts.md, Compliance vocabulary)."""
 
     EXTENSION_MISSING = "EXTENSION_MISSING"
     EXTENSION_DRIFT = "EXTENSION_DRIFT"

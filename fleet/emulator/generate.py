@@ -1,7 +1,7 @@
 """The fleet generator: a deterministic, realistic fleet snapshot for the emulator and the tests.
 
-``generate(clusters=N, subscriptions=S, seed=K)`` builds a fleet snapshot (DESIGN 3.2, a
-contract) of N AKS and Arc clusters spread over S subscriptions, with their
+``generate(clusters=N, subscriptions=S, seed=K)`` builds a fleet snapshot (docs/contracts.md, Fleet
+snapshot, a contract) of N AKS and Arc clusters spread over S subscriptions, with their
 Microsoft.KubernetesConfiguration children shaped exactly as ARM 2023-05-01 returns them (see
 the spec examples ``GetExtension.json`` and ``GetFluxConfiguration.json``), and ``dumps`` turns
 it into bytes. docs/scenario.md is the specification: each cluster gets one *defect kind*
@@ -174,7 +174,8 @@ _ARC_AGENTS: Final = ("1.21.10", "1.22.4", "1.23.7", "1.24.3")
 _USERS: Final = ("platform-team@contoso.com", "ops@contoso.com", "sre-oncall@contoso.com")
 
 _DAY: Final = 86400
-#: Flux v1 configurations could not be created from this day on (arm-reference 1.6).
+#: Flux v1 configurations could not be created from this day on (Azure retired Flux v1 in
+#: AKS and Arc GitOps: no new sourceControlConfigurations since 1 January 2024).
 _FLUX_V1_BLOCKED: Final = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 _ARC_OFFLINE_AGE: Final = 5 * _DAY
 _ARC_EXPIRED_AGE: Final = 120 * _DAY
@@ -248,7 +249,8 @@ def default_now() -> datetime:
 def generate(
     *, clusters: int, subscriptions: int, seed: int, now: datetime | None = None
 ) -> dict[str, Any]:
-    """A fleet snapshot (DESIGN 3.2) of ``clusters`` clusters in ``subscriptions`` subscriptions.
+    """A fleet snapshot (docs/contracts.md, Fleet snapshot) of ``clusters`` clusters in
+    ``subscriptions`` subscriptions.
 
     ``now`` anchors every timestamp (default: the current UTC minute); pass it for
     reproducible output. Besides the contract keys the snapshot carries

@@ -1,4 +1,5 @@
-"""The fleet snapshot (DESIGN 3.2, a contract): load, validate, redact secrets, dump.
+"""The fleet snapshot (docs/contracts.md, Fleet snapshot, a contract): load, validate, redact
+secrets, dump.
 
 A snapshot is the emulator's whole state: subscriptions, the extension version catalogue and
 the ARM resources exactly as ARM returns them. Loading validates the shape and reports every
@@ -241,8 +242,8 @@ def read(path: str | Path, label: str | None = None) -> tuple[dict[str, Any], st
 def load(source: str | Path | Mapping[str, Any], label: str | None = None) -> dict[str, Any]:
     """Load and validate a snapshot from a file or a mapping; returns a private deep copy.
 
-    Secrets found in it are blanked (a snapshot never carries them: DESIGN 3.2).
-    Raises ``SnapshotError`` listing every problem.
+    Secrets found in it are blanked (a snapshot never carries them: docs/contracts.md, Fleet
+    snapshot). Raises ``SnapshotError`` listing every problem.
     """
     if isinstance(source, str | Path):
         doc, label = read(source, label)

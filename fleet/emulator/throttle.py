@@ -2,7 +2,8 @@
 
 ARM (since 2024) throttles with token buckets per region, subscription, principal and operation
 class: reads 250 burst refilled at 25/s, writes and deletes 200 burst at 10/s
-(arm-reference 3.1). Every response carries the remaining count in
+(docs/contracts.md, Domain facts; Microsoft's "Understand how Azure Resource Manager
+throttles requests"). Every response carries the remaining count in
 ``x-ms-ratelimit-remaining-subscription-{reads|writes|deletes}`` (``-tenant-`` for tenant-level
 calls); an empty bucket answers 429 with ``Retry-After`` in whole seconds. ``scale`` multiplies
 burst and rate so tests can hit the limits in a fraction of a second.

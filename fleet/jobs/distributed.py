@@ -1,7 +1,7 @@
 """Submitting to and following the Celery engine (``--engine celery``), from any machine.
 
 The CLI (and the beat's scheduled sweeps) never import the workers: they write the job's state
-to Redis (``fleet.store.jobstate``) and send the first task by name through a minimal Celery
+to Redis (``fleet.record.jobstate``) and send the first task by name through a minimal Celery
 client. Following a job means polling its Redis counters; the report is built from the outcomes
 the workers stored, with the same report model as the local engine's.
 """
@@ -21,9 +21,9 @@ from celery import Celery
 from fleet.jobs.sweep import new_sweep_id
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Policy
+from fleet.record.jobstate import JobState, JobStateLost, new_job_id
 from fleet.report.model import SummaryBuilder
 from fleet.settings import Settings
-from fleet.store.jobstate import JobState, JobStateLost, new_job_id
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -187,7 +187,8 @@ def follow(
 
 
 def sweep_report(jobs: JobState, job_id: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """The sweep report (DESIGN 3.3) of a finished distributed sweep, from the stored verdicts."""
+    """The sweep report (docs/contracts.md, Compliance vocabulary) of a finished distributed sweep,
+    from the stored verdicts."""
     clusters = [o["verdict"] for _, o in jobs.results(job_id) if "verdict" in o]
     clusters.sort(key=lambda c: str(c["id"]).lower())
     summary = SummaryBuilder()

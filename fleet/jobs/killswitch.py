@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fleet.record.db import redacted
+from fleet.record.history import History
 from fleet.settings import Settings
-from fleet.store.db import redacted
-from fleet.store.history import History
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ Every write a job will make is decided here, before the first one, into a ``JobS
   with the actions stored for them (bodies without secrets, protected settings as
   references) and the job's rollout.
 
-Then the same rails for all three: the rollout (``fleet.jobs.waves.choose_rollout``), the waves,
+Then the same rails for all three: the rollout (``fleet.apply.waves.choose_rollout``), the waves,
 ``Settings.max_clusters`` (``TooManyClusters`` unless raised explicitly) and every secret
 reference readable now (``SecretsUnavailable``). ``load_spec`` rebuilds a recorded job's spec
 from the history database (what a distributed worker needs).
@@ -31,16 +31,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from fleet.apply.waves import RolloutChoice, WavePlan, assign_waves, choose_rollout
 from fleet.azure.credentials import principal_of
 from fleet.azure.observe import observe
 from fleet.azure.session import credential_scope
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import ClusterId, key
 from fleet.core.vocabulary import State
-from fleet.engine import reconcile
-from fleet.engine.actions import Action, ClusterPlan
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.versions import Catalog
+from fleet.evaluate.versions import Catalog
 from fleet.jobs import killswitch, secrets
 from fleet.jobs.pool import bounded_map
 from fleet.jobs.remediate import (
@@ -60,11 +58,13 @@ from fleet.jobs.remediate import (
 )
 from fleet.jobs.runs import Environment, HistorySink, kill_switch_halt
 from fleet.jobs.sweep import Progress, Sweep, new_sweep_id
-from fleet.jobs.waves import RolloutChoice, WavePlan, assign_waves, choose_rollout
 from fleet.jobs.work import CatalogCache, Target, scope
+from fleet.observe.observed import ObservedCluster
+from fleet.plan import pipeline
+from fleet.plan.actions import Action, ClusterPlan
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Rollout
-from fleet.store.history import History
+from fleet.record.history import History
 
 #: Skip categories in the order that explains a cluster best (the first one found is shown).
 _CATEGORY_ORDER = (
@@ -153,7 +153,7 @@ class PlanningSweep(Sweep):
         except Exception:  # as the sweep does: a missing catalogue must not sink a cluster
             return Catalog.from_mapping({})
 
-    def _judge(self, target: Target) -> reconcile.Judgement:
+    def _judge(self, target: Target) -> pipeline.Judgement:
         # A bulk inventory (Resource Graph) may carry the observation; the writes themselves
         # never trust it: every cluster is read from ARM again right before it is written.
         observed = target.observed
@@ -162,7 +162,7 @@ class PlanningSweep(Sweep):
             if target.notes:
                 observed = dataclasses.replace(observed, notes=(*observed.notes, *target.notes))
         catalog = self._catalog(observed)
-        judgement = reconcile.judge(
+        judgement = pipeline.judge(
             observed,
             list(target.applicable),
             catalog=catalog,
@@ -175,7 +175,7 @@ class PlanningSweep(Sweep):
         if found is not None and found[0] in ("unreachable", "stopped"):
             reachable = dataclasses.replace(observed, facts=_reachable(observed.facts, self.now))
             would = list(
-                reconcile.judge(
+                pipeline.judge(
                     reachable,
                     list(target.applicable),
                     catalog=catalog,

@@ -11,7 +11,7 @@ the wave), the clusters left alone and why, and the rollout. Then the job runs:
   token, poll to the end) and records every write in the audit trail;
 - ``verify_cluster(edges, spec, task, outcome)`` re-reads it after its wave: the cluster is
   *fixed* only when the fresh observation carries what the actions asked for and the fresh
-  verdict has nothing left to write for the job (``fleet.jobs.verify``), not merely because
+  verdict has nothing left to write for the job (``fleet.apply.verify``), not merely because
   the PUT returned;
 - ``run_remediation(env, spec, ...)`` is the local engine: waves in order, each with its
   optional approval gate, ``maxConcurrency`` clusters at a time, then the soak, then the
@@ -41,6 +41,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from fleet.apply import verify
+from fleet.apply.waves import RolloutChoice, WavePlan, budget_exceeded, describe_budget
 from fleet.azure import apply, retrying
 from fleet.azure.errors import ArmFailure
 from fleet.azure.observe import observe
@@ -49,20 +51,19 @@ from fleet.core import redact
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import key
 from fleet.core.vocabulary import NON_COUNTING, Code
-from fleet.engine import reconcile
-from fleet.engine.actions import Action, ActionKind
-from fleet.engine.fingerprints import Fingerprints, fingerprint
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.planning import canonical_json
-from fleet.jobs import killswitch, secrets, verify
+from fleet.desired.fingerprints import Fingerprints, fingerprint
+from fleet.jobs import killswitch, secrets
 from fleet.jobs.pool import Interrupted, bounded_map
 from fleet.jobs.runs import Environment
-from fleet.jobs.waves import RolloutChoice, WavePlan, budget_exceeded, describe_budget
 from fleet.jobs.work import CatalogCache
-from fleet.policy import selection
+from fleet.observe.observed import ObservedCluster
+from fleet.plan import pipeline
+from fleet.plan.actions import Action, ActionKind
+from fleet.plan.planning import canonical_json
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import SecretRef
-from fleet.store.history import History, body_digest
+from fleet.record.history import History, body_digest
+from fleet.select import selection
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +399,7 @@ def judge_fresh(
     observed: ObservedCluster,
     fingerprints: Fingerprints,
     now: datetime | None = None,
-) -> reconcile.Judgement | None:
+) -> pipeline.Judgement | None:
     """Judge a fresh observation with the job's policies (None: no policy targets it now)."""
     now = now or datetime.now(UTC)
     applicable = selection.applicable(spec.policy_set, observed.facts, today=now.date())
@@ -407,7 +408,7 @@ def judge_fresh(
     catalog = edges.catalogs.get(
         observed.facts.subscription_id, observed.facts.location or "global"
     )
-    return reconcile.judge(
+    return pipeline.judge(
         observed,
         applicable,
         catalog=catalog,
@@ -417,7 +418,7 @@ def judge_fresh(
     )
 
 
-def blocker(judgement: reconcile.Judgement) -> tuple[str, str] | None:
+def blocker(judgement: pipeline.Judgement) -> tuple[str, str] | None:
     """(category, reason) when the cluster cannot take writes now (offline, stopped, unread)."""
     for skip in judgement.plan.skipped:
         for code, category in _BLOCKERS.items():
@@ -485,7 +486,7 @@ def _signature(action: Action) -> tuple[str, str, str, str]:
     )
 
 
-def _still_allowed(action: Action, spec: JobSpec, judgement: reconcile.Judgement) -> str | None:
+def _still_allowed(action: Action, spec: JobSpec, judgement: pipeline.Judgement) -> str | None:
     """Why a stored action (retry) must not be sent under today's policies, or None."""
     conflicting = {key(c.resource) for c in judgement.desired.conflicts}
     if key(action.resource_id) in conflicting:
@@ -516,7 +517,7 @@ def _is_nudge(action: Action) -> bool:
     )
 
 
-def _version_problem(judgement: reconcile.Judgement, action: Action) -> str | None:
+def _version_problem(judgement: pipeline.Judgement, action: Action) -> str | None:
     """A nudged extension still outside its window (a finding an enforce policy owns)."""
     enforce = set(judgement.desired.enforce)
     for f in judgement.verdict.findings:
@@ -536,7 +537,7 @@ def _version_problem(judgement: reconcile.Judgement, action: Action) -> str | No
 def choose_actions(
     spec: JobSpec,
     task: ClusterTask,
-    judgement: reconcile.Judgement,
+    judgement: pipeline.Judgement,
     observed: ObservedCluster,
     fingerprints: Fingerprints | None = None,
 ) -> tuple[list[Action], str | None, str | None]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
+from fleet.record.history import History
 from fleet.report.changes import diff
 from fleet.report.common import Context
 from fleet.report.model import summarize
 from fleet.report.render import SUMMARY_ONLY, USES_HISTORY, render
-from fleet.store.history import History
 
 #: Changed findings kept in the "what changed" section (the rest are counted, not listed).
 CHANGES_KEPT = 1000

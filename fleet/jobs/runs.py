@@ -18,13 +18,13 @@ from typing import Any
 
 from fleet.azure.inventory import ArmInventory, Inventory
 from fleet.azure.session import AzureSession
-from fleet.engine.reconcile import Judgement
 from fleet.jobs import killswitch, secrets
 from fleet.jobs.sweep import Progress, Sweep, SweepOutcome
 from fleet.jobs.work import scope
+from fleet.plan.pipeline import Judgement
 from fleet.policy.loading import PolicySet
+from fleet.record.history import History
 from fleet.settings import Settings
-from fleet.store.history import History
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fleet.core import redact
-from fleet.engine.fingerprints import Fingerprints, fingerprint
+from fleet.desired.fingerprints import Fingerprints, fingerprint
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Policy, SecretRef
 from fleet.settings import Settings

@@ -1,4 +1,5 @@
-"""``fleet snapshot``: export the fleet's current state in the snapshot format (DESIGN 3.2).
+"""``fleet snapshot``: export the fleet's current state in the snapshot format (docs/contracts.md,
+Fleet snapshot).
 
 Reads every cluster in scope (and its Microsoft.KubernetesConfiguration children) through the
 same observer as a sweep, plus the resource groups and the version catalogue, and writes them
@@ -17,10 +18,10 @@ from fleet.azure import retrying
 from fleet.azure.observe import observe
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import RESOURCE_GROUPS
-from fleet.engine.observed import ObservedCluster
 from fleet.jobs.pool import Interrupted, bounded_map
 from fleet.jobs.runs import Environment
 from fleet.jobs.work import discover, scope
+from fleet.observe.observed import ObservedCluster
 from fleet.policy.loading import PolicySet
 
 

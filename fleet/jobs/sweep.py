@@ -20,11 +20,11 @@ from typing import Any, Protocol
 
 from fleet.azure.inventory import Inventory, Subscription
 from fleet.azure.session import AzureSession
-from fleet.engine.fingerprints import Fingerprints
-from fleet.engine.reconcile import Judgement
-from fleet.engine.verdicts import Verdict
+from fleet.desired.fingerprints import Fingerprints
+from fleet.evaluate.verdicts import Verdict
 from fleet.jobs.pool import Interrupted, bounded_map
 from fleet.jobs.work import CatalogCache, Target, discover, judge_cluster
+from fleet.plan.pipeline import Judgement
 from fleet.policy.loading import PolicySet
 from fleet.report.model import SummaryBuilder, SweepInfo
 

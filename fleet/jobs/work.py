@@ -22,13 +22,13 @@ from fleet.azure.inventory import BulkInventory, Inventory, Subscription
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts
-from fleet.engine import reconcile
-from fleet.engine.fingerprints import Fingerprints
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.versions import Catalog
-from fleet.policy import selection
+from fleet.desired.fingerprints import Fingerprints
+from fleet.evaluate.versions import Catalog
+from fleet.observe.observed import ObservedCluster
+from fleet.plan import pipeline
 from fleet.policy.loading import PolicySet
-from fleet.policy.selection import Applicable
+from fleet.select import selection
+from fleet.select.selection import Applicable
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def judge_cluster(
     fingerprints: Fingerprints | None = None,
     should_stop: Callable[[], bool] | None = None,
     observed: ObservedCluster | None = None,
-) -> reconcile.Judgement:
+) -> pipeline.Judgement:
     """Observe one cluster (unless ``observed`` is given or the target carries one) and
     judge it."""
     if observed is None:
@@ -177,6 +177,6 @@ def judge_cluster(
     except Exception as exc:  # the catalogue is shared: a failure must not sink one cluster
         log.warning("version catalogue unavailable for %s: %s", observed.facts.location, exc)
         catalog = Catalog.from_mapping({})
-    return reconcile.judge(
+    return pipeline.judge(
         observed, list(target.applicable), catalog=catalog, now=now, fingerprints=fingerprints
     )

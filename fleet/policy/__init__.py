@@ -1,4 +1,4 @@
-"""The policy language (DESIGN 3.1): what clusters must carry, and where.
+"""The policy language (docs/contracts.md, Policy file): what clusters must carry, and where.
 
 - ``models``: the pydantic models of a ``FluxPolicy`` document (a contract);
 - ``loading``: files to a frozen ``PolicySet``, with ``FILE:LINE: field.path: message`` errors

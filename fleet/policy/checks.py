@@ -5,7 +5,7 @@ check returns ``(path, message)`` pairs whose path is the YAML field path (camel
 indexes as ints), so that the loader can point at the exact line of the offending field. The
 functions are pure: no I/O, no clock (``today`` is a parameter).
 
-Rules checked here (DESIGN 3.1):
+Rules checked here (docs/contracts.md, Policy file):
 
 - a pinned extension ``version`` needs ``autoUpgradeMinorVersion: false`` (ARM defaults it to
   true, so leaving it out is an error too);

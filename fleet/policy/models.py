@@ -1,4 +1,5 @@
-"""The policy language (DESIGN 3.1, a contract): pydantic models of a ``FluxPolicy`` document.
+"""The policy language (docs/contracts.md, Policy file, a contract): pydantic models of a
+``FluxPolicy`` document.
 
 Every model forbids unknown keys and is frozen. Field names are the YAML names (camelCase);
 inside ``extension`` and ``fluxConfigurations`` they are the ARM property names, so what a user
@@ -45,6 +46,9 @@ _CONFIG = ConfigDict(
 class _Model(BaseModel):
     model_config = _CONFIG
 
+
+#: N-2: the newest extension release and the two before it comply (``versionWindow``).
+DEFAULT_WINDOW = 2
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"

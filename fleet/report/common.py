@@ -19,7 +19,7 @@ from fleet.core.vocabulary import CODE_SEVERITY, NON_COUNTING, STATE_RANK, Code,
 Report = Mapping[str, Any]
 Cluster = Mapping[str, Any]
 
-#: States from best to worst (the DESIGN 3.3 order, reversed).
+#: States from best to worst (docs/contracts.md, Compliance vocabulary: that order reversed).
 STATES: tuple[str, ...] = tuple(s.value for s in sorted(State, key=STATE_RANK.__getitem__))
 STATE_INDEX = {s: i for i, s in enumerate(STATES)}
 #: Finding codes in the contract's order.

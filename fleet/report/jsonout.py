@@ -1,4 +1,5 @@
-"""``--format json``: the DESIGN 3.3 report as recorded, streamed one cluster at a time.
+"""``--format json``: the report JSON (docs/contracts.md) as recorded, streamed one cluster at a
+time.
 
 The output is ``json.dumps(report, indent=2)`` of the recorded report, written piecewise so
 that a 50,000-cluster report never exists as one Python string.

@@ -1,10 +1,11 @@
-"""The sweep report (DESIGN 3.3, a contract): built from verdicts, read by every renderer.
+"""The sweep report (docs/contracts.md, Compliance vocabulary, a contract): built from verdicts,
+read by every renderer.
 
 ``build_report`` is pure: sweep metadata plus verdicts in, the report dictionary out. Every
 output format (table, JSON, YAML, CSV, Markdown, HTML, PolicyReport, JUnit, Prometheus) and
 the history database start from this one structure, so they cannot disagree.
 
-Shape (camelCase, extends DESIGN 3.3; never rename a key)::
+Shape (camelCase, extends docs/contracts.md, Compliance vocabulary; never rename a key)::
 
     {"sweep":   {id, startedAt, finishedAt, durationSeconds, policyRevision, engine, inventory,
                  policies, subscriptions, complete, interrupted, targets, requests},
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from fleet.core.vocabulary import NON_COUNTING, STATE_RANK, State
-from fleet.engine.verdicts import Verdict
+from fleet.evaluate.verdicts import Verdict
 
 
 class SweepInfo(BaseModel):

@@ -1,7 +1,8 @@
 """One entry point for every report format: ``render(fmt, report, out, context)``.
 
-Formats: json, csv, md, html, policyreport, junit, prometheus (DESIGN 3.4). Each renderer
-streams to a text file object; ``render_text`` returns a string for small reports and tests.
+Formats: json, csv, md, html, policyreport, junit, prometheus (docs/contracts.md, Command line).
+Each renderer streams to a text file object; ``render_text`` returns a string for small reports and
+tests.
 """
 
 from __future__ import annotations

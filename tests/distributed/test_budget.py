@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-from fleet.store.budget import RedisLimiter
+from fleet.record.budget import RedisLimiter
 from tests.distributed.conftest import RedisServer
 
 

@@ -18,9 +18,9 @@ from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.jobs.distributed import JobFailed, client, follow, submit_remediation
 from fleet.policy.loading import load
+from fleet.record.history import History
+from fleet.record.jobstate import JobState
 from fleet.settings import Settings
-from fleet.store.history import History
-from fleet.store.jobstate import JobState
 from tests.conftest import POLICIES, emulator_env
 from tests.distributed.conftest import RedisServer, Workers, distributed_env
 

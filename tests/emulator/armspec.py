@@ -1,6 +1,7 @@
 """Validate JSON against the Microsoft.KubernetesConfiguration OpenAPI (swagger 2.0) definitions.
 
-The swagger files vendored in ``tests/arm-spec`` (a byte copy of ``shared/arm-spec``) are
+The swagger files vendored in ``tests/arm-spec`` (copies of Azure/azure-rest-api-specs files;
+``tests/arm-spec/SOURCES.md`` names each one's source and commit) are
 turned into one JSON Schema (draft 4) document: every definition of every file reachable by
 ``$ref`` becomes ``#/definitions/<file>:<name>``, so references across files resolve.
 

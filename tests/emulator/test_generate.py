@@ -129,7 +129,6 @@ def _spec_root() -> Path | None:
         os.environ.get("FLEET_ARM_SPEC"),
         REPO / "arm-spec",
         REPO / "tests" / "arm-spec",
-        Path("/work/shared/arm-spec"),
     ):
         if candidate and (Path(candidate) / "kubernetesconfiguration").is_dir():
             return Path(candidate)
@@ -918,10 +917,10 @@ def test_the_engine_judges_every_cluster_as_the_scenario_says(seed: int) -> None
     if not (REPO / "policies").is_dir():
         pytest.skip("policies/ (the example policies) is not there yet")
     loading = pytest.importorskip("fleet.policy.loading")
-    selection = pytest.importorskip("fleet.policy.selection")
-    observed = pytest.importorskip("fleet.engine.observed")
-    reconcile = pytest.importorskip("fleet.engine.reconcile")
-    versions = pytest.importorskip("fleet.engine.versions")
+    selection = pytest.importorskip("fleet.select.selection")
+    observed = pytest.importorskip("fleet.observe.observed")
+    reconcile = pytest.importorskip("fleet.plan.pipeline")
+    versions = pytest.importorskip("fleet.evaluate.versions")
 
     policy_set = loading.load([REPO / "policies"], today=NOW.date())
     f = fleet(seed)

@@ -13,11 +13,11 @@ from typing import Any
 
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import child_id
-from fleet.engine.essence import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.versions import Catalog
+from fleet.evaluate.versions import Catalog
+from fleet.observe.essence import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
+from fleet.observe.observed import ObservedCluster
 from fleet.policy.models import Exemption, Policy
-from fleet.policy.selection import Applicable
+from fleet.select.selection import Applicable
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SUB = "00000000-0000-0000-0000-000000000001"

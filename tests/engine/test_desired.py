@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from fleet.engine.desired import WINDOW_PATH, flux_body, render
-from fleet.engine.versions import DEFAULT_WINDOW
+from fleet.desired.render import WINDOW_PATH, flux_body, render
+from fleet.evaluate.versions import DEFAULT_WINDOW
 from fleet.policy.models import Exemption
 from tests.engine.fixtures import (
     CLUSTER_CONFIG,

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet.engine.diffing import (
+from fleet.core.diffing import (
     Difference,
     diff,
     escape,

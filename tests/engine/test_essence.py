@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from fleet.engine import essence
-from fleet.engine.diffing import diff
+from fleet.core.diffing import diff
+from fleet.observe import essence
 from tests.engine.fixtures import CLUSTER_CONFIG, aks, extension_json, flux_json
 
 #: Copies of the 2023-05-01 spec examples (see data/README.md).

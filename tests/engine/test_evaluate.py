@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from fleet.core.vocabulary import Code, Severity, State
-from fleet.engine.desired import render
-from fleet.engine.evaluate import evaluate
-from fleet.engine.fingerprints import Fingerprints, fingerprint
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.verdicts import Verdict
+from fleet.desired.fingerprints import Fingerprints, fingerprint
+from fleet.desired.render import render
+from fleet.evaluate.evaluate import evaluate
+from fleet.evaluate.verdicts import Verdict
+from fleet.observe.observed import ObservedCluster
 from fleet.policy.models import Policy
-from fleet.policy.selection import Applicable
-from fleet.policy.selection import applicable as select
+from fleet.select.selection import Applicable
+from fleet.select.selection import applicable as select
 from tests.engine.fixtures import (
     CATALOG,
     CLUSTER_CONFIG,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fleet.core.ids import key
-from fleet.engine.fingerprints import Fingerprints, fingerprint, setting_path, short
+from fleet.desired.fingerprints import Fingerprints, fingerprint, setting_path, short
 
 KEY = b"k" * 32
 

@@ -6,11 +6,11 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from fleet.engine.actions import ActionKind, ClusterPlan
-from fleet.engine.fingerprints import Fingerprints, fingerprint
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.planning import observed_digest
-from fleet.engine.reconcile import Judgement, judge
+from fleet.desired.fingerprints import Fingerprints, fingerprint
+from fleet.observe.observed import ObservedCluster
+from fleet.plan.actions import ActionKind, ClusterPlan
+from fleet.plan.pipeline import Judgement, judge
+from fleet.plan.planning import observed_digest
 from fleet.policy.models import Policy
 from tests.engine.fixtures import (
     CATALOG,

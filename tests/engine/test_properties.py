@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleet.core.vocabulary import State
-from fleet.engine.desired import render
-from fleet.engine.evaluate import evaluate
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.planning import plan
-from fleet.engine.reconcile import judge
+from fleet.desired.render import render
+from fleet.evaluate.evaluate import evaluate
+from fleet.observe.observed import ObservedCluster
+from fleet.plan.pipeline import judge
+from fleet.plan.planning import plan
 from tests.engine.fixtures import (
     CATALOG,
     CLUSTER_CONFIG,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.core.vocabulary import Code
-from fleet.engine.versions import Catalog, judge, parse_version
+from fleet.evaluate.versions import Catalog, judge, parse_version
 from tests.engine.fixtures import CATALOG
 
 OUT = Code.EXTENSION_VERSION_OUT_OF_WINDOW

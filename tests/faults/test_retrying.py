@@ -24,8 +24,8 @@ from azure.core.credentials import AccessToken
 from fleet.azure import apply, retrying
 from fleet.azure.session import AzureSession
 from fleet.core.ids import child_id
-from fleet.engine.actions import Action, ActionKind
 from fleet.jobs import remediate
+from fleet.plan.actions import Action, ActionKind
 from fleet.settings import Settings
 from tests.faults.conftest import facts_of
 

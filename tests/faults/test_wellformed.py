@@ -1,4 +1,4 @@
-"""Malformed ARM answers are read errors, never verdicts (``fleet.engine.wellformed``).
+"""Malformed ARM answers are read errors, never verdicts (``fleet.observe.wellformed``).
 
 Before this check, an extension list whose items had lost their ``properties`` (or carried
 ``null``s, wrong types, an unknown ``provisioningState``) was judged as it seemed: "no Flux
@@ -16,11 +16,11 @@ import pytest
 
 from fleet.core.vocabulary import Code, State
 from fleet.emulator.faults import malform
-from fleet.engine.evaluate import evaluate
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.planning import plan
-from fleet.engine.reconcile import judge
-from fleet.engine.wellformed import checked, problems
+from fleet.evaluate.evaluate import evaluate
+from fleet.observe.observed import ObservedCluster
+from fleet.observe.wellformed import checked, problems
+from fleet.plan.pipeline import judge
+from fleet.plan.planning import plan
 from tests.engine.fixtures import (
     CATALOG,
     CLUSTER_CONFIG,

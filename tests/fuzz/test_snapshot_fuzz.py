@@ -1,4 +1,4 @@
-"""Fuzzing the snapshot loader and the emulator built from it (DESIGN 3.2).
+"""Fuzzing the snapshot loader and the emulator built from it (docs/contracts.md, Fleet snapshot).
 
 Whatever the input — random JSON structures, a valid fleet with random parts replaced or
 removed, random bytes, duplicate keys, deep nesting, huge files, odd Unicode — loading either

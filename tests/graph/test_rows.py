@@ -15,7 +15,7 @@ from fleet.azure.graph import (
     parse_duration,
 )
 from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
-from fleet.engine import essence
+from fleet.observe import essence
 
 CID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
 KC = f"{CID}/providers/Microsoft.KubernetesConfiguration"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fleet.core.clusters import ClusterFacts
 from fleet.policy.loading import PolicySet, load
-from fleet.policy.selection import applicable, subscriptions_in_scope
+from fleet.select.selection import applicable, subscriptions_in_scope
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TODAY = date(2026, 11, 25)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fleet.core.clusters import ClusterFacts
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Policy, Selector
-from fleet.policy.selection import (
+from fleet.select.selection import (
     Applicable,
     active_exemption,
     applicable,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleet.engine.actions import ActionKind, ClusterPlan
-from fleet.engine.observed import ObservedCluster
-from fleet.engine.reconcile import Judgement, judge
+from fleet.observe.observed import ObservedCluster
+from fleet.plan.actions import ActionKind, ClusterPlan
+from fleet.plan.pipeline import Judgement, judge
 from fleet.policy.models import Policy
 from tests.engine.fixtures import (
     CATALOG,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleet.store.history import History
+from fleet.record.history import History
 from tests.conftest import REPO
 from tests.remediate.conftest import (
     clusters,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from fleet.apply.waves import RolloutChoice, assign_waves
 from fleet.core.clusters import ClusterFacts
-from fleet.engine.actions import Action, ActionKind
 from fleet.jobs import remediate
 from fleet.jobs.remediate import (
     ClusterOutcome,
@@ -27,11 +27,11 @@ from fleet.jobs.remediate import (
     record_job,
     run_remediation,
 )
-from fleet.jobs.waves import RolloutChoice, assign_waves
+from fleet.plan.actions import Action, ActionKind
 from fleet.policy.loading import load
 from fleet.policy.models import Rollout
+from fleet.record.history import History
 from fleet.settings import Settings
-from fleet.store.history import History
 from tests.conftest import POLICIES
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -220,8 +220,8 @@ def test_a_pre_approved_wave_does_not_wait_and_cancel_stops_before_the_next_wave
 
 
 def test_the_progress_display_draws_on_a_terminal() -> None:
+    from fleet.apply.waves import WavePlan
     from fleet.cli.remediate_cmds import JobDisplay
-    from fleet.jobs.waves import WavePlan
 
     wave = WavePlan("canary", 0, ("/a", "/b"))
     with JobDisplay(enabled=True) as display:

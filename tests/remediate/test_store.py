@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fleet.core import redact
-from fleet.store.history import History, JobNotFound, body_digest
+from fleet.record.history import History, JobNotFound, body_digest
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from fleet.engine.fingerprints import Fingerprints, fingerprint
-from fleet.engine.reconcile import judge
+from fleet.apply.verify import problem, unmet
+from fleet.desired.fingerprints import Fingerprints, fingerprint
 from fleet.jobs.remediate import token_is_clean
-from fleet.jobs.verify import problem, unmet
+from fleet.plan.pipeline import judge
 from tests.engine.fixtures import (
     CATALOG,
     CLUSTER_CONFIG,

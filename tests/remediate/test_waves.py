@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet.core.clusters import ClusterFacts
-from fleet.jobs.waves import (
+from fleet.apply.waves import (
     IMPLICIT_WAVE,
     allowed_failures,
     assign_waves,
@@ -19,6 +18,7 @@ from fleet.jobs.waves import (
     describe_budget,
     position,
 )
+from fleet.core.clusters import ClusterFacts
 from fleet.policy.models import Policy, Rollout
 
 SUB = "00000000-0000-0000-0000-000000000001"

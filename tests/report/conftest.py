@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from fleet.record.history import History
 from fleet.report.changes import diff
 from fleet.report.common import Context
-from fleet.store.history import History
 from tests.report.sample import SWEEP_IDS, reports
 
 #: "Now" for every rendering: 2 h after the latest sweep finished.

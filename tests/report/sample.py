@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fleet.core.vocabulary import Code, Severity, State, worst
-from fleet.engine.verdicts import Finding, PolicyResult, Verdict
+from fleet.evaluate.verdicts import Finding, PolicyResult, Verdict
 from fleet.report.model import SweepInfo, build_report
 
 SUB_EU = "00000000-0000-0000-0000-000000000001"

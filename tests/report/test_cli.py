@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import fleet.cli.report_cmds  # noqa: F401  (registers `fleet report` on the app)
 from fleet.cli.app import app
+from fleet.record.history import History
 from fleet.report.render import FORMATS
-from fleet.store.history import History
 from tests.report.conftest import Recorded
 from tests.report.sample import SWEEP_IDS, reports
 

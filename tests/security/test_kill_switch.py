@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from fleet.jobs import killswitch
-from fleet.store.history import History
+from fleet.record.history import History
 from tests.conftest import POLICIES, require
 from tests.distributed.conftest import RedisServer, Workers, free_port
 from tests.faults.conftest import (
@@ -277,7 +277,7 @@ def test_another_process_sees_the_switch(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from fleet.jobs import killswitch; from fleet.store.history import History; "
+            "from fleet.jobs import killswitch; from fleet.record.history import History; "
             f"print(killswitch.engaged(History({url!r})))",
         ],
         capture_output=True,

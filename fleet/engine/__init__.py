@@ -1,1 +1,0 @@
-"""The pure evaluation engine: desired state, essence, diff, versions, evaluate, plan."""

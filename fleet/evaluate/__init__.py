@@ -1,0 +1,1 @@
+"""Evaluation: desired against observed, into findings and a verdict per cluster."""

@@ -1,0 +1,1 @@
+"""Planning: the ARM writes that would make a cluster compliant, and the per-cluster pipeline."""

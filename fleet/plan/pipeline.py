@@ -1,0 +1,68 @@
+"""The one per-cluster function: render, evaluate, plan.
+
+The local engine (a thread pool in one process) and the Celery workers both call ``judge`` for
+every cluster, so the two can never disagree about a verdict or a plan (docs/architecture.md). It
+is pure: the callers read the cluster, resolve fingerprints, and store or apply what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from fleet.desired.fingerprints import Fingerprints
+from fleet.desired.render import DesiredState, render
+from fleet.evaluate.evaluate import evaluate
+from fleet.evaluate.verdicts import Verdict
+from fleet.evaluate.versions import Catalog
+from fleet.observe.observed import ObservedCluster
+from fleet.observe.view import view
+from fleet.observe.wellformed import checked
+from fleet.plan.actions import ClusterPlan
+from fleet.plan.planning import plan
+from fleet.select.selection import Applicable
+
+
+class Judgement(NamedTuple):
+    """Everything fleet concludes about one cluster in one sweep."""
+
+    verdict: Verdict
+    desired: DesiredState
+    plan: ClusterPlan
+
+
+def judge(
+    observed: ObservedCluster,
+    applicable: Sequence[Applicable],
+    *,
+    catalog: Catalog,
+    now: datetime,
+    fingerprints: Fingerprints | None = None,
+    nudge_stuck_versions: bool = False,
+) -> Judgement:
+    """Render the cluster's desired state, judge the observation, plan the fix.
+
+    ``nudge_stuck_versions`` is for remediation jobs: see ``fleet.plan.planning``.
+    An observation that is not well-formed ARM (``fleet.observe.wellformed``) is judged as a
+    read error with the reason, never as what its damaged JSON would seem to say.
+    """
+    observed = checked(observed)
+    desired = render(applicable, observed.facts)
+    # Parse the observation once for both evaluation and planning.
+    seen = view(observed, desired.extension.name if desired.extension else None)
+    verdict = evaluate(
+        observed, desired, catalog=catalog, now=now, fingerprints=fingerprints, seen=seen
+    )
+    return Judgement(
+        verdict,
+        desired,
+        plan(
+            observed,
+            desired,
+            verdict,
+            fingerprints=fingerprints,
+            seen=seen,
+            nudge_stuck_versions=nudge_stuck_versions,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Recording: the history database (SQL) and the distributed job state (Redis)."""

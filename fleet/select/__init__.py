@@ -1,0 +1,1 @@
+"""Selection: which policies target a cluster (targets, exclusions, exemptions)."""

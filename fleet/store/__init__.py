@@ -1,1 +1,0 @@
-"""History database and Redis coordination."""

@@ -1,1 +1,0 @@
-"""Alembic migrations of the history database, run by ``fleet.store.migrate`` on open."""
