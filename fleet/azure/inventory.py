@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,7 +26,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     map_error,
 )
-from azure.core.rest import HttpRequest
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from fleet.azure import retrying
@@ -93,13 +93,21 @@ class BulkInventory(Inventory, Protocol):
 _ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 
-def get_json(client: Any, request: HttpRequest, **options: Any) -> Any:
+def send_json(
+    client: Any,
+    request: HttpRequest,
+    *,
+    on_response: Callable[[HttpResponse], None] | None = None,
+    **options: Any,
+) -> Any:
     """Send ``request`` through an SDK client's own pipeline (credential, fleet's budget
     policy, retries, transport) and return the JSON body, parsed once with orjson.
 
     For reads whose JSON fleet uses as it is: the typed operations would build SDK models of
-    every item, which fleet would only turn back into JSON. Failures raise the exceptions the
-    SDK raises (``HttpResponseError`` and its subclasses, with ARM's error code).
+    every item, which fleet would only turn back into JSON. ``on_response`` sees every answer,
+    failed ones too, before its status is judged (Resource Graph's quota headers). Failures
+    raise the exceptions the SDK raises (``HttpResponseError`` and its subclasses, with ARM's
+    error code).
     """
     send = getattr(client, "send_request", None) or client._send_request
     response = send(request, stream=True, **options)
@@ -107,6 +115,8 @@ def get_json(client: Any, request: HttpRequest, **options: Any) -> Any:
         response.read()
     finally:
         response.close()
+    if on_response is not None:
+        on_response(response)
     if response.status_code != 200:
         map_error(response.status_code, response, _ERROR_MAP)
         raise HttpResponseError(response=response, error_format=ARMErrorFormat)
@@ -118,7 +128,7 @@ def _list_json(client: Any, path: str, params: dict[str, str]) -> list[dict[str,
     items: list[dict[str, Any]] = []
     request = HttpRequest("GET", path, params=params)
     while True:
-        page = get_json(client, request)
+        page = send_json(client, request)
         items.extend(v for v in page.get("value") or () if isinstance(v, dict))
         next_link = page.get("nextLink")
         if not next_link:

@@ -1,15 +1,21 @@
 """Retries of whole ARM operations, above the SDK's own (deliberately few) retries.
 
+The one way fleet retries a read: ARM calls (``fleet.azure.inventory``, ``fleet.azure.observe``)
+and Resource Graph pages (``fleet.azure.graph_pages``) all go through ``call``.
+
 The SDK retries one HTTP request a couple of times; when that is not enough (a throttling
-storm, a 503 burst, a connection reset mid-page), fleet retries the whole operation — a page
-walk is restarted from the first page, so no partial list is ever used — with jittered
-exponential backoff that honours ARM's ``Retry-After``. A non-retryable failure (403, 404,
-400) or the last attempt raises ``ArmCallFailed`` carrying the translated failure.
+storm, a 503 burst, a connection reset mid-page), fleet retries the whole operation — an ARM
+page walk is restarted from the first page, so no partial list is ever used; a Resource Graph
+page is asked again with its own ``$skipToken`` — with jittered exponential backoff that
+honours ARM's ``Retry-After``. A non-retryable failure (403, 404, 400) or the last attempt
+raises ``ArmCallFailed`` carrying the translated failure.
 
 Throttling is not failure: a 429 (ARM's bucket is empty, ``Retry-After`` says when to come
 back; ``BudgetPolicy`` has paused every request of that bucket meanwhile) does not use up an
 attempt. The call keeps waiting as told for up to ``THROTTLE_PATIENCE`` seconds from its first
-429, so a throttling storm slows a sweep down instead of costing it clusters.
+429, so a throttling storm slows a sweep down instead of costing it clusters. A caller that
+paces its own requests (Resource Graph's quota) passes ``on_throttle``: the call then hands it
+the wait instead of sleeping, and the caller's pacing waits before the next attempt.
 
 A 401 is tried once more at once, outside the attempt count: azure-core drops its cached token
 when ARM answers 401, so the next request carries a fresh one from the credential (a token
@@ -67,8 +73,12 @@ def call(
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_throttle: Callable[[float], None] | None = None,
 ) -> T:
-    """Run ``fn`` until it succeeds, fails for good, or ``attempts`` are used up."""
+    """Run ``fn`` until it succeeds, fails for good, or ``attempts`` are used up.
+
+    ``on_throttle(seconds)`` replaces the sleep after a 429 (see the module docstring).
+    """
     attempt = 0
     refreshed = False
     throttled_since: float | None = None
@@ -89,7 +99,8 @@ def call(
                 throttled_since = now if throttled_since is None else throttled_since
                 if now - throttled_since < THROTTLE_PATIENCE:
                     attempt -= 1  # waiting as ARM asks is not a failed attempt
-                    sleep(failure.retry_after if failure.retry_after is not None else backoff(1))
+                    wait = failure.retry_after if failure.retry_after is not None else backoff(1)
+                    (on_throttle or sleep)(wait)
                     continue
             if not failure.retryable or attempt >= attempts or (should_stop and should_stop()):
                 raise ArmCallFailed(what, failure, attempt) from exc

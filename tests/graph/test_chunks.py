@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet.azure.graph import Chunk, children_query, kql_string, plan_chunks
+from fleet.azure.graph_queries import Chunk, children_query, kql_string, plan_chunks
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import CLUSTER_PROVIDERS, ClusterType
 from fleet.emulator import graph as kql

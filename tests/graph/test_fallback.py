@@ -123,6 +123,28 @@ def test_a_failing_chunk_query_falls_back_to_arm_for_that_chunk(
     assert len(first) + len(rest) == CLUSTERS
 
 
+def test_a_graph_page_is_retried_as_every_arm_read_is(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    """Graph pages go through ``fleet.azure.retrying``: a 401 (a token refused mid-sweep) is
+    tried once more at once and a 503 uses one attempt, so with two attempts no chunk falls
+    back to ARM."""
+    with AzureSession(settings_for(emulator, tmp_path, read_attempts=2)) as session:
+        inventory = GraphInventory(session, chunk_clusters=10, prefetch=False)
+        stream = inventory.observations(inventory.subscriptions(None))
+        first = [next(stream) for _ in range(10)]
+        emulator.admin.add_fault(
+            action="error", method="POST", pathPrefix=GRAPH, status=401, count=1
+        )
+        emulator.admin.add_fault(
+            action="error", method="POST", pathPrefix=GRAPH, status=503, count=1
+        )
+        rest = list(stream)
+    assert all(o.observed is not None for o in first + rest)
+    assert inventory.stats.failed_chunks == 0 and inventory.stats.fallbacks == 0
+    assert len(first) + len(rest) == CLUSTERS
+
+
 def test_no_cluster_rows_means_no_sweep(emulator: RunningEmulator, tmp_path: Path) -> None:
     emulator.admin.add_fault(action="error", method="POST", pathPrefix=GRAPH, status=403)
     with AzureSession(settings_for(emulator, tmp_path)) as session:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from fleet.azure.credentials import EmulatorCredential
-from fleet.azure.graph import GraphInventory, QuotaPacer
+from fleet.azure.graph import GraphInventory
+from fleet.azure.graph_quota import QuotaPacer
 from fleet.azure.session import AzureSession
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from tests.graph.conftest import CLUSTERS, settings_for

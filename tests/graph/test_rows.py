@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from fleet.azure.graph import (
+from fleet.azure.graph_quota import parse_duration
+from fleet.azure.graph_rows import (
     canonical_properties,
     child_json,
     incomplete_child,
     incomplete_cluster,
-    parse_duration,
 )
 from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
 from fleet.observe import essence
