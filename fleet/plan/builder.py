@@ -1,0 +1,144 @@
+"""The plan of one cluster while it is drawn up: what the planners record, and small helpers.
+
+``PlanBuilder`` holds the inputs of ``fleet.plan.planning.plan`` (observation, desired state,
+verdict) and collects what the planners of the extension (``fleet.plan.extension``), the flux
+configurations (``fleet.plan.flux``) and the deletions (``fleet.plan.deletions``) decide: one
+``Action`` per kind and resource, and every ``Skipped`` finding with its reason. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fleet.core.diffing import MAPPING as _MAP
+from fleet.core.diffing import escape, is_under
+from fleet.core.ids import key
+from fleet.core.vocabulary import Code
+from fleet.desired.fingerprints import Fingerprints
+from fleet.desired.render import DesiredState
+from fleet.evaluate.verdicts import Finding, Verdict
+from fleet.observe.observed import ObservedCluster
+from fleet.observe.view import ObservedView
+from fleet.plan.actions import Action, ActionKind, Skipped
+
+
+def reason_of(f: Finding) -> str:
+    return f"{f.code.value} {f.path}" if f.path else f.code.value
+
+
+def flatten(value: Any, path: str, out: list[dict[str, Any]], *, desired: bool) -> None:
+    """Leaf changes of a whole created (desired=True) or deleted resource."""
+    if isinstance(value, _MAP) and value:
+        for k in sorted(value, key=str):
+            flatten(value[k], path + "/" + escape(k), out, desired=desired)
+    else:
+        out.append(
+            {
+                "path": path,
+                "desired": value if desired else None,
+                "actual": None if desired else value,
+            }
+        )
+
+
+def field_changes(findings: Iterable[Finding]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for f in findings:
+        if f.path is not None and f.path not in seen:
+            seen[f.path] = {"path": f.path, "desired": f.desired, "actual": f.actual}
+    return [seen[p] for p in sorted(seen)]
+
+
+def touches(path: str | None, prefixes: Sequence[str]) -> bool:
+    return path is not None and any(is_under(path, p) for p in prefixes)
+
+
+class PlanBuilder:
+    """The plan of one cluster while it is drawn up: its inputs, and the actions and skips
+    recorded so far (one action per kind and resource; reasons of a repeat are merged)."""
+
+    def __init__(
+        self,
+        observed: ObservedCluster,
+        desired: DesiredState,
+        verdict: Verdict,
+        fingerprints: Fingerprints | None,
+        seen: ObservedView,
+        *,
+        nudge: bool = False,
+    ) -> None:
+        self.nudge = nudge
+        self.observed = observed
+        self.seen = seen
+        self.desired = desired
+        self.verdict = verdict
+        self.fingerprints = fingerprints
+        self.cid = observed.facts.id
+        self.actions: dict[tuple[ActionKind, str], Action] = {}
+        self.skipped: dict[tuple[str, str, str], Skipped] = {}
+        self.by_resource: dict[str, list[Finding]] = {}
+        self.conflicting = {key(c.resource) for c in desired.conflicts}
+        #: True once a PUT of the extension is planned.
+        self.ext_put = False
+        for f in verdict.findings:
+            self.by_resource.setdefault(key(f.resource), []).append(f)
+
+    def skip(self, resource: str, code: Code | str, reason: str) -> None:
+        code_text = code.value if isinstance(code, Code) else code
+        k = (key(resource), code_text, reason)
+        if k not in self.skipped:
+            self.skipped[k] = Skipped(
+                cluster_id=self.cid, resource_id=resource, code=code_text, reason=reason
+            )
+
+    def skip_all(self, findings: Iterable[Finding], reason: str) -> None:
+        for f in findings:
+            self.skip(f.resource, f.code, reason)
+
+    def act(
+        self,
+        kind: ActionKind,
+        resource: str,
+        *,
+        change: str,
+        reasons: Sequence[str],
+        policies: Sequence[str],
+        body: dict[str, Any] | None = None,
+        protected: Mapping[str, str] | None = None,
+        changes: list[dict[str, Any]] | None = None,
+    ) -> None:
+        k = (kind, key(resource))
+        existing = self.actions.get(k)
+        if existing is not None:
+            merged_reasons = list(dict.fromkeys([*existing.reasons, *reasons]))
+            merged_policies = sorted(set(existing.policies) | set(policies))
+            self.actions[k] = Action(
+                **{**dict(existing), "reasons": merged_reasons, "policies": merged_policies}
+            )
+            return
+        self.actions[k] = Action(
+            kind=kind,
+            cluster_id=self.cid,
+            resource_id=resource,
+            method="DELETE"
+            if kind
+            in (
+                ActionKind.DELETE_FLUX_V1,
+                ActionKind.DELETE_EXTENSION,
+                ActionKind.DELETE_FLUX_CONFIG,
+            )
+            else "PUT",
+            body=body,
+            protected=dict(protected or {}),
+            reasons=list(dict.fromkeys(reasons)),
+            policies=sorted(set(policies)),
+            change=change,
+            changes=changes or [],
+        )
+
+    def enforcing(self, policies: Iterable[str | None]) -> list[str]:
+        return self.desired.enforcing([p for p in policies if p is not None])
+
+    def flag(self, policies: Iterable[str], name: str) -> list[str]:
+        return [p for p in policies if getattr(self.desired.flags[p], name)]
