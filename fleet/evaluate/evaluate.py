@@ -16,68 +16,37 @@ The order of judgement mirrors what can be trusted:
 
 Conflicting fields are never judged (no one owns them); the rest of such a resource is.
 Observed JSON is untrusted: any shape is accepted and never raises.
+
+This module decides whether the cluster can be judged now and builds the verdict; the
+extension is judged by ``fleet.evaluate.extension``, the flux configurations (and Flux v1 and
+unmanaged ones) by ``fleet.evaluate.flux``, into a ``fleet.evaluate.findings.Findings``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fleet.core.clusters import ClusterFacts
-from fleet.core.diffing import MAPPING as _MAP
-from fleet.core.diffing import Difference, copy_json, diff, overlaps
-from fleet.core.vocabulary import (
-    CODE_SEVERITY,
-    CODE_STATE,
-    NON_COUNTING,
-    Code,
-    Severity,
-    State,
-    worst,
-)
-from fleet.desired.fingerprints import Fingerprints, short
-from fleet.desired.render import VERSION_PATH, WINDOW_PATH, DesiredExtension, DesiredState
+from fleet.core.diffing import copy_json
+from fleet.core.vocabulary import CODE_STATE, NON_COUNTING, Code, Severity, State, worst
+from fleet.desired.fingerprints import Fingerprints
+from fleet.desired.render import DesiredState
+from fleet.evaluate.extension import judge_extension
+from fleet.evaluate.findings import Findings, show
+from fleet.evaluate.flux import judge_flux_configs, judge_flux_v1
 from fleet.evaluate.verdicts import Finding, PolicyResult, Verdict
-from fleet.evaluate.versions import ARM64_MINIMUM, DEFAULT_WINDOW, Catalog, judge, parse_version
-from fleet.observe import essence
-from fleet.observe.essence import SOURCE_CONTROL_CONFIGURATIONS
+from fleet.evaluate.versions import Catalog
 from fleet.observe.observed import ObservedCluster
-from fleet.observe.view import ObservedView, properties, resource_id, resource_name, view
+from fleet.observe.view import ObservedView, view
 from fleet.observe.wellformed import checked
 
 #: Arc: a change pending longer than this times out, so a cluster silent for longer is
 #: treated as unreachable even when ARM still says Connected (docs/contracts.md, Domain facts).
 STALE_AFTER = timedelta(hours=48)
-CURRENT_VERSION_PATH = "/properties/currentVersion"
 _UNREACHABLE_STATES = {"offline", "expired", "agentnotinstalled"}
 _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 
-#: Who owns the field at a JSON pointer (the policies a finding there counts against).
-Owners = Callable[[str], Sequence[str]]
-
-# --- small helpers ------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    """A short printable form of a value for messages."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        text = json.dumps(value)
-    else:
-        try:
-            text = json.dumps(value, sort_keys=True, default=str)
-        except (TypeError, ValueError):
-            text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+# --- reachability -------------------------------------------------------------------------
 
 
 def _aware(moment: datetime) -> datetime:
@@ -121,44 +90,6 @@ def cluster_status(facts: ClusterFacts) -> str | None:
 # --- the evaluation -----------------------------------------------------------------------
 
 
-class _Findings:
-    """Collects findings with the default severity of their code."""
-
-    __slots__ = ("items",)
-
-    def __init__(self) -> None:
-        self.items: list[Finding] = []
-
-    def add(
-        self,
-        code: Code,
-        policies: Sequence[str | None],
-        resource: str,
-        message: str,
-        *,
-        path: str | None = None,
-        desired: Any = None,
-        actual: Any = None,
-        severity: Severity | None = None,
-    ) -> None:
-        sev = severity or CODE_SEVERITY[code]
-        for policy in policies:
-            # Plain validated construction: with pydantic 2.14 it is faster than
-            # model_construct for models this small (measured in benchmarks/bench_engine.py).
-            self.items.append(
-                Finding(
-                    code=code,
-                    policy=policy,
-                    resource=resource,
-                    path=path,
-                    desired=desired,
-                    actual=actual,
-                    message=message,
-                    severity=sev,
-                )
-            )
-
-
 def evaluate(
     observed: ObservedCluster,
     desired: DesiredState,
@@ -179,7 +110,7 @@ def evaluate(
         seen = None
     facts = observed.facts
     cid = facts.id
-    found = _Findings()
+    found = Findings()
     version: str | None = None
     in_window: bool | None = None
 
@@ -197,9 +128,9 @@ def evaluate(
     if seen is None:
         seen = view(observed, desired.extension.name if desired.extension else None)
 
-    _judge_flux_v1(observed, desired, found)
-    version, in_window = _judge_extension(seen, desired, found, catalog, fingerprints)
-    _judge_flux_configs(seen, desired, found, fingerprints, judge_flux_status=not stale)
+    judge_flux_v1(observed, desired, found)
+    version, in_window = judge_extension(seen, desired, found, catalog, fingerprints)
+    judge_flux_configs(seen, desired, found, fingerprints, judge_flux_status=not stale)
 
     if blocked is not None:
         # Nothing seen on this cluster is counted: it may be stale, and nothing can be fixed
@@ -224,7 +155,7 @@ def evaluate(
         found.add(code, desired.policies, cid, message)
 
     for conflict in desired.conflicts:
-        values = ", ".join(f"{p}: {_show(v)}" for p, v in sorted(conflict.values.items()))
+        values = ", ".join(f"{p}: {show(v)}" for p, v in sorted(conflict.values.items()))
         found.add(
             Code.POLICY_CONFLICT,
             conflict.policies,
@@ -235,323 +166,6 @@ def evaluate(
             desired=copy_json(conflict.values),
         )
     return _verdict(observed, desired, found.items, version, in_window)
-
-
-def _judge_flux_v1(observed: ObservedCluster, desired: DesiredState, found: _Findings) -> None:
-    if not observed.source_control_configurations:
-        return
-    if desired.extension is None and not desired.flux_configurations:
-        return
-    owners = sorted(
-        set(desired.extension.policies if desired.extension else ()) | set(desired.flux_policies)
-    )
-    cid = observed.facts.id
-    for resource in observed.source_control_configurations:
-        name = resource_name(resource) or "?"
-        rid = resource_id(resource, cid, SOURCE_CONTROL_CONFIGURATIONS, name)
-        found.add(
-            Code.FLUX_V1_PRESENT,
-            owners,
-            rid,
-            f"Flux v1 configuration {name!r} blocks the microsoft.flux extension; migrate it "
-            "to a Flux v2 configuration and delete it (remediation.migrateFluxV1)",
-        )
-
-
-def _drift_findings(
-    code: Code,
-    diffs: list[Difference],
-    conflict_paths: Sequence[str],
-    owners_of: Owners,
-    resource: str,
-    kind: str,
-    found: _Findings,
-) -> None:
-    for d in diffs:
-        if any(overlaps(d.path, c) for c in conflict_paths):
-            continue
-        if d.actual is None:
-            what = f"{kind} lacks {d.path} (policy wants {_show(d.desired)})"
-        elif d.desired is None:
-            what = f"{kind} has {d.path} = {_show(d.actual)}, which no policy declares"
-        else:
-            what = f"{kind} {d.path} is {_show(d.actual)}, policy wants {_show(d.desired)}"
-        found.add(
-            code,
-            owners_of(d.path),
-            resource,
-            what,
-            path=d.path,
-            desired=copy_json(d.desired),
-            actual=copy_json(d.actual),
-        )
-
-
-def _secret_findings(
-    code: Code,
-    fingerprints: Fingerprints | None,
-    resource: str,
-    protected: Mapping[str, str],
-    owners: Owners,
-    found: _Findings,
-) -> None:
-    if fingerprints is None or not protected:
-        return
-    for drift in fingerprints.drift(resource, protected):
-        found.add(
-            code,
-            owners(drift.path),
-            resource,
-            f"protected setting {drift.setting} ({drift.ref}) no longer matches what fleet "
-            f"applied (fingerprint {short(drift.desired)}, applied {short(drift.applied)})",
-            path=drift.path,
-            desired=short(drift.desired),
-            actual=short(drift.applied),
-        )
-
-
-def _judge_extension(
-    seen: ObservedView,
-    desired: DesiredState,
-    found: _Findings,
-    catalog: Catalog,
-    fingerprints: Fingerprints | None,
-) -> tuple[str | None, bool | None]:
-    facts = seen.observed.facts
-    d = desired.extension
-    ext = seen.extension
-    if d is None:
-        # No policy declares the extension, but flux configurations need it (Azure installs
-        # it on the first PUT): it is not missing, yet what is installed must be supported.
-        if ext is None or seen.extension_id is None:
-            return None, None
-        rid = seen.extension_id
-        if not desired.flux_policies:
-            return _text(properties(ext).get("currentVersion")), None
-        return _judge_version(
-            ext, rid, None, desired.flux_policies, desired.flux_policies, facts, catalog, found
-        )
-
-    if ext is None or seen.extension_id is None or seen.extension_essence is None:
-        found.add(
-            Code.EXTENSION_MISSING,
-            d.policies,
-            d.resource,
-            "the microsoft.flux extension is not installed",
-        )
-        _arm64_guard(d, d.resource, None, facts, found)
-        return None, None
-
-    rid = seen.extension_id
-    props = properties(ext)
-    state = _text(props.get("provisioningState"))
-    if state is not None and state.lower() == "failed":
-        found.add(
-            Code.EXTENSION_FAILED,
-            d.policies,
-            rid,
-            "the microsoft.flux extension is in provisioningState Failed" + _error_info(props),
-            path="/properties/provisioningState",
-            desired="Succeeded",
-            actual=state,
-        )
-    obs = essence.restrict_extension(
-        seen.extension_essence, d.fields, name=d.name_governed, settings=d.settings
-    )
-    seen_name = obs.get("name")
-    if d.name_governed and isinstance(seen_name, str) and seen_name.lower() == d.name.lower():
-        obs["name"] = d.name  # ARM names are case-insensitive
-    _drift_findings(
-        Code.EXTENSION_DRIFT,
-        diff(d.essence, obs),
-        d.conflict_paths,
-        d.owners_of,
-        rid,
-        "extension",
-        found,
-    )
-    _secret_findings(Code.EXTENSION_DRIFT, fingerprints, rid, d.protected, d.owners_of, found)
-    current = _text(props.get("currentVersion"))
-    _arm64_guard(d, rid, current, facts, found)
-    if WINDOW_PATH in d.conflict_paths:
-        return current, None
-    return _judge_version(
-        ext, rid, d, d.window_owners or d.policies, d.policies, facts, catalog, found
-    )
-
-
-def _error_info(props: Mapping[str, Any]) -> str:
-    info = props.get("errorInfo")
-    if isinstance(info, _MAP):
-        message = _text(info.get("message")) or _text(info.get("code"))
-        if message:
-            return f": {message[:200]}"
-    return ""
-
-
-def _arm64_guard(
-    d: DesiredExtension, rid: str, current: str | None, facts: ClusterFacts, found: _Findings
-) -> None:
-    if not (facts.arm64 and d.version):
-        return
-    pinned = parse_version(d.version)
-    if pinned is not None and pinned < ARM64_MINIMUM:
-        found.add(
-            Code.EXTENSION_VERSION_UNSUPPORTED_ARCH,
-            d.owners_of(VERSION_PATH),
-            rid,
-            f"the policy pins version {d.version}, but ARM64 clusters need {ARM64_MINIMUM} "
-            "or later",
-            path=VERSION_PATH,
-            desired=d.version,
-            actual=current,
-        )
-
-
-def _judge_version(
-    ext: Any,
-    rid: str,
-    d: DesiredExtension | None,
-    window_owners: Sequence[str],
-    arch_owners: Sequence[str],
-    facts: ClusterFacts,
-    catalog: Catalog,
-    found: _Findings,
-) -> tuple[str | None, bool | None]:
-    props = properties(ext)
-    current = _text(props.get("currentVersion"))
-    # The train the policies ask for, else Stable: Microsoft's support window is stated over
-    # releases, and a train nobody governs says nothing about which releases are current.
-    train = (
-        _text(d.body["properties"].get("releaseTrain"))
-        if d is not None and "releaseTrain" in d.fields
-        else None
-    )
-    window = d.version_window if d is not None else DEFAULT_WINDOW
-    result = judge(
-        current,
-        catalog=catalog,
-        train=train,
-        window=window,
-        arm64=facts.arm64,
-        pinned=props.get("autoUpgradeMinorVersion") is False,
-    )
-    for code in result.codes:
-        # The window is a policy's choice (its owner answers for it); the ARM64 floor is a
-        # property of the extension itself, so every policy that declares it answers for it.
-        if code is Code.EXTENSION_VERSION_OUT_OF_WINDOW:
-            found.add(
-                code,
-                window_owners,
-                rid,
-                result.message,
-                path=CURRENT_VERSION_PATH,
-                desired=list(result.window_versions),
-                actual=current,
-            )
-        else:
-            found.add(
-                code,
-                arch_owners,
-                rid,
-                f"{current} is below {ARM64_MINIMUM}, the oldest microsoft.flux version "
-                "ARM64 clusters support",
-                path=CURRENT_VERSION_PATH,
-                desired=f">= {ARM64_MINIMUM}",
-                actual=current,
-            )
-    return current, result.in_window
-
-
-def _judge_flux_configs(
-    seen: ObservedView,
-    desired: DesiredState,
-    found: _Findings,
-    fingerprints: Fingerprints | None,
-    *,
-    judge_flux_status: bool,
-) -> None:
-    on_cluster = seen.flux
-    for name, dc in desired.flux_configurations.items():
-        config = on_cluster.get(name.lower())
-        if config is None:
-            found.add(
-                Code.FLUX_CONFIG_MISSING,
-                dc.policies,
-                dc.resource,
-                f"flux configuration {name!r} does not exist on the cluster",
-            )
-            continue
-        rid = config.id
-        props = properties(config.resource)
-        state = _text(props.get("provisioningState"))
-        if state is not None and state.lower() == "failed":
-            error = _text(props.get("errorMessage"))
-            found.add(
-                Code.FLUX_CONFIG_FAILED,
-                dc.policies,
-                rid,
-                f"flux configuration {name!r} is in provisioningState Failed"
-                + (f": {error[:200]}" if error else ""),
-                path="/properties/provisioningState",
-                desired="Succeeded",
-                actual=state,
-            )
-        compliance = _text(props.get("complianceState"))
-        if (
-            judge_flux_status
-            and compliance is not None
-            and compliance.replace("-", "").replace("_", "").lower() == "noncompliant"
-        ):
-            found.add(
-                Code.FLUX_CONFIG_NONCOMPLIANT,
-                dc.policies,
-                rid,
-                f"Flux reports flux configuration {name!r} as {compliance}: a source or "
-                "kustomization does not reconcile",
-                path="/properties/complianceState",
-                desired="Compliant",
-                actual=compliance,
-            )
-        policies = dc.policies
-
-        def owners(_path: str, policies: tuple[str, ...] = policies) -> tuple[str, ...]:
-            return policies
-
-        _drift_findings(
-            Code.FLUX_CONFIG_DRIFT,
-            diff(dc.essence, config.essence),
-            dc.conflict_paths,
-            owners,
-            rid,
-            f"flux configuration {name!r}",
-            found,
-        )
-        _secret_findings(Code.FLUX_CONFIG_DRIFT, fingerprints, rid, dc.protected, owners, found)
-
-    deleters = [p for p in desired.policies if desired.flags[p].delete_unmanaged]
-    for key in sorted(on_cluster):
-        if key in desired.declared_names:
-            continue
-        name, rid = on_cluster[key].name, on_cluster[key].id
-        if deleters:
-            found.add(
-                Code.FLUX_CONFIG_UNMANAGED,
-                deleters,
-                rid,
-                f"flux configuration {name!r} is not declared by any policy; "
-                "remediation.deleteUnmanaged will delete it",
-                severity=Severity.LOW,
-            )
-        else:
-            found.add(
-                Code.FLUX_CONFIG_UNMANAGED,
-                [None],
-                rid,
-                f"flux configuration {name!r} is not declared by any policy (not counted: no "
-                "targeting policy sets remediation.deleteUnmanaged)",
-                severity=Severity.WARNING,
-            )
 
 
 def _finding_key(f: Finding) -> tuple[str, str, str, str, int]:
