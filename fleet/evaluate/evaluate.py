@@ -30,7 +30,7 @@ from fleet.core.clusters import ClusterFacts
 from fleet.core.diffing import copy_json
 from fleet.core.vocabulary import CODE_STATE, NON_COUNTING, Code, Severity, State, worst
 from fleet.desired.fingerprints import Fingerprints
-from fleet.desired.render import DesiredState
+from fleet.desired.state import DesiredState
 from fleet.evaluate.extension import judge_extension
 from fleet.evaluate.findings import Findings, show
 from fleet.evaluate.flux import judge_flux_configs, judge_flux_v1

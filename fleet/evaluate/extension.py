@@ -15,7 +15,7 @@ from fleet.core.diffing import MAPPING as _MAP
 from fleet.core.diffing import diff
 from fleet.core.vocabulary import Code
 from fleet.desired.fingerprints import Fingerprints
-from fleet.desired.render import VERSION_PATH, WINDOW_PATH, DesiredExtension, DesiredState
+from fleet.desired.state import VERSION_PATH, WINDOW_PATH, DesiredExtension, DesiredState
 from fleet.evaluate.findings import Findings, as_text, drift_findings, secret_findings
 from fleet.evaluate.versions import ARM64_MINIMUM, DEFAULT_WINDOW, Catalog, judge, parse_version
 from fleet.observe import essence

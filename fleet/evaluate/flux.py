@@ -8,7 +8,7 @@ from __future__ import annotations
 from fleet.core.diffing import diff
 from fleet.core.vocabulary import Code, Severity
 from fleet.desired.fingerprints import Fingerprints
-from fleet.desired.render import DesiredState
+from fleet.desired.state import DesiredState
 from fleet.evaluate.findings import Findings, as_text, drift_findings, secret_findings
 from fleet.observe.essence import SOURCE_CONTROL_CONFIGURATIONS
 from fleet.observe.observed import ObservedCluster

@@ -16,7 +16,7 @@ from fleet.core.diffing import escape, is_under
 from fleet.core.ids import key
 from fleet.core.vocabulary import Code
 from fleet.desired.fingerprints import Fingerprints
-from fleet.desired.render import DesiredState
+from fleet.desired.state import DesiredState
 from fleet.evaluate.verdicts import Finding, Verdict
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.view import ObservedView

@@ -18,7 +18,7 @@ from fleet.core.diffing import MAPPING as _MAP
 from fleet.core.diffing import copy_json, pointer
 from fleet.core.vocabulary import Code
 from fleet.desired.fingerprints import setting_path
-from fleet.desired.render import VERSION_PATH, DesiredExtension
+from fleet.desired.state import VERSION_PATH, DesiredExtension
 from fleet.evaluate.verdicts import Finding
 from fleet.observe import essence
 from fleet.observe.view import properties as properties_of

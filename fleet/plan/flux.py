@@ -24,7 +24,7 @@ from fleet.core.diffing import MAPPING as _MAP
 from fleet.core.diffing import copy_json
 from fleet.core.ids import key
 from fleet.core.vocabulary import Code
-from fleet.desired.render import DesiredFluxConfig
+from fleet.desired.state import DesiredFluxConfig
 from fleet.evaluate.verdicts import Finding
 from fleet.observe.view import ConfigView
 from fleet.plan.actions import ActionKind

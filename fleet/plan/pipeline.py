@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from fleet.desired.fingerprints import Fingerprints
-from fleet.desired.render import DesiredState, render
+from fleet.desired.render import render
+from fleet.desired.state import DesiredState
 from fleet.evaluate.evaluate import evaluate
 from fleet.evaluate.verdicts import Verdict
 from fleet.evaluate.versions import Catalog

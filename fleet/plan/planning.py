@@ -46,7 +46,7 @@ from fleet.core.diffing import MAPPING as _MAP
 from fleet.core.ids import key
 from fleet.core.vocabulary import Code
 from fleet.desired.fingerprints import Fingerprints, setting_path, short
-from fleet.desired.render import DesiredState
+from fleet.desired.state import DesiredState
 from fleet.evaluate.verdicts import Verdict
 from fleet.observe import essence
 from fleet.observe.observed import ObservedCluster

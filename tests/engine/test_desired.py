@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from fleet.desired.render import WINDOW_PATH, flux_body, render
+from fleet.desired.flux import flux_body
+from fleet.desired.render import render
+from fleet.desired.state import WINDOW_PATH
 from fleet.evaluate.versions import DEFAULT_WINDOW
 from fleet.policy.models import Exemption
 from tests.engine.fixtures import (
