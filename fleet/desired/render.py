@@ -14,8 +14,9 @@ file).
   the winning value), so findings can be attributed and audit-owned fields left alone.
 
 Rendering depends only on the set of applicable policies, not on the cluster, and thousands
-of clusters share the same set: the cluster-independent part is cached per set of policies and
-bound to the cluster's id on each call (a dictionary look-up and a few small objects).
+of clusters share the same set: the cluster-independent part is cached by the content of the
+set of policies (their canonical JSON digests, so two different policies never share a
+template) and bound to the cluster's id on each call (a look-up and a few small objects).
 
 The merges themselves are ``fleet.desired.extension`` and ``fleet.desired.flux``; the data they
 produce is ``fleet.desired.state``.
@@ -23,8 +24,10 @@ produce is ``fleet.desired.state``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from fleet.core.clusters import ClusterFacts
@@ -40,6 +43,7 @@ from fleet.desired.state import (
     ExemptPolicy,
     RemediationFlags,
 )
+from fleet.policy.loading import digest_of
 from fleet.policy.models import Policy
 from fleet.select.selection import Applicable
 
@@ -86,29 +90,58 @@ def _build_template(policies: list[Policy]) -> _Template:
     )
 
 
-# Cache of templates keyed by the identities of the contributing policy objects. The cached
-# value keeps the policies alive, so an id cannot be reused by another object while its
-# entry exists. Bounded: a sweep has few distinct policy sets; a pathological one just
-# recomputes.
-_CACHE: dict[tuple[int, ...], tuple[tuple[Policy, ...], _Template]] = {}
-_CACHE_LIMIT = 4096
+class _Digests:
+    """Content digests of policy objects, each computed once while its object lives.
+
+    Keyed by ``id`` for speed, but an entry is only used while its weak reference still points
+    at the very same object and is dropped when the object is freed, so a new object that
+    reuses a freed one's id never gets its digest.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref[Policy], str]] = {}
+
+    def __call__(self, policy: Policy) -> str:
+        pid = id(policy)
+        found = self._by_id.get(pid)
+        if found is not None and found[0]() is policy:
+            return found[1]
+        digest = digest_of(policy)
+
+        def forget(ref: weakref.ref[Policy], pid: int = pid) -> None:
+            if self._by_id.get(pid, (None,))[0] is ref:
+                del self._by_id[pid]
+
+        self._by_id[pid] = (weakref.ref(policy, forget), digest)
+        return digest
+
+
+_digest = _Digests()
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """A set of policies as the template cache sees it: by content only."""
+
+    digests: tuple[str, ...]
+    #: What to build the template from on a miss (not part of the key).
+    policies: tuple[Policy, ...] = field(compare=False)
+
+
+# Bounded: a sweep has few distinct policy sets; a pathological one just recomputes.
+@lru_cache(maxsize=4096)
+def _cached_template(key: _Key) -> _Template:
+    return _build_template(list(key.policies))
 
 
 def _template(policies: list[Policy]) -> _Template:
-    cache_key = tuple(id(p) for p in policies)
-    hit = _CACHE.get(cache_key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], policies, strict=True)):
-        return hit[1]
-    built = _build_template(policies)
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
-    _CACHE[cache_key] = (tuple(policies), built)
-    return built
+    """The template of ``policies``, shared by every set of policies with the same content."""
+    return _cached_template(_Key(tuple(_digest(p) for p in policies), tuple(policies)))
 
 
 def clear_cache() -> None:
     """Forget cached templates (tests; a long-running worker after a policy reload)."""
-    _CACHE.clear()
+    _cached_template.cache_clear()
 
 
 def _bind_extension(ext: DesiredExtension, cid: str) -> DesiredExtension:

@@ -150,13 +150,26 @@ class PolicySet:
         return len(self.policies)
 
 
+def canonical_text(policy: Policy) -> str:
+    """``policy`` as canonical JSON: equal content gives equal text, whatever the formatting,
+    comments and key order of the file it came from."""
+    return json.dumps(
+        policy.model_dump(mode="json", by_alias=True),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def digest_of(policy: Policy) -> str:
+    """sha256 of ``policy``'s canonical JSON: what identifies its content."""
+    return hashlib.sha256(canonical_text(policy).encode("utf-8")).hexdigest()
+
+
 def revision_of(policies: Iterable[Policy]) -> str:
     """Content hash of ``policies``: independent of their order, formatting and comments."""
-    canonical = sorted(
-        (p.model_dump(mode="json", by_alias=True) for p in policies),
-        key=lambda d: str(d["metadata"]["name"]),
-    )
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    ordered = sorted(policies, key=lambda p: p.name)
+    text = "[" + ",".join(canonical_text(p) for p in ordered) + "]"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

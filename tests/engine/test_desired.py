@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import date
+from typing import Any
 
+import pytest
+
+from fleet.desired import render as render_module
 from fleet.desired.flux import flux_body
-from fleet.desired.render import render
-from fleet.desired.state import WINDOW_PATH
+from fleet.desired.render import clear_cache, render
+from fleet.desired.state import WINDOW_PATH, DesiredState
 from fleet.evaluate.versions import DEFAULT_WINDOW
-from fleet.policy.models import Exemption
+from fleet.policy.models import Exemption, Policy
 from tests.engine.fixtures import (
     CLUSTER_CONFIG,
     TEAM_ALPHA,
@@ -225,6 +230,41 @@ def test_render_is_cached_per_policy_set_but_bound_per_cluster() -> None:
         "aks-a/providers/Microsoft.KubernetesConfiguration/extensions/flux"
     )
     assert b.flux_configurations["cluster-config"].resource.startswith(aks("aks-b").id)
+
+
+def _train_policy(train: str) -> Policy:
+    return policy("train", extension={"autoUpgradeMinorVersion": True, "releaseTrain": train})
+
+
+def _train(desired: DesiredState) -> Any:
+    assert desired.extension is not None
+    return desired.extension.body["properties"]["releaseTrain"]
+
+
+def test_two_different_policies_never_share_a_template_even_when_the_first_is_freed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The template cache is keyed by content, not by object identity. CPython reuses the
+    address (``id``) of a freed object for the next one, but not reliably enough to test on;
+    here every object gets the same id, as if each landed where the freed one was."""
+    monkeypatch.setattr(render_module, "id", lambda _obj: 4096, raising=False)
+    first = _train_policy("Stable")
+    assert _train(render(applicable(first), FACTS)) == "Stable"
+    clear_cache()  # the cache holds the policies it built from: let the first one go
+    del first
+    gc.collect()
+    second = _train_policy("Preview")
+    assert _train(render(applicable(second), FACTS)) == "Preview"
+    # And while both live, each still gets its own.
+    third = _train_policy("Stable")
+    assert _train(render(applicable(third), FACTS)) == "Stable"
+    assert _train(render(applicable(second), FACTS)) == "Preview"
+
+
+def test_policies_with_equal_content_share_a_template() -> None:
+    a = render(applicable(_train_policy("Stable")), FACTS).extension
+    b = render(applicable(_train_policy("Stable")), FACTS).extension
+    assert a is not None and b is not None and a.body is b.body
 
 
 def test_remediation_flags_and_empty_set() -> None:
