@@ -25,6 +25,7 @@ from rich.text import Text
 
 from fleet.cli.common import err
 from fleet.core.vocabulary import STATE_RANK, State
+from fleet.plan.actions import Reason
 from fleet.plan.pipeline import Judgement
 
 STATE_STYLE = {
@@ -155,7 +156,8 @@ def format_plan(plan: dict[str, Any]) -> RenderableType:
             style = _CHANGE_STYLE.get(change, "")
             resource = action["resourceId"].rsplit("/providers/", 1)[-1]
             lines.append(f"  {change} {action['method']} {resource}", style=style)
-            lines.append(f"   ({', '.join(action['reasons'])})\n", style="dim")
+            reasons = ", ".join(str(Reason.model_validate(r)) for r in action["reasons"])
+            lines.append(f"   ({reasons})\n", style="dim")
             for ch in action.get("changes") or []:
                 lines.append(f"      {ch['path']}: ", style="dim")
                 lines.append(_value(ch.get("actual")), style="red")

@@ -513,7 +513,7 @@ def _still_allowed(action: Action, spec: JobSpec, judgement: pipeline.Judgement)
 
 def _is_nudge(action: Action) -> bool:
     return action.kind is ActionKind.PUT_EXTENSION and any(
-        r.split(" ", 1)[0] in _VERSION_CODES for r in action.reasons
+        r.code in _VERSION_CODES for r in action.reasons
     )
 
 
@@ -798,7 +798,7 @@ def verify_cluster(
                 if key(action.resource_id) in written and not _is_nudge(action):
                     problems.append(
                         f"{verify.label(action)} still needs {action.kind.value} "
-                        f"({', '.join(action.reasons)})"
+                        f"({', '.join(map(str, action.reasons))})"
                     )
     problems = list(dict.fromkeys(problems))
     if problems:

@@ -1,9 +1,9 @@
 """The plan of one cluster while it is drawn up: what the planners record, and small helpers.
 
 ``PlanBuilder`` holds the inputs of ``fleet.plan.planning.plan`` (observation, desired state,
-verdict) and collects what the planners of the extension (``fleet.plan.extension``), the flux
-configurations (``fleet.plan.flux``) and the deletions (``fleet.plan.deletions``) decide: one
-``Action`` per kind and resource, and every ``Skipped`` finding with its reason. Pure.
+verdict) and collects what the planners of the extension (``fleet.plan.extension``) and of the
+flux configurations (``fleet.plan.flux``) decide: one ``Action`` per kind and resource, and
+every ``Skipped`` finding with its reason and the category of that decision. Pure.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from fleet.desired.state import DesiredState
 from fleet.evaluate.verdicts import Finding, Verdict
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.view import ObservedView
-from fleet.plan.actions import Action, ActionKind, Skipped
+from fleet.plan.actions import Action, ActionKind, Reason, SkipCategory, Skipped
 
 
-def reason_of(f: Finding) -> str:
-    return f"{f.code.value} {f.path}" if f.path else f.code.value
+def reason_of(f: Finding, *, nudge: bool = False) -> Reason:
+    return Reason(code=f.code, path=f.path, nudge=nudge)
 
 
 def flatten(value: Any, path: str, out: list[dict[str, Any]], *, desired: bool) -> None:
@@ -84,17 +84,21 @@ class PlanBuilder:
         for f in verdict.findings:
             self.by_resource.setdefault(key(f.resource), []).append(f)
 
-    def skip(self, resource: str, code: Code | str, reason: str) -> None:
+    def skip(self, resource: str, code: Code | str, reason: str, category: SkipCategory) -> None:
         code_text = code.value if isinstance(code, Code) else code
         k = (key(resource), code_text, reason)
         if k not in self.skipped:
             self.skipped[k] = Skipped(
-                cluster_id=self.cid, resource_id=resource, code=code_text, reason=reason
+                cluster_id=self.cid,
+                resource_id=resource,
+                code=code_text,
+                reason=reason,
+                category=category,
             )
 
-    def skip_all(self, findings: Iterable[Finding], reason: str) -> None:
+    def skip_all(self, findings: Iterable[Finding], reason: str, category: SkipCategory) -> None:
         for f in findings:
-            self.skip(f.resource, f.code, reason)
+            self.skip(f.resource, f.code, reason, category)
 
     def act(
         self,
@@ -102,7 +106,7 @@ class PlanBuilder:
         resource: str,
         *,
         change: str,
-        reasons: Sequence[str],
+        reasons: Sequence[Reason],
         policies: Sequence[str],
         body: dict[str, Any] | None = None,
         protected: Mapping[str, str] | None = None,

@@ -22,7 +22,7 @@ from fleet.desired.state import VERSION_PATH, DesiredExtension
 from fleet.evaluate.verdicts import Finding
 from fleet.observe import essence
 from fleet.observe.view import properties as properties_of
-from fleet.plan.actions import ActionKind
+from fleet.plan.actions import ActionKind, SkipCategory
 from fleet.plan.builder import PlanBuilder, field_changes, flatten, reason_of, touches
 
 _EXTENSION_CREATE_ONLY = ("/name", "/properties/extensionType", "/properties/scope")
@@ -55,6 +55,7 @@ def _extension_fields(
         b.skip_all(
             findings,
             "policy conflict: the extension is not written until the conflicting policies agree",
+            SkipCategory.CONFLICT,
         )
         return False
     if any(f.path == VERSION_PATH for f in version_findings):
@@ -62,6 +63,7 @@ def _extension_fields(
         b.skip_all(
             findings,
             "the policy pins a version ARM64 clusters cannot run; fix the policy first",
+            SkipCategory.POLICY_ERROR,
         )
         return False
     return _fix_extension(b, d, findings, v1_blocking)
@@ -74,19 +76,21 @@ def _versions(
     if not findings:
         return
     if not b.nudge:
+        # PINNED, as remediation has always filed this reason (its text names the pin).
         b.skip_all(
             findings,
             "the version is judged, not written: it follows the "
             "release train or the pinned version; a PUT is planned only when the "
             "desired body differs",
+            SkipCategory.PINNED,
         )
         return
     refusal = _nudge_refusal(b, d, findings, v1_blocking)
     if refusal is not None:
-        b.skip_all(findings, refusal)
+        b.skip_all(findings, *refusal)
         return
     assert d is not None and b.seen.extension_id is not None
-    reasons = [f"{reason_of(f)} (re-PUT nudges auto-upgrade)" for f in findings]
+    reasons = [reason_of(f, nudge=True) for f in findings]
     owners = b.enforcing({f.policy for f in findings})
     rid = b.seen.extension_id
     if b.ext_put:
@@ -121,36 +125,50 @@ def _versions(
 
 def _nudge_refusal(
     b: PlanBuilder, d: DesiredExtension | None, findings: list[Finding], v1_blocking: bool
-) -> str | None:
+) -> tuple[str, SkipCategory] | None:
     """Why a stuck version must not be nudged, or None when a re-PUT may nudge it."""
     ext = b.seen.extension
     if d is None or ext is None or b.seen.extension_id is None:
-        return "no policy declares the extension: the version is only reported"
+        return (
+            "no policy declares the extension: the version is only reported",
+            SkipCategory.NOT_WRITABLE,
+        )
     if not b.enforcing({f.policy for f in findings}):
-        return "audit mode"
+        return "audit mode", SkipCategory.AUDIT
     if d.conflict_paths:
-        return "policy conflict: the extension is not written until the conflicting policies agree"
+        return (
+            "policy conflict: the extension is not written until the conflicting policies agree",
+            SkipCategory.CONFLICT,
+        )
     if v1_blocking:
         return (
-            "blocked by Flux v1 configurations (set remediation.migrateFluxV1 to delete them first)"
+            "blocked by Flux v1 configurations (set remediation.migrateFluxV1 to delete "
+            "them first)",
+            SkipCategory.FLUX_V1,
         )
     props = properties_of(ext)
     if props.get("autoUpgradeMinorVersion") is False:
         return (
             "the version is pinned (autoUpgradeMinorVersion: false): a re-PUT keeps "
-            "the pin; change the policy's version to move it"
+            "the pin; change the policy's version to move it",
+            SkipCategory.PINNED,
         )
     state = str(props.get("provisioningState") or "").lower()
     if state in _IN_PROGRESS:
         return (
             f"an operation is in progress on the extension ({state}): the version "
-            "may still move; retry later"
+            "may still move; retry later",
+            SkipCategory.IN_PROGRESS,
         )
     if b.ext_put:
         put = next(a for (k, _), a in b.actions.items() if k is ActionKind.PUT_EXTENSION)
         body_props = (put.body or {}).get("properties") or {}
         if body_props.get("autoUpgradeMinorVersion") is False:
-            return "the planned PUT pins a version: it does not follow the release train"
+            # The planned PUT itself is the write; the version just does not move with it.
+            return (
+                "the planned PUT pins a version: it does not follow the release train",
+                SkipCategory.NOT_WRITABLE,
+            )
     return None
 
 
@@ -165,12 +183,13 @@ def _fix_extension(
     missing = [f for f in findings if f.code is Code.EXTENSION_MISSING]
     if missing:
         if not enforce:
-            b.skip_all(missing, "audit mode")
+            b.skip_all(missing, "audit mode", SkipCategory.AUDIT)
         elif v1_blocking:
             b.skip_all(
                 missing,
                 "blocked by Flux v1 configurations (set "
                 "remediation.migrateFluxV1 to delete them first)",
+                SkipCategory.FLUX_V1,
             )
         else:
             body = _extension_body(b, d, None, keep_identity=False)
@@ -199,7 +218,8 @@ def _fix_extension(
         if ok:
             writable.append(f)
         else:
-            b.skip(f.resource, f.code, f"audit mode ({f.path})" if f.path else "audit mode")
+            why = f"audit mode ({f.path})" if f.path else "audit mode"
+            b.skip(f.resource, f.code, why, SkipCategory.AUDIT)
     if not writable or ext is None or b.seen.extension_id is None:
         return False
     rid = b.seen.extension_id
@@ -238,6 +258,7 @@ def _fix_extension(
             f.code,
             f"create-only field differs ({f.path}); set "
             "remediation.recreateOnImmutableChange to delete and recreate it",
+            SkipCategory.IMMUTABLE,
         )
     if in_place:
         body = _extension_body(b, d, ext, keep_identity=True)

@@ -27,7 +27,7 @@ from fleet.core.vocabulary import Code
 from fleet.desired.state import DesiredFluxConfig
 from fleet.evaluate.verdicts import Finding
 from fleet.observe.view import ConfigView
-from fleet.plan.actions import ActionKind
+from fleet.plan.actions import EXTENSION_RECREATED, ActionKind, Reason, SkipCategory
 from fleet.plan.builder import PlanBuilder, field_changes, flatten, reason_of, touches
 
 _FLUX_CREATE_ONLY = ("/properties/scope", "/properties/namespace")
@@ -61,11 +61,12 @@ def _flux_config(
             [f for f in findings if f.code is not Code.POLICY_CONFLICT],
             "policy conflict: the configuration is not written until the "
             "conflicting policies agree",
+            SkipCategory.CONFLICT,
         )
         return
     enforce = b.enforcing(dc.policies)
     if not enforce:
-        b.skip_all(findings, "audit mode")
+        b.skip_all(findings, "audit mode", SkipCategory.AUDIT)
         return
     body = copy_json(dc.body)
     missing = [f for f in findings if f.code is Code.FLUX_CONFIG_MISSING]
@@ -76,6 +77,7 @@ def _flux_config(
                 "blocked by Flux v1 configurations: creating a flux "
                 "configuration would install the extension (set "
                 "remediation.migrateFluxV1)",
+                SkipCategory.FLUX_V1,
             )
             return
         changes: list[dict[str, Any]] = []
@@ -84,7 +86,7 @@ def _flux_config(
             ActionKind.PUT_FLUX_CONFIG,
             dc.resource,
             change="+",
-            reasons=[reason_of(f) for f in missing] or ["extension recreated"],
+            reasons=[reason_of(f) for f in missing] or [EXTENSION_RECREATED],
             policies=enforce,
             body=body,
             protected=dc.protected,
@@ -123,10 +125,11 @@ def _flux_config(
             f.code,
             f"create-only field differs ({f.path}); set "
             "remediation.recreateOnImmutableChange to delete and recreate it",
+            SkipCategory.IMMUTABLE,
         )
     reasons = [reason_of(f) for f in in_place]
     if recreated_extension:
-        reasons.append("extension recreated")
+        reasons.append(EXTENSION_RECREATED)
     if reasons:
         observed = seen.essence["properties"]
         if create_only and isinstance(observed, _MAP):
@@ -151,6 +154,7 @@ def _flux_config(
             "Flux reports Non-Compliant but the configuration matches "
             "the policy: nothing to write (look at the Flux objects on the "
             "cluster)",
+            SkipCategory.NOT_WRITABLE,
         )
 
 
@@ -170,7 +174,7 @@ def plan_flux_v1(b: PlanBuilder) -> bool:
                 ActionKind.DELETE_FLUX_V1,
                 resource,
                 change="-",
-                reasons=[Code.FLUX_V1_PRESENT.value],
+                reasons=[Reason(code=Code.FLUX_V1_PRESENT)],
                 policies=migrators,
                 changes=[{"path": "", "desired": None, "actual": name}],
             )
@@ -179,6 +183,7 @@ def plan_flux_v1(b: PlanBuilder) -> bool:
                 resource,
                 Code.FLUX_V1_PRESENT,
                 "Flux v1 present; set remediation.migrateFluxV1 to delete it",
+                SkipCategory.FLUX_V1,
             )
     return not migrators
 
@@ -203,15 +208,16 @@ def plan_unmanaged(b: PlanBuilder) -> None:
                 ActionKind.DELETE_FLUX_CONFIG,
                 resource,
                 change="-",
-                reasons=[Code.FLUX_CONFIG_UNMANAGED.value],
+                reasons=[Reason(code=Code.FLUX_CONFIG_UNMANAGED)],
                 policies=enforce,
                 changes=changes,
             )
         elif owners:
-            b.skip(resource, Code.FLUX_CONFIG_UNMANAGED, "audit mode")
+            b.skip(resource, Code.FLUX_CONFIG_UNMANAGED, "audit mode", SkipCategory.AUDIT)
         else:
             b.skip(
                 resource,
                 Code.FLUX_CONFIG_UNMANAGED,
                 "not declared by any policy; set remediation.deleteUnmanaged to delete it",
+                SkipCategory.UNMANAGED,
             )

@@ -52,7 +52,7 @@ from fleet.observe import essence
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.view import ObservedView, resource_name, view
 from fleet.observe.wellformed import checked
-from fleet.plan.actions import ACTION_ORDER, Action, ClusterPlan
+from fleet.plan.actions import ACTION_ORDER, Action, ClusterPlan, SkipCategory
 from fleet.plan.builder import PlanBuilder
 from fleet.plan.extension import plan_extension
 from fleet.plan.flux import plan_flux_configs, plan_flux_v1, plan_unmanaged
@@ -128,12 +128,12 @@ def _run(b: PlanBuilder) -> None:
     blockers = [f for f in b.verdict.findings if f.code in _BLOCKERS]
     if blockers:
         first = min(blockers, key=lambda f: _BLOCKERS.index(f.code))
-        why = {
-            Code.READ_ERROR: "the cluster could not be read",
-            Code.CLUSTER_UNREACHABLE: "the cluster is unreachable",
-            Code.CLUSTER_STOPPED: "the cluster is stopped",
+        why, category = {
+            Code.READ_ERROR: ("the cluster could not be read", SkipCategory.READ_ERROR),
+            Code.CLUSTER_UNREACHABLE: ("the cluster is unreachable", SkipCategory.UNREACHABLE),
+            Code.CLUSTER_STOPPED: ("the cluster is stopped", SkipCategory.STOPPED),
         }[first.code]
-        b.skip(b.cid, first.code, f"{why}: nothing is written; retry when it is back")
+        b.skip(b.cid, first.code, f"{why}: nothing is written; retry when it is back", category)
         return
     for conflict in b.desired.conflicts:
         b.skip(
@@ -141,6 +141,7 @@ def _run(b: PlanBuilder) -> None:
             Code.POLICY_CONFLICT,
             f"policy conflict on {conflict.path}: the resource is not written until "
             f"{', '.join(conflict.policies)} agree",
+            SkipCategory.CONFLICT,
         )
     v1_blocking = plan_flux_v1(b)
     ext_present = b.seen.extension is not None

@@ -6,9 +6,10 @@ import copy
 from datetime import timedelta
 from typing import Any
 
+from fleet.core.vocabulary import Code
 from fleet.desired.fingerprints import Fingerprints, fingerprint
 from fleet.observe.observed import ObservedCluster
-from fleet.plan.actions import ActionKind, ClusterPlan
+from fleet.plan.actions import EXTENSION_RECREATED, ActionKind, ClusterPlan, Reason
 from fleet.plan.pipeline import Judgement, judge
 from fleet.plan.planning import observed_digest
 from fleet.policy.models import Policy
@@ -84,7 +85,7 @@ def test_every_flag_at_once_gives_the_documented_order() -> None:
     put = plan.actions[-1]
     assert put.method == "PUT" and put.body is not None
     assert put.body["properties"]["namespace"] == "cluster-config"
-    assert "FLUX_CONFIG_DRIFT /properties/namespace" in put.reasons
+    assert "FLUX_CONFIG_DRIFT /properties/namespace" in [str(r) for r in put.reasons]
     assert plan.actions[0].policies == ["cluster-config", "platform-baseline"]
 
 
@@ -130,7 +131,7 @@ def test_missing_extension_is_created_with_the_full_desired_body() -> None:
     }
     assert put.policies == ["platform-baseline"]  # the audit policy never writes
     assert {"path": "/properties/releaseTrain", "desired": "Stable", "actual": None} in put.changes
-    assert put.reasons == ["EXTENSION_MISSING"]
+    assert put.reasons == [Reason(code=Code.EXTENSION_MISSING)]
 
 
 def test_audit_only_findings_are_skipped() -> None:
@@ -185,7 +186,7 @@ def test_failed_extension_is_re_put() -> None:
     ).plan
     [put] = plan.actions
     assert (put.kind, put.change) == (ActionKind.PUT_EXTENSION, "~")
-    assert put.reasons == ["EXTENSION_FAILED /properties/provisioningState"]
+    assert put.reasons == [Reason(code=Code.EXTENSION_FAILED, path="/properties/provisioningState")]
 
 
 def test_extension_rename_needs_recreate() -> None:
@@ -209,7 +210,7 @@ def test_extension_rename_needs_recreate() -> None:
         ("put_extension", "+", "flux"),
         ("put_flux_config", "~", "cluster-config"),
     ]
-    assert plan.actions[-1].reasons == ["extension recreated"]
+    assert plan.actions[-1].reasons == [EXTENSION_RECREATED]
 
 
 def test_flux_config_drift_is_a_full_body_put() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleet.core.vocabulary import Code
 from fleet.observe.observed import ObservedCluster
 from fleet.plan.actions import ActionKind, ClusterPlan
 from fleet.plan.pipeline import Judgement, judge
@@ -51,9 +52,10 @@ def test_a_stuck_auto_upgrade_extension_gets_its_own_body_back() -> None:
     [put] = plan.actions
     assert put.kind is ActionKind.PUT_EXTENSION and put.change == "~"
     assert put.resource_id == observed.extensions[0]["id"]
-    assert put.reasons == [
+    assert [str(r) for r in put.reasons] == [
         "EXTENSION_VERSION_OUT_OF_WINDOW /properties/currentVersion (re-PUT nudges auto-upgrade)"
     ]
+    assert put.reasons[0].nudge
     assert put.policies == ["platform-baseline"]
     props = put.body["properties"] if put.body else {}
     # The body is what the cluster already has: the PUT changes nothing but the version.
@@ -87,9 +89,9 @@ def test_the_arm64_floor_is_nudged_by_the_policies_declaring_the_extension() -> 
     facts = arc("arc-dev-00002", arm64=True)
     plan = run(stuck(facts, current="1.6.3"), baseline(), cluster_config()).plan
     [put] = plan.actions
-    assert {r.split()[0] for r in put.reasons} == {
-        "EXTENSION_VERSION_OUT_OF_WINDOW",
-        "EXTENSION_VERSION_UNSUPPORTED_ARCH",
+    assert {r.code for r in put.reasons} == {
+        Code.EXTENSION_VERSION_OUT_OF_WINDOW,
+        Code.EXTENSION_VERSION_UNSUPPORTED_ARCH,
     }
 
 
@@ -144,6 +146,6 @@ def test_a_put_planned_anyway_is_the_nudge() -> None:
     )
     plan = run(observed, baseline(), cluster_config()).plan
     [put] = plan.actions
-    assert put.reasons[0] == "EXTENSION_DRIFT /properties/releaseTrain"
-    assert any("re-PUT nudges" in r for r in put.reasons)
+    assert str(put.reasons[0]) == "EXTENSION_DRIFT /properties/releaseTrain"
+    assert any(r.nudge for r in put.reasons)
     assert plan.skipped == []
