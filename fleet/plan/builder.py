@@ -141,6 +141,41 @@ class PlanBuilder:
             changes=changes or [],
         )
 
+    def create(
+        self,
+        kind: ActionKind,
+        resource: str,
+        *,
+        reasons: Sequence[Reason],
+        policies: Sequence[str],
+        body: dict[str, Any],
+        protected: Mapping[str, str],
+    ) -> None:
+        """A PUT that creates ``resource`` with its full desired body (every leaf a change)."""
+        changes: list[dict[str, Any]] = []
+        flatten(body, "", changes, desired=True)
+        self.act(
+            kind,
+            resource,
+            change="+",
+            reasons=reasons,
+            policies=policies,
+            body=body,
+            protected=protected,
+            changes=changes,
+        )
+
+    def skip_create_only(self, findings: Iterable[Finding]) -> None:
+        """Findings on create-only fields, left alone without recreateOnImmutableChange."""
+        for f in findings:
+            self.skip(
+                f.resource,
+                f.code,
+                f"create-only field differs ({f.path}); set "
+                "remediation.recreateOnImmutableChange to delete and recreate it",
+                SkipCategory.IMMUTABLE,
+            )
+
     def enforcing(self, policies: Iterable[str | None]) -> list[str]:
         return self.desired.enforcing([p for p in policies if p is not None])
 

@@ -23,7 +23,7 @@ from fleet.evaluate.verdicts import Finding
 from fleet.observe import essence
 from fleet.observe.view import properties as properties_of
 from fleet.plan.actions import ActionKind, SkipCategory
-from fleet.plan.builder import PlanBuilder, field_changes, flatten, reason_of, touches
+from fleet.plan.builder import PlanBuilder, field_changes, reason_of, touches
 
 _EXTENSION_CREATE_ONLY = ("/name", "/properties/extensionType", "/properties/scope")
 _VERSION_CODES = (Code.EXTENSION_VERSION_OUT_OF_WINDOW, Code.EXTENSION_VERSION_UNSUPPORTED_ARCH)
@@ -192,18 +192,13 @@ def _fix_extension(
                 SkipCategory.FLUX_V1,
             )
         else:
-            body = _extension_body(b, d, None, keep_identity=False)
-            changes: list[dict[str, Any]] = []
-            flatten(body, "", changes, desired=True)
-            b.act(
+            b.create(
                 ActionKind.PUT_EXTENSION,
                 d.resource,
-                change="+",
                 reasons=[reason_of(f) for f in missing],
                 policies=enforce,
-                body=body,
+                body=_extension_body(b, d, None, keep_identity=False),
                 protected=_protected(b, d),
-                changes=changes,
             )
             b.ext_put = True
         return False
@@ -237,29 +232,17 @@ def _fix_extension(
                 {"path": f.path, "desired": f.desired, "actual": f.actual} for f in create_only
             ],
         )
-        body = _extension_body(b, d, ext, keep_identity=False)
-        changes = []
-        flatten(body, "", changes, desired=True)
-        b.act(
+        b.create(
             ActionKind.PUT_EXTENSION,
             d.resource,
-            change="+",
             reasons=[reason_of(f) for f in writable],
             policies=enforce,
-            body=body,
+            body=_extension_body(b, d, ext, keep_identity=False),
             protected=_protected(b, d),
-            changes=changes,
         )
         b.ext_put = True
         return True
-    for f in create_only:
-        b.skip(
-            f.resource,
-            f.code,
-            f"create-only field differs ({f.path}); set "
-            "remediation.recreateOnImmutableChange to delete and recreate it",
-            SkipCategory.IMMUTABLE,
-        )
+    b.skip_create_only(create_only)
     if in_place:
         body = _extension_body(b, d, ext, keep_identity=True)
         b.act(

@@ -80,17 +80,13 @@ def _flux_config(
                 SkipCategory.FLUX_V1,
             )
             return
-        changes: list[dict[str, Any]] = []
-        flatten(body, "", changes, desired=True)
-        b.act(
+        b.create(
             ActionKind.PUT_FLUX_CONFIG,
             dc.resource,
-            change="+",
             reasons=[reason_of(f) for f in missing] or [EXTENSION_RECREATED],
             policies=enforce,
             body=body,
             protected=dc.protected,
-            changes=changes,
         )
         return
     writable = [f for f in findings if f.code in (Code.FLUX_CONFIG_DRIFT, Code.FLUX_CONFIG_FAILED)]
@@ -106,27 +102,16 @@ def _flux_config(
             policies=recreate,
             changes=field_changes(create_only),
         )
-        changes = []
-        flatten(body, "", changes, desired=True)
-        b.act(
+        b.create(
             ActionKind.PUT_FLUX_CONFIG,
             dc.resource,
-            change="+",
             reasons=[reason_of(f) for f in writable],
             policies=enforce,
             body=body,
             protected=dc.protected,
-            changes=changes,
         )
         return
-    for f in create_only:
-        b.skip(
-            f.resource,
-            f.code,
-            f"create-only field differs ({f.path}); set "
-            "remediation.recreateOnImmutableChange to delete and recreate it",
-            SkipCategory.IMMUTABLE,
-        )
+    b.skip_create_only(create_only)
     reasons = [reason_of(f) for f in in_place]
     if recreated_extension:
         reasons.append(EXTENSION_RECREATED)
