@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from fleet.emulator import graph
-from fleet.emulator.backend import Backend, WriteContext, WriteResult, parse_time
+from fleet.emulator.backend import Backend
+from fleet.emulator.clock import parse_time
 from fleet.emulator.errors import InvalidQuery, InvalidRequestContent, ResourceNotFound
 from fleet.emulator.faults import FaultSet, FaultSpecError, parse_fault
 from fleet.emulator.rbac import Roles
@@ -25,6 +26,7 @@ from fleet.emulator.routes import Resolved
 from fleet.emulator.snapshot import dumps
 from fleet.emulator.stats import Stats
 from fleet.emulator.throttle import ArmThrottle, GraphQuota
+from fleet.emulator.writes import WriteContext, WriteResult
 
 JSON = (b"content-type", b"application/json; charset=utf-8")
 
