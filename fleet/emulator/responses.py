@@ -21,6 +21,7 @@ from fleet.emulator.backend import Backend
 from fleet.emulator.clock import parse_time
 from fleet.emulator.errors import InvalidQuery, InvalidRequestContent, ResourceNotFound
 from fleet.emulator.faults import FaultSet, FaultSpecError, parse_fault
+from fleet.emulator.kql import GraphQueryError
 from fleet.emulator.rbac import Roles
 from fleet.emulator.routes import Resolved
 from fleet.emulator.snapshot import dumps
@@ -225,7 +226,7 @@ def graph_query(call: Call) -> Reply:
             call.c.backend.options.graph_page_size,
             call.c.cursors,
         )
-    except graph.GraphQueryError as exc:
+    except GraphQueryError as exc:
         raise InvalidQuery(f"Query is invalid: {exc}.") from None
     return json_reply(200, body)
 
