@@ -38,7 +38,7 @@ _LIST_FIELDS = (
 )
 
 
-def page(
+def page_of(
     items: list[Any], skip_token: str | None, top: int | None, size: int
 ) -> tuple[list[Any], str | None]:
     """One page of ``size`` items of a list (its first ``top``, if given) and the
@@ -61,7 +61,7 @@ class Reads(Lro):
         self, items: list[Any], skip_token: str | None, top: int | None = None
     ) -> tuple[list[Any], str | None]:
         """One page of an ARM list at the configured page size."""
-        return page(items, skip_token, top, self.options.page_size)
+        return page_of(items, skip_token, top, self.options.page_size)
 
     def tenant_of(self, sub: Mapping[str, Any]) -> str:
         return str(sub.get("tenantId") or self.options.tenant_id)

@@ -73,10 +73,11 @@ class Writes(Lro):
         key = self._child_key(cluster, kind, name)
         existing = self._resources.get(key) if key else None
         creating = existing is None
+        if kind != "sourceControlConfigurations":
+            self._refuse_if_stopped(cluster)
+        rules.accept(writable, name, True)
         if kind == "sourceControlConfigurations":
             return self._put_scc(cluster, name, writable, existing, ctx)
-        self._refuse_if_stopped(cluster)
-        rules.accept(writable, name, True)
         if existing is not None:
             _refuse_change(kind, existing.get("properties") or {}, writable)
         error = ctx.lro_error
@@ -157,7 +158,7 @@ class Writes(Lro):
         op = self._start(cluster, res, kind, "delete", ctx.lro_error, ctx.non_compliant)
         return WriteResult(200 if kind == "sourceControlConfigurations" else 202, None, op, "PT1H")
 
-    # ------------------------------------------------------------------ PUT, per kind
+    # ------------------------------------------------------------ PUT: the flux extension, Flux v1
 
     def _install_flux(self, cluster: dict[str, Any], ctx: WriteContext) -> Operation:
         """Azure installs microsoft.flux (named "flux") before a cluster's first configuration."""
@@ -181,7 +182,6 @@ class Writes(Lro):
         ctx: WriteContext,
     ) -> WriteResult:
         """Flux v1: a synchronous PUT (not an LRO), kept so that migrations can be tested."""
-        RULES["sourceControlConfigurations"].accept(writable, name, True)
         res = self._upsert_child(cluster, "sourceControlConfigurations", name, existing)
         self._write(res, "sourceControlConfigurations", writable, ctx, creating=existing is None)
         shapes.scc_installed(res["properties"], iso(self.clock.now()))
