@@ -17,14 +17,17 @@ from typing import Any
 import orjson
 
 from fleet.emulator import graph
-from fleet.emulator.backend import Backend, WriteContext, WriteResult, parse_time
+from fleet.emulator.backend import Backend
+from fleet.emulator.clock import parse_time
 from fleet.emulator.errors import InvalidQuery, InvalidRequestContent, ResourceNotFound
 from fleet.emulator.faults import FaultSet, FaultSpecError, parse_fault
+from fleet.emulator.kql import GraphQueryError
 from fleet.emulator.rbac import Roles
 from fleet.emulator.routes import Resolved
 from fleet.emulator.snapshot import dumps
 from fleet.emulator.stats import Stats
 from fleet.emulator.throttle import ArmThrottle, GraphQuota
+from fleet.emulator.writes import WriteContext, WriteResult
 
 JSON = (b"content-type", b"application/json; charset=utf-8")
 
@@ -223,7 +226,7 @@ def graph_query(call: Call) -> Reply:
             call.c.backend.options.graph_page_size,
             call.c.cursors,
         )
-    except graph.GraphQueryError as exc:
+    except GraphQueryError as exc:
         raise InvalidQuery(f"Query is invalid: {exc}.") from None
     return json_reply(200, body)
 

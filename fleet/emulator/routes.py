@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 from fleet.core.ids import CLUSTER_PROVIDERS, KC_PROVIDER
-from fleet.emulator.backend import KINDS, ClusterRef
 from fleet.emulator.errors import InvalidResourceType, MethodNotAllowed
+from fleet.emulator.store import KINDS, ClusterRef
 
 _S = r"/subscriptions/(?P<sub>[^/]+)"
 _RG = _S + r"/resourcegroups/(?P<rg>[^/]+)"

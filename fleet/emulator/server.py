@@ -42,7 +42,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from fleet.emulator import responses
 from fleet.emulator import snapshot as snapshots
-from fleet.emulator.backend import Backend, WriteContext, iso
+from fleet.emulator.backend import Backend
+from fleet.emulator.clock import iso
 from fleet.emulator.errors import (
     ArmError,
     AuthenticationFailed,
@@ -63,6 +64,7 @@ from fleet.emulator.routes import normalize, resolve
 from fleet.emulator.stats import Stats
 from fleet.emulator.throttle import ArmThrottle, GraphQuota
 from fleet.emulator.tls import Tls, make_tls
+from fleet.emulator.writes import WriteContext
 
 log = logging.getLogger("fleet.emulator")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -285,16 +285,24 @@ def validate(doc: Any, label: str = "snapshot") -> list[str]:
     return issues
 
 
-def _validate_subscriptions(value: Any, issue: Any) -> set[str]:
-    subs: set[str] = set()
+def _objects(
+    value: Any, name: str, issue: Any, not_a_list: str = "must be a list"
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The objects of a list section with where each is; an issue for anything else."""
     if not isinstance(value, list):
-        issue("subscriptions", "missing or not a list")
-        return subs
-    for i, sub in enumerate(value):
-        where = f"subscriptions[{i}]"
-        if not isinstance(sub, dict):
+        issue(name, not_a_list)
+        return
+    for i, item in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(item, dict):
             issue(where, "must be an object")
             continue
+        yield where, item
+
+
+def _validate_subscriptions(value: Any, issue: Any) -> set[str]:
+    subs: set[str] = set()
+    for where, sub in _objects(value, "subscriptions", issue, "missing or not a list"):
         sid = sub.get("subscriptionId")
         if not isinstance(sid, str) or not sid:
             issue(where, "missing 'subscriptionId'")
@@ -331,17 +339,10 @@ def _validate_catalog(value: Any, issue: Any) -> None:
 def _validate_resources(value: Any, subs: set[str], issue: Any) -> dict[str, str]:
     """Checks the resources; returns lower-cased id -> lower-cased type of the valid ones."""
     seen: dict[str, str] = {}
-    if not isinstance(value, list):
-        issue("resources", "missing or not a list")
-        return seen
     groups: set[str] = set()
     clusters: set[str] = set()
     parents: list[tuple[str, str]] = []
-    for i, res in enumerate(value):
-        where = f"resources[{i}]"
-        if not isinstance(res, dict):
-            issue(where, "must be an object")
-            continue
+    for where, res in _objects(value, "resources", issue, "missing or not a list"):
         missing = [
             k for k in ("id", "type", "name") if not isinstance(res.get(k), str) or not res[k]
         ]
@@ -410,15 +411,8 @@ def _is_time(value: Any) -> bool:
 
 def _validate_operations(value: Any, resources: dict[str, str], issue: Any) -> None:
     """``emulator.operations``: the in-flight operations of a dumped emulator."""
-    if not isinstance(value, list):
-        issue("emulator.operations", "must be a list")
-        return
     ids: set[str] = set()
-    for i, op in enumerate(value):
-        where = f"emulator.operations[{i}]"
-        if not isinstance(op, dict):
-            issue(where, "must be an object")
-            continue
+    for where, op in _objects(value, "emulator.operations", issue):
         problems = []
         oid, rid = op.get("id"), op.get("resourceId")
         if not isinstance(oid, str) or not oid:
@@ -468,15 +462,8 @@ def _validate_operations(value: Any, resources: dict[str, str], issue: Any) -> N
 
 def _validate_reconciling(value: Any, resources: dict[str, str], issue: Any) -> None:
     """``emulator.reconciling``: flux configurations a dumped emulator was still reconciling."""
-    if not isinstance(value, list):
-        issue("emulator.reconciling", "must be a list")
-        return
     flux = FLUX_CONFIGURATIONS.lower()
-    for i, item in enumerate(value):
-        where = f"emulator.reconciling[{i}]"
-        if not isinstance(item, dict):
-            issue(where, "must be an object")
-            continue
+    for where, item in _objects(value, "emulator.reconciling", issue):
         rid = item.get("resourceId")
         if not isinstance(rid, str) or resources.get(rid.rstrip("/").lower()) != flux:
             issue(where, "'resourceId' must be a flux configuration of the snapshot")

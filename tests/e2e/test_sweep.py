@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from fleet.cli import app
 from fleet.core.clusters import facts_from_arm
-from fleet.emulator.generate import KINDS, generate
+from fleet.emulator.generate import generate
+from fleet.emulator.generate_tables import KINDS
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from tests.conftest import POLICIES, emulator_env
 from tests.scenario import mismatch

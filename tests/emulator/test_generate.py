@@ -36,7 +36,8 @@ from typer.testing import CliRunner
 from fleet.cli.app import app
 from fleet.core.clusters import ClusterFacts, facts_from_arm
 from fleet.core.ids import ClusterId, child_id, split_child
-from fleet.emulator.generate import KINDS, PRETTY_LIMIT, dumps, generate
+from fleet.emulator.generate import PRETTY_LIMIT, dumps, generate
+from fleet.emulator.generate_tables import KINDS
 from tests.scenario import declared, mismatch, scenario_verdicts
 
 Json = dict[str, Any]

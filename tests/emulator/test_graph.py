@@ -9,7 +9,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.mgmt.kubernetesconfiguration.v2023_05_01 import models as kc_models
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
-from fleet.emulator import graph
+from fleet.emulator import graph, kql, kql_eval
 from fleet.emulator.testing import RunningEmulator
 
 from .conftest import AKS, GIT_URL, RG_PROD, SUB1, SUB2, graph_client, kc_client
@@ -54,7 +54,7 @@ ROWS: list[dict[str, Any]] = [
 
 
 def _names(query: str) -> list[str]:
-    return [r["name"] for r in graph.run(graph.parse(query), ROWS)]
+    return [r["name"] for r in kql_eval.run(kql.parse(query), ROWS)]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_kql_subset(query: str, names: list[str]) -> None:
 
 
 def test_project_keeps_only_the_named_columns_in_order() -> None:
-    rows = graph.run(graph.parse("resources | project name, id | where name == 'beta'"), ROWS)
+    rows = kql_eval.run(kql.parse("resources | project name, id | where name == 'beta'"), ROWS)
     assert rows == [{"name": "beta", "id": "/b"}]
 
 
@@ -126,8 +126,8 @@ def test_project_keeps_only_the_named_columns_in_order() -> None:
     ],
 )
 def test_anything_else_is_refused(query: str, message: str) -> None:
-    with pytest.raises(graph.GraphQueryError, match=message):
-        graph.parse(query)
+    with pytest.raises(kql.GraphQueryError, match=message):
+        kql.parse(query)
 
 
 def _query(emu: RunningEmulator, query: str, subs: list[str] | None = None, **options: Any) -> Any:
@@ -279,11 +279,11 @@ def test_invalid_queries_are_400_invalid_query(emulator: RunningEmulator, body_q
 
 
 def test_request_validation() -> None:
-    with pytest.raises(graph.GraphQueryError, match="management-group"):
+    with pytest.raises(kql.GraphQueryError, match="management-group"):
         graph.parse_request({"query": "resources", "managementGroups": ["mg"]})
-    with pytest.raises(graph.GraphQueryError, match=r"\$top"):
+    with pytest.raises(kql.GraphQueryError, match=r"\$top"):
         graph.parse_request({"query": "resources", "options": {"$top": 5000}})
-    with pytest.raises(graph.GraphQueryError, match="resultFormat"):
+    with pytest.raises(kql.GraphQueryError, match="resultFormat"):
         graph.parse_request({"query": "resources", "options": {"resultFormat": "csv"}})
-    with pytest.raises(graph.GraphQueryError, match="facets"):
+    with pytest.raises(kql.GraphQueryError, match="facets"):
         graph.parse_request({"query": "resources", "facets": [{"expression": "type"}]})

@@ -28,11 +28,12 @@ from typer.testing import CliRunner
 
 from fleet.cli import app
 from fleet.emulator import snapshot as snap
-from fleet.emulator.backend import Backend, ClusterRef
+from fleet.emulator.backend import Backend
 from fleet.emulator.errors import ArmError
 from fleet.emulator.generate import generate
 from fleet.emulator.options import EmulatorOptions
 from fleet.emulator.server import EmulatorServer
+from fleet.emulator.store import ClusterRef
 from tests.fuzz import EXAMPLES
 
 BASE = generate(clusters=6, subscriptions=2, seed=3)

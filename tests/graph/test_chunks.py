@@ -3,7 +3,7 @@ each chunk's query selects exactly the configuration rows of its own clusters, w
 cluster names (names that are prefixes of others), the case the row ids are spelled in, and
 the mix of subscriptions, resource groups and cluster types.
 
-The queries are run with the emulator's KQL evaluator (``fleet.emulator.graph``), the same one
+The queries are run with the emulator's KQL evaluator (``fleet.emulator.kql_eval``), the same one
 that answers the emulated Resource Graph.
 """
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from fleet.azure.graph_queries import Chunk, children_query, kql_string, plan_chunks
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import CLUSTER_PROVIDERS, ClusterType
-from fleet.emulator import graph as kql
+from fleet.emulator import kql, kql_eval
 
 SUBS = ("00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-00000000000A")
 GROUPS = ("rg-Prod-1", "rg-dev")
@@ -59,7 +59,7 @@ def rows_of(f: ClusterFacts, case: int) -> list[dict[str, Any]]:
 def select(chunk: Chunk, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scope = {s.lower() for s in chunk.subscriptions}
     scoped = [r for r in rows if r["subscriptionId"].lower() in scope]
-    return kql.run(kql.parse(children_query(chunk.terms)), scoped)
+    return kql_eval.run(kql.parse(children_query(chunk.terms)), scoped)
 
 
 clusters_st = st.lists(

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from fleet.azure.graph import GraphInventory
 from fleet.cli import app
-from fleet.emulator.generate import KINDS
+from fleet.emulator.generate_tables import KINDS
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.policy.loading import PolicySet
 from tests.conftest import POLICIES, emulator_env

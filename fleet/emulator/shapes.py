@@ -1,0 +1,173 @@
+"""The read-only properties the resource provider fills in, per resource kind.
+
+What an extension, a flux configuration or a Flux v1 configuration shows while its operation
+runs, once it succeeded or failed, and once Flux reconciled it: ``provisioningState``,
+``currentVersion``, ``statuses``, ``errorInfo``, ``complianceState``, the Flux object statuses
+and the synced commit. The LRO machine (lro.py) decides *when* each step happens; this module
+alone decides what the resource then looks like, so that answers of another api-version can be
+shaped beside these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from fleet.emulator.errors import LroError
+from fleet.emulator.rules import source_of
+
+
+def accepted(kind: str, props: dict[str, Any], action: str, status: str) -> None:
+    """A write was accepted and its operation started (``status``: Creating, Updating, ...)."""
+    if kind == "extensions":
+        props["provisioningState"] = status
+        if action == "create":
+            props.setdefault("currentVersion", None)
+        props.setdefault("statuses", [])
+        props.setdefault("isSystemExtension", False)
+        props.pop("errorInfo", None)
+    elif kind == "fluxConfigurations":
+        props["provisioningState"] = status
+        if action != "delete":
+            props["complianceState"] = "Pending"
+            props["errorMessage"] = ""
+            props.setdefault("statuses", [])
+            props.setdefault("repositoryPublicKey", "")
+            props.setdefault("sourceSyncedCommitId", None)
+            props.setdefault("sourceUpdatedAt", None)
+            props.setdefault("statusUpdatedAt", None)
+    else:
+        props["provisioningState"] = "Deleting" if action == "delete" else "Succeeded"
+
+
+def extension_installed(props: dict[str, Any], version: str | None) -> None:
+    """An extension's operation succeeded with ``version`` (None: the catalogue has no say)."""
+    props["currentVersion"] = version or props.get("version") or props.get("currentVersion")
+    props["provisioningState"] = "Succeeded"
+    props["statuses"] = []
+    props.pop("errorInfo", None)
+
+
+def flux_applied(props: dict[str, Any]) -> None:
+    """A flux configuration's operation succeeded: Flux has yet to reconcile it."""
+    props["provisioningState"] = "Succeeded"
+    props["errorMessage"] = ""
+    props["complianceState"] = "Pending"
+
+
+def failed(kind: str, props: dict[str, Any], error: LroError, now: str) -> None:
+    """An operation ended ``Failed`` with ``error``."""
+    props["provisioningState"] = "Failed"
+    if kind == "extensions":
+        props["errorInfo"] = error.to_json()
+        props["statuses"] = [
+            {
+                "code": error.code,
+                "displayStatus": "Failed",
+                "level": "Error",
+                "message": error.message,
+                "time": now,
+            }
+        ]
+    elif kind == "fluxConfigurations":
+        props["errorMessage"] = error.message
+        props["complianceState"] = "Unknown"
+
+
+def flux_reconciled(name: str, props: dict[str, Any], state: str, now: str) -> None:
+    """Flux reconciled a configuration to ``state`` (Compliant, Non-Compliant, Suspended)."""
+    props["complianceState"] = state
+    props["statuses"] = flux_statuses(name, props, state, now)
+    if state != "Suspended":
+        props["sourceSyncedCommitId"] = commit_of(props)
+        props["sourceUpdatedAt"] = now
+    props["statusUpdatedAt"] = now
+
+
+def scc_installed(props: dict[str, Any], now: str) -> None:
+    """A Flux v1 configuration was written (synchronously: its operator reports at once)."""
+    props.update(
+        {
+            "repositoryPublicKey": "",
+            "provisioningState": "Succeeded",
+            "complianceStatus": {
+                "complianceState": "Installed",
+                "lastConfigApplied": now,
+                "message": "Operator installed.",
+                "messageLevel": "Information",
+            },
+        }
+    )
+
+
+def commit_of(props: Mapping[str, Any]) -> str:
+    """The ``{label}/{sha}`` revision Flux syncs: the pinned commit, or a stable stand-in."""
+    git = props.get("gitRepository") or {}
+    ref = (git.get("repositoryRef") or {}) if isinstance(git, Mapping) else {}
+    label = next((str(ref[k]) for k in ("branch", "tag", "semver") if ref.get(k)), "HEAD")
+    source = source_of(props)
+    url = source.get("url", "") if isinstance(source, Mapping) else ""
+    sha = ref.get("commit") or hashlib.sha1(f"{url}@{label}".encode()).hexdigest()
+    return f"{label}/{sha}"
+
+
+def flux_statuses(
+    name: str, props: Mapping[str, Any], state: str, now: str
+) -> list[dict[str, Any]]:
+    """Flux objects' statuses as the fluxconfig-agent reports them."""
+    namespace = str(props.get("namespace") or "default")
+    source_kind = str(props.get("sourceKind") or "GitRepository")
+    failing = state == "Non-Compliant"
+    suspended = state == "Suspended"
+    source_state = "Suspended" if suspended else state
+
+    def condition(ok: bool, message: str, reason: str) -> list[dict[str, str]]:
+        return [
+            {
+                "lastTransitionTime": now,
+                "message": message,
+                "reason": reason,
+                "status": "True" if ok else "False",
+                "type": "Ready",
+            }
+        ]
+
+    source = source_of(props)
+    url = source.get("url", "") if isinstance(source, Mapping) else ""
+    statuses: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "namespace": namespace,
+            "kind": source_kind,
+            "complianceState": source_state,
+            "appliedBy": None,
+            "helmReleaseProperties": None,
+            "statusConditions": condition(
+                not failing,
+                f"failed to checkout and determine revision: unable to clone '{url}'"
+                if failing
+                else f"stored artifact for revision '{commit_of(props)}'",
+                "GitOperationFailed" if failing else "Succeeded",
+            ),
+        }
+    ]
+    for kust_name in props.get("kustomizations") or {}:
+        statuses.append(
+            {
+                "name": f"{name}-{kust_name}",
+                "namespace": namespace,
+                "kind": "Kustomization",
+                "complianceState": source_state,
+                "appliedBy": None,
+                "helmReleaseProperties": None,
+                "statusConditions": condition(
+                    not failing,
+                    "dependency not ready: source artifact is not available"
+                    if failing
+                    else f"Applied revision: {commit_of(props)}",
+                    "ArtifactFailed" if failing else "ReconciliationSucceeded",
+                ),
+            }
+        )
+    return statuses
