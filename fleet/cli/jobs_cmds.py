@@ -31,7 +31,8 @@ from fleet.cli.common import (
     to_json,
     write_output,
 )
-from fleet.record.history import History, JobNotFound
+from fleet.record.errors import JobNotFound
+from fleet.record.history import History
 from fleet.settings import Settings
 
 jobs_app = typer.Typer(

@@ -64,7 +64,8 @@ from fleet.jobs.remediate import (
 )
 from fleet.jobs.runs import environment
 from fleet.policy.loading import PolicySet
-from fleet.record.history import History, JobNotFound
+from fleet.record.errors import JobNotFound
+from fleet.record.history import History
 
 
 class JobDisplay:

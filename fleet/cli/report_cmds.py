@@ -33,8 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from fleet.cli.app import app
 from fleet.jobs.reporting import render_recorded
 from fleet.record.db import redacted
-from fleet.record.history import History, NoSweeps, SweepNotFound
-from fleet.record.migrate import SchemaTooNew
+from fleet.record.errors import NoSweeps, SchemaTooNew, SweepNotFound
+from fleet.record.history import History
 from fleet.report.changes import diff
 from fleet.report.common import STATE_SYMBOLS, STATES, Context, percent, short_time
 from fleet.report.markdown import write_changes

@@ -28,15 +28,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from fleet.record.db import ensure_sqlite_dir, is_memory, is_sqlite, make_engine, redacted
+from fleet.record.errors import SchemaTooNew
 from fleet.record.schema import VERSION_TABLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: pg_advisory_xact_lock key: "fleet" in ASCII, so it is recognisable in pg_locks.
 _PG_LOCK = 0x666C656574
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer fleet than this one."""
 
 
 def _config() -> Config:

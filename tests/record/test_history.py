@@ -14,14 +14,9 @@ from sqlalchemy import func, select
 
 from fleet.core import redact
 from fleet.record import schema
-from fleet.record.history import (
-    AmbiguousSweep,
-    DuplicateSweep,
-    History,
-    NoSweeps,
-    SweepNotFound,
-    body_digest,
-)
+from fleet.record.audit import body_digest
+from fleet.record.errors import AmbiguousSweep, DuplicateSweep, NoSweeps, SweepNotFound
+from fleet.record.history import History
 from fleet.report.model import SweepInfo, build_report
 from tests.report.sample import SWEEP_IDS, reports
 

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 
 from fleet.record import migrate, schema
 from fleet.record.db import make_engine
+from fleet.record.errors import SchemaTooNew
 from fleet.record.history import History
 from tests.report.sample import SWEEP_IDS, reports
 
@@ -214,7 +215,7 @@ def test_a_newer_schema_is_refused(db_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {schema.VERSION_TABLE} SET version_num = '9999'"))
     engine.dispose()
-    with pytest.raises(migrate.SchemaTooNew, match="newer than this fleet"):
+    with pytest.raises(SchemaTooNew, match="newer than this fleet"):
         History(db_url)
 
 

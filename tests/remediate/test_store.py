@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from fleet.core import redact
-from fleet.record.history import History, JobNotFound, body_digest
+from fleet.record.audit import body_digest
+from fleet.record.errors import JobNotFound
+from fleet.record.history import History
 
 
 @pytest.fixture
