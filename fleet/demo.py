@@ -70,6 +70,9 @@ def run_demo(
             arm_ca_bundle=str(emu.ca_bundle),
             auth="emulator",
             database_url=f"sqlite:///{database}",
+            # The demo's database is its own, in its own directory: it is always brought to
+            # this fleet's schema, whatever FLEET_DATABASE_AUTO_UPGRADE says for shared ones.
+            database_auto_upgrade=True,
             state_dir=directory,
             subscriptions=None,
         )
