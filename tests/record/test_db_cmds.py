@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 import fleet.cli  # noqa: F401  (registers every command group on the app)
 from fleet.cli.app import app
-from fleet.record import migrate, schema
-from fleet.record.db import make_engine, redacted
+from fleet.record import migrate
+from fleet.record.db import redacted
 from fleet.record.errors import SchemaTooNew
+from tests.record.conftest import migrated_by_a_newer_fleet
 
 runner = CliRunner()
 ALL = migrate.pending(None)
@@ -66,11 +66,7 @@ def test_status_of_an_older_database_lists_what_is_pending(db_url: str) -> None:
 
 
 def test_a_newer_database_is_reported_not_touched(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"UPDATE {schema.VERSION_TABLE} SET version_num = '9999'"))
-    engine.dispose()
+    migrated_by_a_newer_fleet(db_url)
     for command in ("status", "upgrade"):
         code, out, err = db(command, url=db_url)
         assert code == 2 and out is None and "newer than this fleet" in err

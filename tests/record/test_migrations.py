@@ -19,6 +19,7 @@ from fleet.record.db import make_engine, redacted
 from fleet.record.errors import SchemaOutOfDate, SchemaTooNew
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
+from tests.record.conftest import migrated_by_a_newer_fleet
 from tests.report.sample import SWEEP_IDS, reports
 
 # Issue 4's tables as its store wrote them (Core with SQLAlchemy types, as 0001 created them).
@@ -254,11 +255,7 @@ def test_downgrade_and_upgrade_again(db_url: str) -> None:
 
 
 def test_a_newer_schema_is_refused(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"UPDATE {schema.VERSION_TABLE} SET version_num = '9999'"))
-    engine.dispose()
+    migrated_by_a_newer_fleet(db_url)
     with pytest.raises(SchemaTooNew, match="newer than this fleet"):
         History(db_url)
     with pytest.raises(SchemaTooNew, match="newer than this fleet"):
