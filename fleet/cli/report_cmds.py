@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleet.cli.app import app
-from fleet.cli.common import DatabaseOpt, history_errors
+from fleet.cli.common import DatabaseOpt, history_errors, load_settings
 from fleet.jobs.reporting import render_recorded
 from fleet.record.db import redacted
 from fleet.record.errors import NoSweeps, SweepNotFound
@@ -79,7 +79,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 @contextmanager
 def _history(database: str | None) -> Iterator[History]:
-    settings = Settings()
+    settings = load_settings()
     url = database or settings.effective_database_url
     with history_errors(url):
         history = open_history(url, upgrade=settings.database_auto_upgrade)
