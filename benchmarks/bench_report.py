@@ -231,7 +231,7 @@ def report(n: int, seed: int, sweep_id: str, start: datetime) -> dict[str, Any]:
 
 
 def phase_store(url: str, n: int) -> dict[str, Any]:
-    from fleet.record.history import History
+    from fleet.record.history import open_history
 
     start = datetime(2026, 11, 24, 6, tzinfo=UTC)
     t = time.perf_counter()
@@ -239,7 +239,7 @@ def phase_store(url: str, n: int) -> dict[str, Any]:
     second = report(n, 2, "20261125T060000Z-bbbbbb", start + timedelta(days=1))
     generated = time.perf_counter() - t
     rss_before = rss_mb()
-    with History(url) as history:
+    with open_history(url, upgrade=True) as history:
         t = time.perf_counter()
         history.record_sweep(first)
         whole = time.perf_counter() - t

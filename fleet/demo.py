@@ -20,7 +20,7 @@ from fleet.jobs.reporting import render_recorded
 from fleet.jobs.runs import environment, run_sweep
 from fleet.jobs.sweep import Progress, SweepOutcome
 from fleet.policy.loading import load
-from fleet.record.history import History
+from fleet.record.history import open_history
 from fleet.settings import Settings
 
 
@@ -70,6 +70,9 @@ def run_demo(
             arm_ca_bundle=str(emu.ca_bundle),
             auth="emulator",
             database_url=f"sqlite:///{database}",
+            # The demo's database is its own, in its own directory: it is always brought to
+            # this fleet's schema, whatever FLEET_DATABASE_AUTO_UPGRADE says for shared ones.
+            database_auto_upgrade=True,
             state_dir=directory,
             subscriptions=None,
         )
@@ -77,7 +80,7 @@ def run_demo(
             outcome = run_sweep(env, policy_set, progress=progress)
     html = directory / "report.html"
     report_json = directory / "report.json"
-    with History(f"sqlite:///{database}") as history, html.open("w", encoding="utf-8") as out:
+    with open_history(settings) as history, html.open("w", encoding="utf-8") as out:
         render_recorded(history, outcome.info.id, "html", out)
     report: dict[str, Any] = outcome.report()
     report_json.write_text(json.dumps(report, indent=1), encoding="utf-8")

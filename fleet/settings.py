@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     database_url: str = ""
     """SQLAlchemy URL of the history database; SQLite in the state directory by default.
     PostgreSQL: ``postgresql+psycopg://user@host/db``."""
+    database_auto_upgrade: bool = True
+    """Migrate the history database to this fleet's schema when a command, the demo or a worker
+    opens it. On for one user on one machine; a deployment with many workers sets it to false
+    and runs ``fleet db upgrade`` once per fleet upgrade, so that no process migrates behind the
+    others' backs (an older schema is then refused with that advice)."""
     retention_days: int = Field(default=400, ge=1)
     """Sweeps older than this are deleted from history (a year and a bit, for yearly audits)."""
     broker_url: str = "redis://127.0.0.1:6379/0"

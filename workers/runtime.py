@@ -20,7 +20,7 @@ from fleet.jobs.runs import make_inventory
 from fleet.jobs.work import CatalogCache
 from fleet.policy.loading import PolicySet
 from fleet.record.budget import RedisLimiter
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from fleet.record.jobstate import JobState
 from fleet.settings import Settings
 
@@ -76,7 +76,7 @@ def _build(settings: Settings) -> Runtime:
         settings=settings,
         session=session,
         jobs=JobState(settings.redis_url),
-        history=History(settings.effective_database_url),
+        history=open_history(settings),
         inventory=inventory,
         catalogs=CatalogCache(inventory),
         principal=principal,

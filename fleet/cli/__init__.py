@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # Each import registers a command group on the app.
 from fleet.cli import (  # noqa: F401
+    db_cmds,
     demo_cmd,
     emulator_generate,
     emulator_serve,

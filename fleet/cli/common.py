@@ -1,4 +1,5 @@
-"""Helpers every command shares: settings, policies, logging, output, progress, exit codes.
+"""Helpers every command shares: settings, policies, the history database, logging, output,
+exit codes.
 
 Errors the user can fix (bad settings, bad policies, unreachable endpoint) end the command with
 a one-line message and a documented exit code, never a traceback:
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -35,6 +36,19 @@ EXIT_INTERRUPTED = 130
 
 #: Human-facing output (tables, progress, messages) goes to stderr unless it *is* the result.
 err = Console(stderr=True, highlight=False)
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        envvar="FLEET_DATABASE_URL",
+        show_envvar=True,
+        help="History database URL (default: SQLite in the state directory).",
+    ),
+]
+VerboseOpt = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr (-vv for debug).")
+]
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
@@ -128,3 +142,34 @@ def azure_errors() -> Iterator[None]:
         fail(f"{exc}{hint}", EXIT_UNREACHABLE)
     except InventoryError as exc:
         fail(str(exc), EXIT_UNREACHABLE)
+
+
+@contextmanager
+def schema_errors() -> Iterator[None]:
+    """A history database at another schema revision than this fleet's ends the command with
+    exit 2 and what to run (``fleet db upgrade``, or a newer fleet)."""
+    from fleet.record.errors import SchemaOutOfDate, SchemaTooNew
+
+    try:
+        yield
+    except (SchemaOutOfDate, SchemaTooNew) as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def history_errors(url: str) -> Iterator[None]:
+    """Around opening (or migrating) the history database at ``url``: ``schema_errors``, and
+    a database that cannot be reached exits 1 with the driver's first line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fleet.record.db import redacted
+
+    with schema_errors():
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            fail(
+                f"cannot open the history database {redacted(url)}: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}",
+                EXIT_FAILED,
+            )

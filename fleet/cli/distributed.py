@@ -21,6 +21,7 @@ from fleet.cli.common import (
     EXIT_INTERRUPTED,
     err,
     fail,
+    history_errors,
     load_policies,
     load_settings,
     setup_logging,
@@ -136,7 +137,7 @@ def celery_remediate(
     from fleet.cli.common import to_json, write_output
     from fleet.cli.jobs_cmds import console, format_job_report
     from fleet.jobs.distributed import submit_remediation
-    from fleet.record.history import History
+    from fleet.record.history import open_history
 
     setup_logging(verbose)
     settings = load_settings()
@@ -201,7 +202,9 @@ def celery_remediate(
         for name in meta.get("changed") or []:
             err.print(f"  changed: {name}", markup=False)
         fail(str(meta.get("error") or "the job could not be prepared"))
-    with History(settings.effective_database_url) as history:
+    with history_errors(settings.effective_database_url):
+        history = open_history(settings)
+    with history:
         rows = history.job_clusters(job_id)
     summary = dict(meta.get("summary") or {})
     listed = [

@@ -24,14 +24,17 @@ from rich.text import Text
 from fleet.cli.app import app
 from fleet.cli.common import (
     EXIT_INVALID,
+    VerboseOpt,
     err,
     fail,
+    history_errors,
     load_settings,
     setup_logging,
     to_json,
     write_output,
 )
-from fleet.record.history import History, JobNotFound
+from fleet.record.errors import JobNotFound
+from fleet.record.history import History, open_history
 from fleet.settings import Settings
 
 jobs_app = typer.Typer(
@@ -41,9 +44,6 @@ jobs_app = typer.Typer(
 app.add_typer(jobs_app, name="jobs")
 
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
-VerboseOpt = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr.")
-]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write to this file instead.")]
 JobArg = Annotated[str, typer.Argument(help="Job id, a unique prefix of it, or 'latest'.")]
 
@@ -76,7 +76,8 @@ def _styled(value: str | None) -> Text:
 def _open(verbose: int = 0) -> History:
     setup_logging(verbose)
     settings = load_settings()
-    return History(settings.effective_database_url)
+    with history_errors(settings.effective_database_url):
+        return open_history(settings)
 
 
 def _find(history: History, ref: str) -> dict[str, Any]:
@@ -422,7 +423,9 @@ def refuse_if_killed(history: History, redis_url: str | None = None) -> None:
 def refuse_if_killed_anywhere() -> None:
     """``refuse_if_killed`` on the settings' history database and Redis (distributed jobs)."""
     settings = load_settings()
-    with History(settings.effective_database_url) as history:
+    with history_errors(settings.effective_database_url):
+        history = open_history(settings)
+    with history:
         refuse_if_killed(history, settings.redis_url)
 
 

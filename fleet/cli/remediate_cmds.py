@@ -29,11 +29,13 @@ from fleet.cli.app import app
 from fleet.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    VerboseOpt,
     azure_errors,
     err,
     fail,
     load_policies,
     load_settings,
+    schema_errors,
     setup_logging,
     to_json,
     write_output,
@@ -64,7 +66,8 @@ from fleet.jobs.remediate import (
 )
 from fleet.jobs.runs import environment
 from fleet.policy.loading import PolicySet
-from fleet.record.history import History, JobNotFound
+from fleet.record.errors import JobNotFound
+from fleet.record.history import History
 
 
 class JobDisplay:
@@ -248,9 +251,7 @@ def remediate(
             help="Seconds to poll one ARM operation before giving up on it.",
         ),
     ] = 1800.0,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr.")
-    ] = 0,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Fix what the policies enforce, wave by wave, within the failure budget.
 
@@ -287,7 +288,7 @@ def remediate(
         fail("no policies given: pass --policies PATH (a file or a directory)")
     cancel = threading.Event()
     paths = [str(p.resolve()) for p in policies]
-    with azure_errors(), environment(settings) as env:
+    with azure_errors(), schema_errors(), environment(settings) as env:
         edges = make_edges(env, operation_timeout=operation_timeout)
         refuse_if_killed(edges.history)
         try:

@@ -28,13 +28,13 @@ from typing import Annotated, Any, NoReturn, TextIO
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.cli.app import app
+from fleet.cli.common import DatabaseOpt, history_errors, load_settings
 from fleet.jobs.reporting import render_recorded
 from fleet.record.db import redacted
-from fleet.record.history import History, NoSweeps, SweepNotFound
-from fleet.record.migrate import SchemaTooNew
+from fleet.record.errors import NoSweeps, SweepNotFound
+from fleet.record.history import History, open_history
 from fleet.report.changes import diff
 from fleet.report.common import STATE_SYMBOLS, STATES, Context, percent, short_time
 from fleet.report.markdown import write_changes
@@ -67,15 +67,6 @@ report_app = typer.Typer(
 )
 app.add_typer(report_app, name="report")
 
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        envvar="FLEET_DATABASE_URL",
-        show_envvar=True,
-        help="History database URL (default: SQLite in the state directory).",
-    ),
-]
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Write to this file instead of stdout.", dir_okay=False)
 ]
@@ -88,17 +79,10 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 @contextmanager
 def _history(database: str | None) -> Iterator[History]:
-    url = database or Settings().effective_database_url
-    try:
-        history = History(url)
-    except SchemaTooNew as exc:
-        _fail(str(exc))
-    except SQLAlchemyError as exc:
-        _fail(
-            f"cannot open the history database {redacted(url)}: {exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}",
-            1,
-        )
+    settings = load_settings()
+    url = database or settings.effective_database_url
+    with history_errors(url):
+        history = open_history(url, upgrade=settings.database_auto_upgrade)
     try:
         yield history
     except NoSweeps as exc:

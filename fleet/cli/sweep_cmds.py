@@ -13,11 +13,13 @@ from fleet.cli.app import app
 from fleet.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
+    VerboseOpt,
     azure_errors,
     err,
     fail,
     load_policies,
     load_settings,
+    schema_errors,
     setup_logging,
     to_json,
     to_yaml,
@@ -36,9 +38,6 @@ PoliciesOpt = Annotated[
 ]
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Write the result to this file instead of stdout.")
-]
-VerboseOpt = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr (-vv for debug).")
 ]
 EngineOpt = Annotated[
     str, typer.Option("--engine", help="local (this machine) or celery (submit to workers).")
@@ -75,7 +74,7 @@ def _sweep(policies: list[Path], *, verbose: int, what: str) -> SweepOutcome:
     settings = load_settings()
     policy_set = load_policies(policies)
     cancel = threading.Event()
-    with azure_errors(), environment(settings) as env:
+    with azure_errors(), schema_errors(), environment(settings) as env:
         assert env.history is not None
         refuse_if_killed(env.history)
         with SweepProgress(what) as progress:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.record.db import redacted
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from fleet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,11 +95,12 @@ _redis: dict[str, Any] = {}
 _cache: dict[tuple[str | None, str | None], tuple[float, State]] = {}
 
 
-def _history_for(url: str) -> History:
+def _history_for(settings: Settings) -> History:
+    url = settings.effective_database_url
     with _lock:
         found = _histories.get(url)
         if found is None:
-            found = _histories[url] = History(url)
+            found = _histories[url] = open_history(settings)
         return found
 
 
@@ -135,7 +136,7 @@ def read(history: History | None = None, redis_url: str | None = None) -> State:
     """The switch as the given stores say, read now (no cache). With neither given, the
     history database of the settings in the environment is read."""
     if history is None and redis_url is None:
-        history = _history_for(Settings().effective_database_url)
+        history = _history_for(Settings())
     found: list[tuple[str, dict[str, Any]]] = []
     if history is not None:
         try:

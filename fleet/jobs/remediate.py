@@ -62,7 +62,8 @@ from fleet.plan.actions import Action, ActionKind
 from fleet.plan.planning import canonical_json
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import SecretRef
-from fleet.record.history import History, body_digest
+from fleet.record.audit import body_digest
+from fleet.record.history import History
 from fleet.select import selection
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from fleet.jobs.sweep import Progress, Sweep, SweepOutcome
 from fleet.jobs.work import scope
 from fleet.plan.pipeline import Judgement
 from fleet.policy.loading import PolicySet
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from fleet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def environment(
 ) -> Iterator[Environment]:
     own_session = session is None
     session = session or AzureSession(settings)
-    history = History(settings.effective_database_url) if record else None
+    history = open_history(settings) if record else None
     try:
         yield Environment(settings, session, make_inventory(settings, session), history)
     finally:

@@ -1,12 +1,14 @@
-"""Database plumbing shared by the history store and its migrations.
+"""Database plumbing shared by the parts of the history store and its migrations.
 
 One place decides how fleet talks to SQL: the engine options per backend (SQLite pragmas,
-PostgreSQL pool checks), the JSON-as-text column type, and UTC timestamps. SQLite is the
-default (one file, no server); PostgreSQL is for shared installations and dashboards.
+PostgreSQL pool checks), the JSON-as-text column type, UTC timestamps, and what every part of
+``History`` shares (``Store``: the URL and the engine; batching and message clean-up). SQLite is
+the default (one file, no server); PostgreSQL is for shared installations and dashboards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,27 @@ from sqlalchemy import Text, create_engine, event
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
+
+from fleet.core import redact
+
+#: Rows per INSERT batch (executemany). Large enough to amortise round trips, small enough
+#: that one batch of a 50,000-cluster sweep never holds much memory.
+BATCH = 2000
+#: Stored error messages and reasons are cut to this many characters.
+MESSAGE_MAX = 4000
+
+
+class Store:
+    """What every part of the history store works with: the database URL, one pooled engine,
+    and whether it is PostgreSQL (bulk loads take COPY there).
+
+    The parts (``fleet.record.sweep_recording`` and its siblings) are mixins of ``History``,
+    which sets these attributes once when it opens the database.
+    """
+
+    url: str
+    _engine: Engine
+    _postgres: bool
 
 
 def _default(value: object) -> object:
@@ -144,3 +167,24 @@ def make_engine(url: str | URL, *, foreign_keys: bool = True, atomic_ddl: bool =
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of ``size`` (batched INSERTs, bounded ``IN (...)`` lists)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def clip(value: Any, limit: int) -> str | None:
+    """``value`` as text of at most ``limit`` characters (None stays None)."""
+    if value is None:
+        return None
+    return str(value)[:limit]
+
+
+def clean_message(message: str | None) -> str | None:
+    """An error message or reason fit to store: registered secrets masked, length bounded."""
+    if message is None:
+        return None
+    text = redact.text(message)
+    return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 3] + "..."

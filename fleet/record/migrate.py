@@ -1,15 +1,18 @@
 """Schema versioning: bring any older history database to the current revision.
 
 The schema is versioned with Alembic. The migrations ship inside the package
-(``fleet/record/migrations``) and run programmatically: ``History(url)`` calls ``upgrade(url)``,
-so upgrading fleet upgrades its database on first use, with no separate step to forget.
+(``fleet/record/migrations``) and run programmatically, never on their own: ``fleet db upgrade``
+runs ``upgrade(url)``, and so does ``fleet.record.history.open_history`` when
+``FLEET_DATABASE_AUTO_UPGRADE`` is on (the default, for one user on one machine). ``History``
+itself only checks the revision (``require_head``): with many workers, a migration is one
+deliberate step, not a race between whichever processes start first.
 
 - One transaction: on PostgreSQL DDL is transactional; on SQLite the migration connection
   issues ``BEGIN IMMEDIATE`` itself (pysqlite would otherwise auto-commit each DDL statement),
   so a failed upgrade leaves the previous schema intact.
-- Concurrent openers (a sweep and a report started together) serialise: PostgreSQL takes an
-  advisory lock, SQLite's ``BEGIN IMMEDIATE`` takes the write lock; the second one then finds
-  the schema current and does nothing.
+- Concurrent upgraders serialise: PostgreSQL takes an advisory lock, SQLite's
+  ``BEGIN IMMEDIATE`` takes the write lock; the second one then finds the schema current and
+  does nothing.
 - Foreign keys are off on SQLite while migrating: Alembic rebuilds a table by copy-and-drop,
   and dropping a parent with foreign keys on would cascade-delete its children.
 - A database newer than this fleet (someone ran a later version) is refused with a clear
@@ -18,6 +21,7 @@ so upgrading fleet upgrades its database on first use, with no separate step to 
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -28,15 +32,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from fleet.record.db import ensure_sqlite_dir, is_memory, is_sqlite, make_engine, redacted
+from fleet.record.errors import SchemaOutOfDate, SchemaTooNew
 from fleet.record.schema import VERSION_TABLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: pg_advisory_xact_lock key: "fleet" in ASCII, so it is recognisable in pg_locks.
 _PG_LOCK = 0x666C656574
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer fleet than this one."""
 
 
 def _config() -> Config:
@@ -45,11 +46,24 @@ def _config() -> Config:
     return cfg
 
 
+@cache
+def _script() -> ScriptDirectory:
+    # Read once per process: every History open checks the revision against it.
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
     """The newest revision this fleet knows."""
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    revision = _script().get_current_head()
     assert revision is not None
     return revision
+
+
+def pending(found: str | None) -> list[str]:
+    """The revisions an upgrade from ``found`` (None: an empty database) would apply, oldest
+    first."""
+    steps = _script().iterate_revisions(head(), found or "base")
+    return [s.revision for s in reversed(list(steps))]
 
 
 def current(connection: Connection) -> str | None:
@@ -58,11 +72,39 @@ def current(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
+def stored(url: str, *, engine: Engine | None = None) -> str | None:
+    """The database's revision (None: empty), read without changing anything: a SQLite file
+    that does not exist is an empty database, and is not created. A revision this fleet does
+    not know raises ``SchemaTooNew``."""
+    u = make_url(url)
+    if is_sqlite(u) and not is_memory(u):
+        assert u.database is not None
+        if not Path(u.database).expanduser().exists():
+            return None
+    reader = engine if engine is not None else make_engine(url)
+    try:
+        with reader.connect() as conn:
+            found = current(conn)
+    finally:
+        if engine is None:
+            reader.dispose()
+    _check_known(found, url)
+    return found
+
+
+def require_head(url: str, *, engine: Engine | None = None) -> str:
+    """The database's revision when it is this fleet's head; otherwise ``SchemaOutOfDate``
+    (empty or older: ``fleet db upgrade``) or ``SchemaTooNew``."""
+    found = stored(url, engine=engine)
+    if found is None or found != head():
+        raise SchemaOutOfDate(redacted(url), found, head())
+    return found
+
+
 def _check_known(revision: str | None, url: str) -> None:
     if revision is None:
         return
-    script = ScriptDirectory.from_config(_config())
-    if revision not in {s.revision for s in script.walk_revisions()}:
+    if revision not in {s.revision for s in _script().walk_revisions()}:
         raise SchemaTooNew(
             f"the history database {redacted(url)} has schema revision {revision}, newer than "
             f"this fleet knows (head {head()}): upgrade fleet, "

@@ -17,6 +17,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from fleet.record import migrate, schema
+from fleet.record.db import make_engine
+
 ADMIN_URL = os.environ.get(
     "FLEET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -65,3 +68,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
         # A subdirectory that does not exist yet: History must create it.
         return f"sqlite:///{tmp_path}/state/fleet.db"
     return str(request.getfixturevalue("postgres_url"))
+
+
+def migrated_by_a_newer_fleet(url: str) -> None:
+    """Bring the database to head, then mark it with a revision this fleet does not know."""
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {schema.VERSION_TABLE} SET version_num = '9999'"))
+    engine.dispose()

@@ -14,14 +14,9 @@ from sqlalchemy import func, select
 
 from fleet.core import redact
 from fleet.record import schema
-from fleet.record.history import (
-    AmbiguousSweep,
-    DuplicateSweep,
-    History,
-    NoSweeps,
-    SweepNotFound,
-    body_digest,
-)
+from fleet.record.audit import body_digest
+from fleet.record.errors import AmbiguousSweep, DuplicateSweep, NoSweeps, SweepNotFound
+from fleet.record.history import History, open_history
 from fleet.report.model import SweepInfo, build_report
 from tests.report.sample import SWEEP_IDS, reports
 
@@ -36,7 +31,7 @@ def normal(value: Any) -> Any:
 
 @pytest.fixture
 def history(db_url: str) -> Any:
-    with History(db_url) as h:
+    with open_history(db_url, upgrade=True) as h:
         yield h
 
 
@@ -429,6 +424,6 @@ def test_build_report_output_is_accepted_as_is(history: History) -> None:
 
 def test_an_in_memory_database_works() -> None:
     """``sqlite://`` (tests, throwaway runs): one shared connection, migrated in place."""
-    with History("sqlite://") as history:
+    with open_history("sqlite://", upgrade=True) as history:
         sid = history.record_sweep(reports()[0])
         assert history.load_report(sid) == normal(reports()[0])

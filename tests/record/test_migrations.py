@@ -1,11 +1,13 @@
-"""Schema versioning: an issue-4 database (revision 0001) upgrades on open without losing data;
-the migrated schema is the one the code queries; a newer schema is refused."""
+"""Schema versioning: ``History`` never migrates and refuses an empty, older or newer schema
+with what to do; an upgrade (``open_history(..., upgrade=True)``) brings an issue-4 database
+(revision 0001) to head without losing data; the migrated schema is the one the code queries."""
 
 from __future__ import annotations
 
 import json
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy import inspect
 
 from fleet.record import migrate, schema
-from fleet.record.db import make_engine
-from fleet.record.history import History
+from fleet.record.db import make_engine, redacted
+from fleet.record.errors import SchemaOutOfDate, SchemaTooNew
+from fleet.record.history import History, open_history
+from fleet.settings import Settings
+from tests.record.conftest import migrated_by_a_newer_fleet
 from tests.report.sample import SWEEP_IDS, reports
 
 # Issue 4's tables as its store wrote them (Core with SQLAlchemy types, as 0001 created them).
@@ -95,7 +100,44 @@ def _fill_0001(url: str) -> list[dict[str, Any]]:
     return written
 
 
-def test_an_issue_4_database_upgrades_on_open(db_url: str) -> None:
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_a_fresh_database_is_refused_not_migrated(db_url: str) -> None:
+    with pytest.raises(SchemaOutOfDate) as caught:
+        History(db_url)
+    message = str(caught.value)
+    assert redacted(db_url) in message and "holds no schema yet" in message
+    assert f"needs revision {migrate.head()}" in message and "run: fleet db upgrade" in message
+    assert (caught.value.found, caught.value.needed) == (None, migrate.head())
+    password = sa.engine.make_url(db_url).password
+    assert password is None or str(password) not in message
+    with pytest.raises(SchemaOutOfDate):
+        open_history(db_url, upgrade=False)
+    with pytest.raises(SchemaOutOfDate):
+        open_history(Settings(database_url=db_url, database_auto_upgrade=False))
+    if db_url.startswith("sqlite"):
+        assert not Path(sa.engine.make_url(db_url).database or "").exists()  # nothing created
+    else:
+        assert _tables(db_url) == set()
+
+
+def test_an_older_database_names_both_revisions(db_url: str) -> None:
+    migrate.upgrade(db_url, "0003")
+    with pytest.raises(SchemaOutOfDate, match="is at schema revision 0003") as caught:
+        History(db_url)
+    assert f"needs revision {migrate.head()}" in str(caught.value)
+    with open_history(Settings(database_url=db_url)) as history:  # the setting's default: on
+        assert history.count() == 0
+    History(db_url).close()  # at head: opens
+
+
+def test_an_issue_4_database_upgrades_without_losing_data(db_url: str) -> None:
     migrate.upgrade(db_url, "0001")
     engine = make_engine(db_url)
     assert set(inspect(engine).get_table_names()) == {
@@ -107,7 +149,9 @@ def test_an_issue_4_database_upgrades_on_open(db_url: str) -> None:
     engine.dispose()
     old = _fill_0001(db_url)
 
-    with History(db_url) as history:  # upgrades to head
+    with pytest.raises(SchemaOutOfDate, match="0001"):
+        History(db_url)
+    with open_history(db_url, upgrade=True) as history:
         engine = history._engine
         with engine.connect() as conn:
             assert migrate.current(conn) == migrate.head()
@@ -180,7 +224,7 @@ def test_an_issue_4_database_upgrades_on_open(db_url: str) -> None:
 
 
 def test_the_migrated_schema_is_the_one_the_code_queries(db_url: str) -> None:
-    History(db_url).close()
+    migrate.upgrade(db_url)
     engine = make_engine(db_url)
     found = inspect(engine)
     try:
@@ -199,31 +243,33 @@ def test_the_migrated_schema_is_the_one_the_code_queries(db_url: str) -> None:
 
 
 def test_downgrade_and_upgrade_again(db_url: str) -> None:
-    with History(db_url) as history:
+    with open_history(db_url, upgrade=True) as history:
         history.record_sweep(reports()[0])
     migrate.downgrade(db_url, "0001")
-    with History(db_url) as history:
+    with pytest.raises(SchemaOutOfDate, match="0001"):
+        History(db_url)
+    with open_history(db_url, upgrade=True) as history:
         assert history.load_report(SWEEP_IDS[0])["clusters"] == json.loads(
             json.dumps(reports()[0]["clusters"])
         )
 
 
 def test_a_newer_schema_is_refused(db_url: str) -> None:
-    History(db_url).close()
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"UPDATE {schema.VERSION_TABLE} SET version_num = '9999'"))
-    engine.dispose()
-    with pytest.raises(migrate.SchemaTooNew, match="newer than this fleet"):
+    migrated_by_a_newer_fleet(db_url)
+    with pytest.raises(SchemaTooNew, match="newer than this fleet"):
         History(db_url)
+    with pytest.raises(SchemaTooNew, match="newer than this fleet"):
+        open_history(db_url, upgrade=True)
+    with pytest.raises(SchemaTooNew, match="schema revision 9999,"):  # not touched
+        migrate.stored(db_url)
 
 
-def test_concurrent_first_opens_migrate_once(db_url: str) -> None:
+def test_concurrent_first_upgrades_migrate_once(db_url: str) -> None:
     errors: list[BaseException] = []
 
     def open_it() -> None:
         try:
-            History(db_url).close()
+            open_history(db_url, upgrade=True).close()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from tests.conftest import REPO
 from tests.remediate.conftest import (
     clusters,
@@ -125,7 +125,7 @@ APPROVAL = (
 
 def _wait_for(db: str, status: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    with History(db) as history:
+    with open_history(db, upgrade=True) as history:  # the job may not have created it yet
         while time.monotonic() < deadline:
             jobs = history.jobs(1)
             if jobs and jobs[0]["status"] == status:

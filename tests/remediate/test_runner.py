@@ -30,7 +30,7 @@ from fleet.jobs.remediate import (
 from fleet.plan.actions import Action, ActionKind
 from fleet.policy.loading import load
 from fleet.policy.models import Rollout
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from fleet.settings import Settings
 from tests.conftest import POLICIES
 
@@ -81,7 +81,7 @@ def make(tmp_path: Path, n: int, **rollout: Any) -> tuple[JobSpec, Edges]:
         for c in w.clusters:
             t = spec.task_of(c)
             spec.tasks[t.facts.key] = ClusterTask(t.facts, t.actions, w.name)
-    history = History(f"sqlite:///{tmp_path / 'fleet.db'}")
+    history = open_history(f"sqlite:///{tmp_path / 'fleet.db'}", upgrade=True)
     edges = Edges(
         session=None,
         history=history,

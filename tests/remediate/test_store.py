@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from fleet.core import redact
-from fleet.record.history import History, JobNotFound, body_digest
+from fleet.record.audit import body_digest
+from fleet.record.errors import JobNotFound
+from fleet.record.history import History, open_history
 
 
 @pytest.fixture
 def history(tmp_path: Path) -> History:
-    return History(f"sqlite:///{tmp_path / 'fleet.db'}")
+    return open_history(f"sqlite:///{tmp_path / 'fleet.db'}", upgrade=True)
 
 
 CLUSTER = (

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from fleet.report.changes import diff
 from fleet.report.common import Context
 from tests.report.sample import SWEEP_IDS, reports
@@ -33,7 +33,7 @@ class Recorded:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     path = tmp_path_factory.mktemp("history") / "fleet.db"
     url = f"sqlite:///{path}"
-    with History(url) as history:
+    with open_history(url, upgrade=True) as history:
         for report in reports():
             history.record_sweep(report)
         latest, previous = SWEEP_IDS[2], SWEEP_IDS[1]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import fleet.cli.report_cmds  # noqa: F401  (registers `fleet report` on the app)
 from fleet.cli.app import app
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from fleet.report.render import FORMATS
 from tests.report.conftest import Recorded
 from tests.report.sample import SWEEP_IDS, reports
@@ -101,7 +101,7 @@ def test_trends_and_list(recorded: Recorded) -> None:
 
 def test_prune(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fleet.db"
-    with History(url) as history:
+    with open_history(url, upgrade=True) as history:
         for report in reports():
             history.record_sweep(report)
     code, _, err = run("prune", "--days", "100000", db=url)
@@ -115,7 +115,7 @@ def test_prune(tmp_path: Path) -> None:
 def test_unfinished_sweep_is_rendered_with_a_computed_summary(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fleet.db"
     report = reports()[-1]
-    with History(url) as history:
+    with open_history(url, upgrade=True) as history:
         sid = history.start_sweep(dict(report["sweep"], finishedAt=None, complete=False))
         history.add_clusters(sid, report["clusters"][:10])
     code, out, err = run(sid, "-f", "json", db=url)

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from fleet.jobs import killswitch
-from fleet.record.history import History
+from fleet.record.history import History, open_history
 from tests.conftest import POLICIES, require
 from tests.distributed.conftest import RedisServer, Workers, free_port
 from tests.faults.conftest import (
@@ -212,7 +212,7 @@ def test_engaged_reads_the_history_and_the_redis_mirror(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    with History(url) as history:
+    with open_history(url, upgrade=True) as history:
         assert killswitch.engaged(history, redis_server.url) is False
         assert killswitch.engage(history, redis_server.url, reason="r", by="ops") == [
             "history",
@@ -241,7 +241,7 @@ def test_engaged_reads_the_history_and_the_redis_mirror(
 def test_engaged_is_cached_and_never_raises(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    with History(url) as history:
+    with open_history(url, upgrade=True) as history:
         began = time.monotonic()
         assert killswitch.engaged(history, dead) is False  # Redis down: the history decides
         assert time.monotonic() - began < 2
@@ -271,7 +271,7 @@ def test_engaged_with_no_arguments_uses_the_environment(
 
 def test_another_process_sees_the_switch(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    with History(url) as history:
+    with open_history(url, upgrade=True) as history:
         killswitch.engage(history, None, reason="persisted")
     out = subprocess.run(
         [

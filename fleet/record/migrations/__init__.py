@@ -1,1 +1,1 @@
-"""Alembic migrations of the history database, run by ``fleet.record.migrate`` on open."""
+"""Alembic migrations of the history database, run by ``fleet.record.migrate``."""

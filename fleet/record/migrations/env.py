@@ -1,8 +1,9 @@
 """Alembic environment: runs fleet's migrations on the connection ``fleet.record.migrate`` opened.
 
-fleet never runs the ``alembic`` command line: ``History(url)`` upgrades the schema itself,
-inside a transaction it already holds (and on PostgreSQL under an advisory lock), so this
-environment only accepts a connection handed over in ``config.attributes``.
+fleet never runs the ``alembic`` command line: ``fleet.record.migrate.upgrade`` (``fleet db
+upgrade``, or ``open_history`` with auto-upgrade on) migrates inside a transaction it already
+holds (and on PostgreSQL under an advisory lock), so this environment only accepts a
+connection handed over in ``config.attributes``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fleet.record.schema import VERSION_TABLE
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):
     raise RuntimeError(
-        "fleet's migrations run through fleet.record.migrate.upgrade() (History(url) calls it), "
+        "fleet's migrations run through fleet.record.migrate.upgrade() (`fleet db upgrade`), "
         "not through the alembic command line"
     )
 
