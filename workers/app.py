@@ -39,14 +39,8 @@ ROUTES = {
 }
 
 
-def make_app(settings: Settings | None = None) -> Celery:
-    """A Celery app for these settings (tests build their own with their Redis URL)."""
-    settings = settings or Settings()
-    app = Celery(
-        "fleet",
-        broker=settings.broker_url,
-        include=["workers.tasks", "workers.schedules", "workers.remediation"],
-    )
+def configuration(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for these settings."""
     transport = {
         "visibility_timeout": settings.visibility_timeout,
         # kombu scans for messages of dead workers every interval × throttle seconds
@@ -55,41 +49,53 @@ def make_app(settings: Settings | None = None) -> Celery:
         "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
         "unacked_restore_throttle": 1,
     }
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        result_backend=None,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_transport_options=transport,
-        visibility_timeout=settings.visibility_timeout,
-        broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=None,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
-        task_queues=[
+    return {
+        "broker_url": settings.broker_url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": transport,
+        "visibility_timeout": settings.visibility_timeout,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_queues": [
             Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
         ],
-        task_default_exchange="fleet.control",
-        task_default_routing_key="fleet.control",
-        task_default_queue="fleet.control",
-        task_routes=ROUTES,
-        task_create_missing_queues=False,
-        worker_hijack_root_logger=False,
-        worker_send_task_events=True,  # for Flower; cheap
-        task_send_sent_event=True,
-        redbeat_redis_url=settings.redis_url,
-        redbeat_key_prefix="fleet:redbeat",
-        beat_scheduler="redbeat.RedBeatScheduler",
-        beat_schedule={
+        "task_default_exchange": "fleet.control",
+        "task_default_routing_key": "fleet.control",
+        "task_default_queue": "fleet.control",
+        "task_routes": ROUTES,
+        "task_create_missing_queues": False,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": True,  # for Flower; cheap
+        "task_send_sent_event": True,
+        "redbeat_redis_url": settings.redis_url,
+        "redbeat_key_prefix": "fleet:redbeat",
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_schedule": {
             "fleet-sync-schedules": {"task": "fleet.schedules.sync", "schedule": 60.0},
             "fleet-watchdog": {"task": "fleet.jobs.watchdog", "schedule": 30.0},
         },
-        timezone="UTC",
-        enable_utc=True,
-    )
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """A Celery app for these settings; without them, the environment's ``FLEET_*`` settings
+    are read when the configuration is first needed (a worker starting, a task sent), not
+    when the module is imported, so importing the tasks never fails on the environment."""
+    app = Celery("fleet", include=["workers.tasks", "workers.schedules", "workers.remediation"])
+    if settings is not None:
+        app.conf.update(configuration(settings))
+    else:
+        app.add_defaults(lambda: configuration(Settings()))
     return app
 
 

@@ -8,16 +8,18 @@ tasks module costs nothing and ``celery inspect`` stays cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
+from typing import Any
 
+from fleet.apply import secrets
+from fleet.azure.catalogs import CatalogCache
 from fleet.azure.credentials import principal_of
 from fleet.azure.inventory import Inventory
 from fleet.azure.session import AzureSession, credential_scope
 from fleet.desired.fingerprints import Fingerprints
-from fleet.jobs import secrets
 from fleet.jobs.runs import make_inventory
-from fleet.jobs.work import CatalogCache
 from fleet.policy.loading import PolicySet
 from fleet.record.budget import RedisLimiter
 from fleet.record.history import History, open_history
@@ -34,6 +36,8 @@ class Runtime:
     inventory: Inventory
     catalogs: CatalogCache
     principal: str
+    #: The remediation tasks' context (``workers.remediation_flow.Context``), built on first use.
+    flow: Any = None
 
 
 _lock = threading.Lock()
@@ -98,3 +102,46 @@ def fingerprints_for(job_id: str, policy_set: PolicySet) -> Fingerprints:
             _fingerprints.clear()
         _fingerprints[job_id] = fps
     return fps
+
+
+class _CeleryDispatch:
+    """Task messages through this worker's Celery app (routed to their queues by name)."""
+
+    def send(self, task: str, args: tuple[Any, ...], *, countdown: float = 0) -> None:
+        from workers.app import app
+
+        app.send_task(task, args=list(args), countdown=countdown or None)
+
+
+def context() -> Any:
+    """The remediation tasks' context for this process (``workers.remediation_flow.Context``)."""
+    from fleet.apply.spec import JobRequest
+    from fleet.jobs import killswitch
+    from fleet.jobs.distributed import policy_set_of
+    from fleet.jobs.preparing import make_edges
+    from fleet.jobs.runs import Environment
+    from workers.remediation_flow import Context
+
+    run = runtime()
+    with _lock:
+        if run.flow is not None:
+            return run.flow
+    env = Environment(run.settings, run.session, run.inventory, run.history)
+    base = dataclasses.replace(make_edges(env), catalogs=run.catalogs)
+
+    def edges(meta: dict[str, Any]) -> Any:
+        timeout = JobRequest.from_json(meta.get("request") or {}).operation_timeout
+        return env, dataclasses.replace(base, operation_timeout=timeout)
+
+    built = Context(
+        jobs=run.jobs,
+        dispatch=_CeleryDispatch(),
+        edges=edges,
+        policy_set=policy_set_of,
+        kill_switch=lambda: killswitch.for_writes(run.history, run.settings.redis_url),
+        claim_ttl=run.settings.visibility_timeout,
+    )
+    with _lock:
+        if run.flow is None:
+            run.flow = built
+        return run.flow

@@ -16,7 +16,8 @@ from typing import Any
 from celery.schedules import crontab
 from redbeat import RedBeatSchedulerEntry
 
-from fleet.policy.loading import PolicyLoadError, PolicySet, load
+from fleet.core.errors import PolicyLoadError
+from fleet.policy.loading import PolicySet, load
 from fleet.settings import Settings
 from workers.app import app
 
@@ -114,13 +115,13 @@ def scheduled_sweep(policy: str) -> str | None:
     jobs = JobState(settings.redis_url)
     # One beat fires each entry once (RedBeat's lock); this guard stops a slow sweep and the
     # next tick from overlapping.
-    guard = f"fleet:scheduled:{policy}"
-    running = jobs.redis.get(guard)
+    guard = f"scheduled:{policy}"
+    running = jobs.guard(guard)
     if running and jobs.exists(running) and jobs.status(running) in ("queued", "running"):
         log.info("scheduled sweep of %s: %s still running; skipped", policy, running)
         return None
     job_id = submit_sweep(settings, one, jobs=jobs)
-    jobs.redis.set(guard, job_id, ex=24 * 3600)
+    jobs.set_guard(guard, job_id, ttl=24 * 3600)
     return job_id
 
 
@@ -130,8 +131,9 @@ def watchdog() -> dict[str, int]:
     tasks and nobody follows the job from a CLI), every 30 s under the beat."""
     import time
 
+    from fleet.core.errors import JobStateLost
     from fleet.jobs.distributed import redispatch
-    from fleet.record.jobstate import JobState, JobStateLost
+    from fleet.record.jobstate import JobState
 
     settings = Settings()
     jobs = JobState(settings.redis_url)
@@ -146,5 +148,5 @@ def watchdog() -> dict[str, int]:
         updated = counts.get("updated") or int(jobs.meta(job_id).get("created") or 0)
         if time.time() - updated > settings.stall_seconds:
             resent += max(0, redispatch(jobs, job_id, app))
-            jobs.redis.hset(jobs.key(job_id, "counts"), "updated", int(time.time()))
+            jobs.set_counts(job_id, updated=int(time.time()))
     return {"resent": resent}

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.core.clusters import ClusterFacts
+from fleet.core.errors import JobStateLost
 from fleet.jobs.distributed import policy_set_of
 from fleet.jobs.work import Target, discover, judge_cluster, scope
-from fleet.record.jobstate import JobStateLost
 from fleet.report.model import SummaryBuilder, SweepInfo
 from fleet.select import selection
 from workers import runtime as rt

@@ -25,9 +25,10 @@ from azure.core.pipeline import PipelineResponse
 from azure.core.polling import LROPoller
 from azure.mgmt.kubernetesconfiguration.v2023_05_01.models import Extension, FluxConfiguration
 
-from fleet.azure.errors import ArmFailure, describe
+from fleet.azure.errors import describe
 from fleet.azure.session import AzureSession
 from fleet.core import redact
+from fleet.core.failures import ArmFailure
 from fleet.core.ids import ClusterId, split_child
 from fleet.plan.actions import Action, ActionKind
 

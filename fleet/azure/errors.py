@@ -8,8 +8,6 @@ audit trail. Nothing else of a response body is kept: bodies can echo request co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -21,24 +19,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from fleet.core.failures import ArmFailure
+
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_MESSAGE = 300
-
-
-@dataclass(frozen=True, slots=True)
-class ArmFailure:
-    """What fleet keeps of a failed ARM call."""
-
-    status: int | None
-    code: str
-    message: str
-    retryable: bool
-    correlation_id: str | None = None
-    retry_after: float | None = None
-
-    def __str__(self) -> str:
-        status = f"HTTP {self.status} " if self.status else ""
-        return f"{status}{self.code}: {self.message}"
 
 
 def _bounded(text: str) -> str:

@@ -45,7 +45,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from fleet.azure import retrying
 from fleet.azure.graph_pages import PAGE_ROWS, GraphPages, GraphStats
 from fleet.azure.graph_queries import (
     BATCH_SUBSCRIPTIONS,
@@ -60,6 +59,7 @@ from fleet.azure.graph_rows import child_json, incomplete_child, incomplete_clus
 from fleet.azure.inventory import ArmInventory, Observation, Subscription
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts, facts_from_arm
+from fleet.core.errors import ArmCallFailed
 from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, InvalidResourceId, split_child
 from fleet.core.ids import key as id_key
 from fleet.observe.observed import ObservedCluster
@@ -157,7 +157,7 @@ class GraphInventory:
                     reason = incomplete_child(resource)
                     if reason is not None:
                         problems[key] = reason
-        except retrying.ArmCallFailed as exc:
+        except ArmCallFailed as exc:
             with self._stats_lock:
                 self.stats.failed_chunks += 1
                 self.stats.fallbacks += len(chunk.clusters)
@@ -219,10 +219,10 @@ class GraphInventory:
                 with self._stats_lock:
                     self.stats.cluster_rows += 1
                 yield facts, incomplete_cluster(row, facts.cluster_type)
-        except retrying.ArmCallFailed as exc:
+        except ArmCallFailed as exc:
             # Without the cluster rows there is nothing to judge: the sweep stops, as it does
             # when ARM's listing fails.
-            raise retrying.ArmCallFailed(
+            raise ArmCallFailed(
                 "list clusters through Resource Graph", exc.failure, exc.attempts
             ) from exc
 

@@ -24,10 +24,11 @@ from typing import Any
 from azure.core.rest import HttpRequest, HttpResponse
 
 from fleet.azure import retrying
-from fleet.azure.errors import ArmFailure
 from fleet.azure.graph_quota import QuotaPacer
 from fleet.azure.inventory import send_json
 from fleet.azure.session import AzureSession
+from fleet.core.errors import ArmCallFailed
+from fleet.core.failures import ArmFailure
 
 #: Rows per page: Resource Graph's maximum ``$top``.
 PAGE_ROWS = 1000
@@ -76,8 +77,8 @@ class GraphStats:
         }
 
 
-def _malformed(message: str) -> retrying.ArmCallFailed:
-    return retrying.ArmCallFailed(QUERY, ArmFailure(None, "MalformedResponse", message, False), 1)
+def _malformed(message: str) -> ArmCallFailed:
+    return ArmCallFailed(QUERY, ArmFailure(None, "MalformedResponse", message, False), 1)
 
 
 class GraphPages:

@@ -48,10 +48,6 @@ class Subscription:
     name: str
 
 
-class InventoryError(RuntimeError):
-    """The inventory itself could not be read (no subscriptions, no access): the sweep stops."""
-
-
 class Inventory(Protocol):
     """Where clusters come from (ARM listing or Resource Graph)."""
 

@@ -29,6 +29,7 @@ from azure.mgmt.kubernetesconfiguration._serialization import Deserializer
 from fleet.azure import retrying
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts, facts_from_arm
+from fleet.core.errors import ArmCallFailed
 from fleet.core.ids import CLUSTER_PROVIDERS
 from fleet.observe.observed import ObservedCluster
 
@@ -162,7 +163,7 @@ def observe(
             what=f"list sourceControlConfigurations of {name}",
             should_stop=should_stop,
         )
-    except retrying.ArmCallFailed as exc:
+    except ArmCallFailed as exc:
         return ObservedCluster(facts=facts, read_error=str(exc), source="arm")
     return ObservedCluster(
         facts=full,

@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from fleet.azure.errors import ArmFailure, describe
+from fleet.azure.errors import describe
+from fleet.core.errors import ArmCallFailed
+from fleet.core.failures import ArmFailure
 
 T = TypeVar("T")
 
@@ -38,18 +40,6 @@ THROTTLE_PATIENCE = 300.0
 
 #: Exceptions that are bugs, never ARM weather: let them through untouched.
 _NEVER_RETRY = (KeyboardInterrupt, SystemExit, MemoryError, AssertionError)
-
-
-class ArmCallFailed(RuntimeError):
-    """An ARM operation failed for good; ``failure`` says how."""
-
-    def __init__(self, what: str, failure: ArmFailure, attempts: int) -> None:
-        super().__init__(
-            f"{what}: {failure} (after {attempts} attempt{'s' if attempts > 1 else ''})"
-        )
-        self.what = what
-        self.failure = failure
-        self.attempts = attempts
 
 
 def is_auth_expiry(failure: ArmFailure) -> bool:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -25,14 +24,11 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from fleet.policy.loading import PolicyLoadError, PolicySet, load
+from fleet.core.errors import (
+    EXIT_INVALID,
+)
+from fleet.policy.loading import PolicySet, load
 from fleet.settings import Settings
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_UNREACHABLE = 3
-EXIT_INTERRUPTED = 130
 
 #: Human-facing output (tables, progress, messages) goes to stderr unless it *is* the result.
 err = Console(stderr=True, highlight=False)
@@ -81,12 +77,7 @@ def load_policies(paths: Sequence[Path]) -> PolicySet:
     """Load policies or exit 2 with every ``FILE:LINE: path: message``."""
     if not paths:
         fail("no policies given: pass --policies PATH (a file or a directory)")
-    try:
-        policy_set = load(list(paths))
-    except PolicyLoadError as exc:
-        for issue in exc.issues:
-            err.print(str(issue), markup=False, highlight=False, soft_wrap=True)
-        fail(f"{len(exc.issues)} problem(s) in the policies; nothing was done")
+    policy_set = load(list(paths))  # a PolicyLoadError is shown by fleet.cli.app
     for warning in policy_set.warnings:
         err.print(f"[yellow]{warning}[/]", soft_wrap=True)
     if not policy_set.policies:
@@ -120,56 +111,3 @@ def to_yaml(data: Any) -> str:
     buf = StringIO()
     yaml.dump(json.loads(json.dumps(data, default=str)), buf)
     return buf.getvalue()
-
-
-@contextmanager
-def azure_errors() -> Iterator[None]:
-    """Turn unreachable-endpoint and credential failures into exit 3 with a hint."""
-    from fleet.azure.inventory import InventoryError
-    from fleet.azure.retrying import ArmCallFailed
-
-    try:
-        yield
-    except ArmCallFailed as exc:
-        hint = ""
-        if exc.failure.status in (401, 403):
-            hint = " (check FLEET_AUTH and the principal's role: `fleet rbac` prints it)"
-        elif exc.failure.status is None:
-            hint = (
-                " (is FLEET_ARM_ENDPOINT reachable? for the emulator: is it running, and is"
-                " FLEET_ARM_CA_BUNDLE its caBundle?)"
-            )
-        fail(f"{exc}{hint}", EXIT_UNREACHABLE)
-    except InventoryError as exc:
-        fail(str(exc), EXIT_UNREACHABLE)
-
-
-@contextmanager
-def schema_errors() -> Iterator[None]:
-    """A history database at another schema revision than this fleet's ends the command with
-    exit 2 and what to run (``fleet db upgrade``, or a newer fleet)."""
-    from fleet.record.errors import SchemaOutOfDate, SchemaTooNew
-
-    try:
-        yield
-    except (SchemaOutOfDate, SchemaTooNew) as exc:
-        fail(str(exc))
-
-
-@contextmanager
-def history_errors(url: str) -> Iterator[None]:
-    """Around opening (or migrating) the history database at ``url``: ``schema_errors``, and
-    a database that cannot be reached exits 1 with the driver's first line."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from fleet.record.db import redacted
-
-    with schema_errors():
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            fail(
-                f"cannot open the history database {redacted(url)}: {exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0]}",
-                EXIT_FAILED,
-            )

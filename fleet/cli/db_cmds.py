@@ -17,16 +17,10 @@ from typing import Any
 import typer
 
 from fleet.cli.app import app
-from fleet.cli.common import (
-    EXIT_FAILED,
-    DatabaseOpt,
-    VerboseOpt,
-    history_errors,
-    load_settings,
-    setup_logging,
-)
+from fleet.cli.common import DatabaseOpt, VerboseOpt, load_settings, setup_logging
+from fleet.core.errors import EXIT_FAILED
 from fleet.record import migrate
-from fleet.record.db import redacted
+from fleet.record.db import redacted, unavailable
 
 db_app = typer.Typer(
     help="The history database's schema: show its revision, upgrade it to this fleet's.",
@@ -52,7 +46,7 @@ def status(database: DatabaseOpt = None, verbose: VerboseOpt = 0) -> None:
     """
     setup_logging(verbose)
     url = _url(database)
-    with history_errors(url):
+    with unavailable(url):
         found = migrate.stored(url)
     todo = migrate.pending(found)
     _print({"database": redacted(url), "current": found, "head": migrate.head(), "pending": todo})
@@ -69,6 +63,6 @@ def upgrade(database: DatabaseOpt = None, verbose: VerboseOpt = 0) -> None:
     """
     setup_logging(verbose)
     url = _url(database)
-    with history_errors(url):
+    with unavailable(url):
         found = migrate.upgrade(url)
     _print({"database": redacted(url), "from": found, "to": migrate.head()})

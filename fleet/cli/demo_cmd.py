@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 
 from fleet.cli.app import app
-from fleet.cli.common import EXIT_INTERRUPTED, err, setup_logging
+from fleet.cli.common import err, setup_logging
 from fleet.cli.views import SweepProgress, format_summary
+from fleet.core.errors import EXIT_INTERRUPTED
 from fleet.demo import run_demo
 
 

@@ -16,17 +16,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from fleet.cli.common import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    err,
-    fail,
-    history_errors,
-    load_policies,
-    load_settings,
-    setup_logging,
-)
-from fleet.jobs.distributed import JobFailed, client, follow, submit_sweep, sweep_report
+from fleet.apply.spec import JobRequest
+from fleet.cli.common import err, fail, load_policies, load_settings, setup_logging
+from fleet.core.errors import EXIT_INTERRUPTED
+from fleet.jobs.distributed import client, follow, submit_sweep, sweep_report
 from fleet.record.jobstate import JobState
 
 
@@ -106,8 +99,6 @@ def celery_sweep(policies: list[Path], *, verbose: int) -> dict[str, Any]:
         jobs.cancel(job_id)
         err.print(f"[yellow]cancelled {job_id}: workers stop taking its clusters within seconds[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except JobFailed as exc:
-        fail(str(exc), EXIT_FAILED)
     if meta.get("status") != "complete":
         err.print(
             f"[yellow]job {job_id} ended {meta.get('status')}: the report holds what was judged[/]"
@@ -117,26 +108,21 @@ def celery_sweep(policies: list[Path], *, verbose: int) -> dict[str, Any]:
 
 def celery_remediate(
     policies: list[Path],
+    request: JobRequest,
     *,
-    policy: str | None,
-    plan_file: Path | None,
-    retry: str | None,
     yes: bool,
     output: str,
     out: Path | None,
-    max_clusters: int | None,
-    approval_timeout: float,
-    operation_timeout: float,
     verbose: int,
 ) -> None:
     """Submit a remediation job to the workers, follow it, print the same summary as the local
     engine. The job is planned on a worker, so it starts writing without a prompt: ``--yes``
     is required (``--dry-run`` shows the plan first)."""
-    import json
-
+    from fleet.apply.lifecycle import JobStatus, exit_code
     from fleet.cli.common import to_json, write_output
     from fleet.cli.jobs_cmds import console, format_job_report
     from fleet.jobs.distributed import submit_remediation
+    from fleet.jobs.job_report import recorded_report
     from fleet.record.history import open_history
 
     setup_logging(verbose)
@@ -149,28 +135,8 @@ def celery_remediate(
     if not policies:
         fail("pass --policies with --engine celery (also for --retry)")
     policy_set = load_policies(policies)
-    document = None
-    if plan_file is not None:
-        try:
-            document = json.loads(plan_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            fail(f"cannot read the plan {plan_file}: {exc}")
-    mode = "plan" if document is not None else "retry" if retry else "live"
     jobs = _jobs(settings.redis_url)
-    job_id = submit_remediation(
-        settings,
-        policy_set,
-        jobs=jobs,
-        mode=mode,
-        plan_document=document,
-        plan_file=str(plan_file) if plan_file else None,
-        retry_of=retry,
-        policy=policy,
-        max_clusters=max_clusters,
-        approval_timeout=approval_timeout,
-        operation_timeout=operation_timeout,
-        policy_paths=[str(p.resolve()) for p in policies],
-    )
+    job_id = submit_remediation(settings, policy_set, request, jobs=jobs)
     err.print(
         f"submitted remediation job [bold]{job_id}[/] "
         f"(fleet jobs show {job_id}; fleet jobs cancel {job_id})"
@@ -196,39 +162,17 @@ def celery_remediate(
             "nothing new is written[/]"
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except JobFailed as exc:
-        fail(str(exc), EXIT_FAILED)
     if meta.get("status") == "failed":
         for name in meta.get("changed") or []:
             err.print(f"  changed: {name}", markup=False)
         fail(str(meta.get("error") or "the job could not be prepared"))
-    with history_errors(settings.effective_database_url):
-        history = open_history(settings)
+    history = open_history(settings)
     with history:
-        rows = history.job_clusters(job_id)
-    summary = dict(meta.get("summary") or {})
-    listed = [
-        {
-            "id": c["clusterId"],
-            "name": c["name"],
-            "wave": c.get("wave"),
-            "status": c["status"],
-            "category": (c.get("outcome") or {}).get("category"),
-            "reason": c.get("reason"),
-        }
-        for c in rows
-    ]
-    report = {
-        **summary,
-        "clusters": listed,
-        "retry": sorted(meta.get("retry") or [], key=str.lower),
-    }
+        report = recorded_report(history, job_id)
     if output == "json":
         write_output(to_json(report), out)
     else:
         console().print(format_job_report(report))
-    status = meta.get("jobStatus")
-    if status == "stopped":
-        raise typer.Exit(EXIT_FAILED)
-    if status == "cancelled":
-        raise typer.Exit(EXIT_INTERRUPTED)
+    code = exit_code(JobStatus(meta.get("jobStatus") or "completed"))
+    if code:
+        raise typer.Exit(code)

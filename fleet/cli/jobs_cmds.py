@@ -23,17 +23,15 @@ from rich.text import Text
 
 from fleet.cli.app import app
 from fleet.cli.common import (
-    EXIT_INVALID,
     VerboseOpt,
     err,
     fail,
-    history_errors,
     load_settings,
     setup_logging,
     to_json,
     write_output,
 )
-from fleet.record.errors import JobNotFound
+from fleet.core.errors import EXIT_INVALID
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
 
@@ -76,15 +74,11 @@ def _styled(value: str | None) -> Text:
 def _open(verbose: int = 0) -> History:
     setup_logging(verbose)
     settings = load_settings()
-    with history_errors(settings.effective_database_url):
-        return open_history(settings)
+    return open_history(settings)
 
 
 def _find(history: History, ref: str) -> dict[str, Any]:
-    try:
-        job = history.get_job(history.find_job(ref))
-    except JobNotFound as exc:
-        fail(str(exc))
+    job = history.get_job(history.find_job(ref))
     assert job is not None
     return job
 
@@ -423,8 +417,7 @@ def refuse_if_killed(history: History, redis_url: str | None = None) -> None:
 def refuse_if_killed_anywhere() -> None:
     """``refuse_if_killed`` on the settings' history database and Redis (distributed jobs)."""
     settings = load_settings()
-    with history_errors(settings.effective_database_url):
-        history = open_history(settings)
+    history = open_history(settings)
     with history:
         refuse_if_killed(history, settings.redis_url)
 

@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from fleet.cli.app import app
-from fleet.policy.loading import PolicyLoadError, load
+from fleet.core.errors import PolicyLoadError
+from fleet.policy.loading import load
 from fleet.policy.schema import render
 
 #: Exit code of ``fleet validate`` for invalid policies (also click's code for usage errors).
@@ -44,7 +45,7 @@ def validate(
             typer.echo(str(issue), err=True)
         errors = sum(1 for i in exc.issues if i.severity == "error")
         typer.echo(f"{label}: invalid ({_count(errors, 'error', 'errors')})", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise typer.Exit(exc.exit_code) from None
     for warning in policy_set.warnings:
         typer.echo(str(warning), err=True)
     typer.echo(

@@ -2,11 +2,13 @@
 
 Three ways to say what to write: the fresh plan of every targeted cluster (the default), a saved
 plan (``--plan plan.json``, refused when anything changed since), or an earlier job's retry
-list (``--retry JOB``). ``--dry-run`` prints the job (plan and waves) and writes nothing;
-``--out`` with it saves that plan for ``--plan``. Without ``--yes`` the command asks on a
-terminal and refuses when there is none. Exit codes: 0 done (also when clusters were skipped
-or left for retry), 1 the failure budget stopped the job or an approval timed out, 2 bad input,
-a stale plan or a safety rail, 3 Azure unreachable, 130 cancelled.
+list (``--retry JOB``); they become one ``JobRequest``, prepared the same way on either engine.
+``--dry-run`` prints the job (plan and waves) and writes nothing; ``--out`` with it saves that
+plan for ``--plan``. Without ``--yes`` the command asks on a terminal and refuses when there is
+none. ``--resume JOB`` continues a local job whose process died. Exit codes
+(``fleet.apply.lifecycle.exit_code``): 0 done (also when clusters were skipped or left for
+retry), 1 the failure budget stopped the job or an approval timed out, 2 bad input, a stale
+plan or a safety rail, 3 Azure unreachable, 130 cancelled (also by the kill switch).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import sys
 import threading
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,18 +27,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
+from fleet.apply.outcomes import ClusterOutcome
+from fleet.apply.spec import JobRequest, JobSpec, Mode
+from fleet.apply.steps import record_job
 from fleet.apply.waves import WavePlan
 from fleet.cli.app import app
 from fleet.cli.common import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
     VerboseOpt,
-    azure_errors,
     err,
     fail,
     load_policies,
     load_settings,
-    schema_errors,
     setup_logging,
     to_json,
     write_output,
@@ -47,26 +49,13 @@ from fleet.cli.jobs_cmds import (
     refuse_if_killed_anywhere,
 )
 from fleet.cli.views import SweepProgress, format_plan
-from fleet.jobs import killswitch
-from fleet.jobs.preparing import (
-    PrepareError,
-    StalePlan,
-    make_edges,
-    plan_document,
-    prepare_from_plan,
-    prepare_live,
-    prepare_retry,
-)
-from fleet.jobs.remediate import (
-    ClusterOutcome,
-    JobSpec,
-    JobStatus,
-    record_job,
-    run_remediation,
-)
+from fleet.core.errors import EXIT_INTERRUPTED, KillSwitchEngaged
+from fleet.jobs.job_report import recorded_report
+from fleet.jobs.local import check_resumable, run_remediation
+from fleet.jobs.local import resume as resume_job
+from fleet.jobs.preparing import load_spec, make_edges, plan_document, prepare
 from fleet.jobs.runs import environment
 from fleet.policy.loading import PolicySet
-from fleet.record.errors import JobNotFound
 from fleet.record.history import History
 
 
@@ -165,10 +154,7 @@ def format_preview(spec: JobSpec) -> RenderableType:
 
 
 def _policies_of_job(history: History, ref: str) -> list[Path]:
-    try:
-        job = history.get_job(history.find_job(ref))
-    except JobNotFound as exc:
-        fail(str(exc))
+    job = history.get_job(history.find_job(ref))
     assert job is not None
     paths = [Path(p) for p in (job.get("options") or {}).get("policies") or []]
     if not paths:
@@ -217,6 +203,18 @@ def remediate(
             "failed, skipped for retry or did not reach.",
         ),
     ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue a local job whose process died: poll the writes it left running, "
+            "then finish its waves.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --resume: even when the job looks alive."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the job; write nothing.")
     ] = False,
@@ -262,92 +260,76 @@ def remediate(
     setup_logging(verbose)
     if output not in ("table", "json"):
         fail(f"unknown output {output!r}: use table or json")
-    if plan_file is not None and retry is not None:
-        fail("--plan and --retry do not go together")
-    if engine == "celery" and not dry_run:  # a dry run only reads: it runs here
-        refuse_if_killed_anywhere()
-        _celery(
-            policies,
-            policy=policy,
-            plan_file=plan_file,
-            retry=retry,
-            yes=yes,
-            output=output,
-            out=out,
-            max_clusters=max_clusters,
-            approval_timeout=approval_timeout,
-            operation_timeout=operation_timeout,
-            verbose=verbose,
-        )
-        return
     if engine not in ("local", "celery"):
         fail(f"unknown engine {engine!r}: use local or celery")
+    if sum(x is not None for x in (plan_file, retry, resume)) > 1:
+        fail("--plan, --retry and --resume do not go together")
+    if resume is not None:
+        if engine != "local" or dry_run:
+            fail("--resume continues a local job (a Celery job is resumed by its workers)")
+        _resume(
+            resume,
+            policies,
+            force=force,
+            output=output,
+            out=out,
+            approval_timeout=approval_timeout,
+            operation_timeout=operation_timeout,
+        )
+        return
+    paths = tuple(str(p.resolve()) for p in policies)
+    document: dict[str, Any] | None = None
+    if plan_file is not None:
+        try:
+            document = json.loads(plan_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read the plan {plan_file}: {exc}")
+    request = JobRequest(
+        mode=Mode.PLAN if document is not None else Mode.RETRY if retry else Mode.LIVE,
+        plan_document=document,
+        plan_file=str(plan_file) if plan_file else None,
+        retry_of=retry,
+        policy=policy,
+        max_clusters=max_clusters,
+        approval_timeout=approval_timeout,
+        operation_timeout=operation_timeout,
+        policy_paths=paths,
+    )
+    if engine == "celery" and not dry_run:  # a dry run only reads: it runs here
+        refuse_if_killed_anywhere()
+        _celery(policies, request, yes=yes, output=output, out=out, verbose=verbose)
+        return
     settings = load_settings()
     policy_set: PolicySet | None = load_policies(policies) if policies else None
     if policy_set is None and retry is None:
         fail("no policies given: pass --policies PATH (a file or a directory)")
     cancel = threading.Event()
-    paths = [str(p.resolve()) for p in policies]
-    with azure_errors(), schema_errors(), environment(settings) as env:
+    with environment(settings) as env:
         edges = make_edges(env, operation_timeout=operation_timeout)
         refuse_if_killed(edges.history)
+        if policy_set is None:
+            assert retry is not None
+            policy_set = load_policies(_policies_of_job(edges.history, retry))
         try:
-            if retry is not None:
-                if policy_set is None:
-                    policy_set = load_policies(_policies_of_job(edges.history, retry))
-                spec = prepare_retry(
-                    env, edges, policy_set, retry, max_clusters=max_clusters, policy_paths=paths
-                )
-            elif plan_file is not None:
-                assert policy_set is not None
-                try:
-                    document = json.loads(plan_file.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    fail(f"cannot read the plan {plan_file}: {exc}")
-                spec = prepare_from_plan(
-                    env,
-                    edges,
-                    policy_set,
-                    document,
-                    policy=policy,
-                    max_clusters=max_clusters,
-                    policy_paths=paths,
-                    plan_file=str(plan_file),
-                )
-            else:
-                assert policy_set is not None
-                with SweepProgress("planning") as planning:
-                    spec = prepare_live(
-                        env,
-                        policy_set,
-                        policy=policy,
-                        max_clusters=max_clusters,
-                        policy_paths=paths,
-                        progress=planning,
-                        cancel=cancel,
-                    )
-        except killswitch.KillSwitchEngaged as exc:
+            planning = SweepProgress("planning") if request.mode is Mode.LIVE else nullcontext()
+            with planning as progress:
+                spec = prepare(env, edges, policy_set, request, progress=progress, cancel=cancel)
+        except KillSwitchEngaged as exc:
             err.print(f"[bold red]{exc}[/]: planning stopped; nothing was written", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except StalePlan as exc:
-            for name in exc.changed:
-                err.print(f"  changed: {name}", markup=False)
-            fail(str(exc))
-        except (PrepareError, JobNotFound) as exc:
-            fail(str(exc))
         except KeyboardInterrupt:
             err.print("[yellow]interrupted while planning: nothing was written[/]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
         if dry_run:
-            document = plan_document(spec)
+            plan = plan_document(spec, subscriptions=settings.subscriptions)
             if out is not None:
-                write_output(to_json(document), out)
+                write_output(to_json(plan), out)
             if output == "json":
                 if out is None:
-                    write_output(to_json(document), None)
+                    write_output(to_json(plan), None)
             else:
-                console().print(Group(format_plan(document), format_preview(spec)))
+                console().print(Group(format_plan(plan), format_preview(spec)))
             err.print("dry run: nothing was written")
             return
 
@@ -362,17 +344,58 @@ def remediate(
             result = run_remediation(
                 env, spec, edges, progress=display, cancel=cancel, approval_timeout=approval_timeout
             )
-    report = result.report()
+        report = recorded_report(edges.history, spec.id)
+    _emit(report, output, out)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def _resume(
+    ref: str,
+    policies: list[Path],
+    *,
+    force: bool,
+    output: str,
+    out: Path | None,
+    approval_timeout: float,
+    operation_timeout: float,
+) -> None:
+    """``--resume JOB``: continue a local job whose process died."""
+    settings = load_settings()
+    with environment(settings) as env:
+        edges = make_edges(env, operation_timeout=operation_timeout)
+        refuse_if_killed(edges.history)
+        job_id = edges.history.find_job(ref)
+        job = edges.history.get_job(job_id)
+        assert job is not None
+        check_resumable(job, force=force)
+        policy_set = load_policies(policies or _policies_of_job(edges.history, job_id))
+        if policy_set.revision != job.get("policyRevision"):
+            fail(
+                f"the policies changed since job {job_id} started (revision "
+                f"{job.get('policyRevision')}, now {policy_set.revision}): it cannot be "
+                f"resumed; fleet remediate --retry {job_id} re-applies what it left undone"
+            )
+        spec = load_spec(edges.history, job_id, policy_set, edges.fingerprint_key)
+        spec.resumed = True
+        err.print(f"resuming job {job_id}", soft_wrap=True)
+        with JobDisplay() as display:
+            result = resume_job(
+                env, spec, edges, progress=display, approval_timeout=approval_timeout
+            )
+        report = recorded_report(edges.history, job_id)
+    _emit(report, output, out)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def _emit(report: dict[str, Any], output: str, out: Path | None) -> None:
     if output == "json":
         write_output(to_json(report), out)
     elif out is not None:
         _emit_table(report, out)
     else:
         console().print(format_job_report(report))
-    if result.status is JobStatus.STOPPED:
-        raise typer.Exit(EXIT_FAILED)
-    if result.status is JobStatus.CANCELLED:
-        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _emit_table(report: dict[str, Any], out: Path) -> None:
@@ -385,13 +408,8 @@ def _emit_table(report: dict[str, Any], out: Path) -> None:
     write_output(buf.getvalue(), out)
 
 
-def _celery(policies: list[Path], **options: Any) -> None:
-    """Hand the job to the Celery engine (``fleet.cli.distributed``) when it is installed."""
-    try:
-        from fleet.cli import distributed
-    except ImportError:
-        fail("the celery engine is not available in this installation")
-    run = getattr(distributed, "celery_remediate", None)
-    if run is None:
-        fail("the celery engine does not support remediation yet: use --engine local")
-    run(policies, **options)
+def _celery(policies: list[Path], request: JobRequest, **options: Any) -> None:
+    """Hand the job to the Celery engine (``fleet.cli.distributed``)."""
+    from fleet.cli import distributed
+
+    distributed.celery_remediate(policies, request, **options)

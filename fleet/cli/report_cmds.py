@@ -30,10 +30,10 @@ from rich.console import Console
 from rich.table import Table
 
 from fleet.cli.app import app
-from fleet.cli.common import DatabaseOpt, history_errors, load_settings
+from fleet.cli.common import DatabaseOpt, load_settings
+from fleet.core.errors import NoSweeps
 from fleet.jobs.reporting import render_recorded
 from fleet.record.db import redacted
-from fleet.record.errors import NoSweeps, SweepNotFound
 from fleet.record.history import History, open_history
 from fleet.report.changes import diff
 from fleet.report.common import STATE_SYMBOLS, STATES, Context, percent, short_time
@@ -81,14 +81,9 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 def _history(database: str | None) -> Iterator[History]:
     settings = load_settings()
     url = database or settings.effective_database_url
-    with history_errors(url):
-        history = open_history(url, upgrade=settings.database_auto_upgrade)
+    history = open_history(url, upgrade=settings.database_auto_upgrade)
     try:
-        yield history
-    except NoSweeps as exc:
-        _fail(str(exc), 1)
-    except SweepNotFound as exc:
-        _fail(str(exc))
+        yield history  # NoSweeps (exit 1) and SweepNotFound (exit 2) are shown by fleet.cli.app
     finally:
         history.close()
 

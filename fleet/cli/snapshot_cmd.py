@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from fleet.cli.app import app
-from fleet.cli.common import azure_errors, err, load_policies, load_settings, setup_logging
+from fleet.cli.common import err, load_policies, load_settings, setup_logging
 from fleet.cli.views import SweepProgress
 from fleet.jobs.runs import environment
 from fleet.jobs.snapshot import export_snapshot
@@ -38,7 +38,6 @@ def snapshot(
     settings = load_settings()
     policy_set = load_policies(policies) if policies else None
     with (
-        azure_errors(),
         environment(settings, record=False) as env,
         SweepProgress("exporting") as progress,
     ):

@@ -11,15 +11,11 @@ import typer
 
 from fleet.cli.app import app
 from fleet.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_INVALID,
     VerboseOpt,
-    azure_errors,
     err,
     fail,
     load_policies,
     load_settings,
-    schema_errors,
     setup_logging,
     to_json,
     to_yaml,
@@ -27,8 +23,10 @@ from fleet.cli.common import (
 )
 from fleet.cli.jobs_cmds import refuse_if_killed, refuse_if_killed_anywhere
 from fleet.cli.views import SweepProgress, format_plan, format_summary
+from fleet.core.errors import EXIT_INTERRUPTED, EXIT_INVALID
 from fleet.jobs.runs import environment, run_sweep
 from fleet.jobs.sweep import SweepOutcome
+from fleet.plan import document
 
 PoliciesOpt = Annotated[
     list[Path],
@@ -74,7 +72,7 @@ def _sweep(policies: list[Path], *, verbose: int, what: str) -> SweepOutcome:
     settings = load_settings()
     policy_set = load_policies(policies)
     cancel = threading.Event()
-    with azure_errors(), schema_errors(), environment(settings) as env:
+    with environment(settings) as env:
         assert env.history is not None
         refuse_if_killed(env.history)
         with SweepProgress(what) as progress:
@@ -138,34 +136,14 @@ def sweep(
 
 def plan_document(outcome: SweepOutcome) -> dict[str, Any]:
     """The saved-plan format (``fleet plan --out plan.json``, ``fleet remediate --plan``)."""
-    clusters = []
-    counts = {"+": 0, "~": 0, "-": 0}
-    skipped = 0
-    for judgement in sorted(outcome.judgements, key=lambda j: j.verdict.id.lower()):
-        plan = judgement.plan
-        if not plan.actions and not plan.skipped:
-            continue
-        for action in plan.actions:
-            counts[action.change] = counts.get(action.change, 0) + 1
-        skipped += len(plan.skipped)
-        clusters.append(plan.model_dump(mode="json", by_alias=True))
-    return {
-        "kind": "FleetPlan",
-        "version": 1,
-        "createdAt": datetime.now(UTC).isoformat(),
-        "sweepId": outcome.info.id,
-        "policyRevision": outcome.info.policy_revision,
-        "policies": outcome.info.policies,
-        "subscriptions": outcome.info.subscriptions,
-        "summary": {
-            "clusters": sum(1 for c in clusters if c["actions"]),
-            "create": counts["+"],
-            "update": counts["~"],
-            "delete": counts["-"],
-            "skipped": skipped,
-        },
-        "clusters": clusters,
-    }
+    return document.build(
+        (j.plan for j in outcome.judgements),
+        created_at=datetime.now(UTC),
+        sweep_id=outcome.info.id,
+        policy_revision=outcome.info.policy_revision,
+        policies=outcome.info.policies,
+        subscriptions=outcome.info.subscriptions,
+    ).to_json()
 
 
 @app.command()

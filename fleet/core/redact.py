@@ -5,18 +5,25 @@ registered here; logs (``fleet.core.logs``), error messages stored in the histor
 reports and task messages pass their text through ``text()``, which replaces every registered
 value with ``***``. Short values (under 6 characters) are not registered: masking them would
 mangle ordinary words, and such values are not credentials worth the name.
+
+The registry is bounded (``MAX_VALUES``, least recently registered dropped first): a long-lived
+worker resolves every secret again at each write, which re-registers it, so what falls out is a
+value nobody has read for thousands of registrations (a secret rotated away long ago).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 
 MASK = "***"
 _MIN_LEN = 6
+#: How many values the registry keeps at most.
+MAX_VALUES = 4096
 
 _lock = threading.Lock()
-_values: set[str] = set()
+_values: OrderedDict[str, None] = OrderedDict()
 _pattern: re.Pattern[str] | None = None
 
 
@@ -27,13 +34,25 @@ def register(value: str) -> None:
     with _lock:
         added = False
         for v in candidates:
-            if len(v) >= _MIN_LEN and v not in _values:
-                _values.add(v)
-                added = True
+            if len(v) < _MIN_LEN:
+                continue
+            if v in _values:
+                _values.move_to_end(v)
+                continue
+            _values[v] = None
+            added = True
+        while len(_values) > MAX_VALUES:
+            _values.popitem(last=False)
+            added = True
         if added:
             # Longest first, so a value containing another is masked whole.
             ordered = sorted(_values, key=len, reverse=True)
             _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def size() -> int:
+    """How many values are registered."""
+    return len(_values)
 
 
 def active() -> bool:

@@ -18,20 +18,18 @@ from typing import Any
 
 from celery import Celery
 
+from fleet.apply.spec import JobRequest
+from fleet.core.errors import JobFailed, JobStateLost
 from fleet.jobs.sweep import new_sweep_id
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Policy
-from fleet.record.jobstate import JobState, JobStateLost, new_job_id
+from fleet.record.jobstate import JobState, new_job_id
 from fleet.report.model import SummaryBuilder
 from fleet.settings import Settings
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _policy_sets: OrderedDict[str, PolicySet] = OrderedDict()
-
-
-class JobFailed(RuntimeError):
-    """The distributed job ended without a complete result (lost state, cancelled, error)."""
 
 
 def policies_document(policy_set: PolicySet) -> dict[str, Any]:
@@ -202,39 +200,24 @@ def sweep_report(jobs: JobState, job_id: str, meta: dict[str, Any]) -> dict[str,
 def submit_remediation(
     settings: Settings,
     policy_set: PolicySet,
+    request: JobRequest | None = None,
     *,
     jobs: JobState | None = None,
-    mode: str = "live",
-    plan_document: dict[str, Any] | None = None,
-    plan_file: str | None = None,
-    retry_of: str | None = None,
-    policy: str | None = None,
-    max_clusters: int | None = None,
-    approval_timeout: float = 3600.0,
-    operation_timeout: float = 1800.0,
-    policy_paths: list[str] | None = None,
     app: Celery | None = None,
 ) -> str:
     """Create a remediation job in Redis and send its start task (the job is prepared, planned
-    and recorded on a worker). Returns the job id, which is also its id in the history."""
+    and recorded on a worker, by the same ``fleet.jobs.preparing.prepare`` as a local job).
+    Returns the job id, which is also its id in the history."""
     jobs = jobs or JobState(settings.redis_url)
-    now = datetime.now(UTC)
+    request = request or JobRequest()
     job_id = new_job_id("remediate")
     jobs.create(
         job_id,
         "remediate",
         {
             "policies": policies_document(policy_set),
-            "now": now.isoformat(),
-            "mode": mode,
-            "planDocument": plan_document,
-            "planFile": plan_file,
-            "retryOf": retry_of,
-            "policy": policy,
-            "maxClusters": max_clusters,
-            "approvalTimeout": approval_timeout,
-            "operationTimeout": operation_timeout,
-            "policyPaths": policy_paths or [],
+            "now": datetime.now(UTC).isoformat(),
+            "request": request.to_json(),
         },
     )
     (app or client(settings)).send_task(

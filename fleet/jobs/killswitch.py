@@ -19,8 +19,11 @@ Who checks it:
   (exit 2) while it is engaged.
 
 ``engaged()`` is cheap: answers are cached for ``CACHE_SECONDS`` per (database, Redis) pair,
-so a worker may call it before every cluster. It never raises: a store that cannot be read
-counts as "not engaged" for that store (the other copy still counts), and is logged.
+so a worker may call it before every cluster. It never raises. What a store that cannot be read
+means depends on what is about to happen: before a *read* (a sweep) it counts as "not engaged"
+for that store (the other copy still counts) and is logged; before a *write* (``for_writes``)
+it counts as engaged, after a few quick tries: a remediation never writes while the switch
+cannot be seen to be off.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fleet.core.errors import KillSwitchEngaged
 from fleet.record.db import redacted
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
@@ -60,6 +64,8 @@ class State:
     at: str | None = None
     #: Where it was found engaged: ``history``, ``redis``.
     sources: tuple[str, ...] = ()
+    #: Stores that could not be read (so the answer may be wrong).
+    unreadable: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if not self.engaged:
@@ -77,14 +83,6 @@ class State:
             "at": self.at,
             "sources": list(self.sources),
         }
-
-
-class KillSwitchEngaged(RuntimeError):
-    """A job was refused (or stopped) because the kill switch is on."""
-
-    def __init__(self, state: State) -> None:
-        super().__init__(f"{state.describe()}; no job runs until `fleet jobs kill-switch off`")
-        self.state = state
 
 
 # --- the two stores -----------------------------------------------------------------------------
@@ -138,12 +136,14 @@ def read(history: History | None = None, redis_url: str | None = None) -> State:
     if history is None and redis_url is None:
         history = _history_for(Settings())
     found: list[tuple[str, dict[str, Any]]] = []
+    unreadable: list[str] = []
     if history is not None:
         try:
             value = _from_history(history)
             if value is not None:
                 found.append(("history", value))
         except Exception as exc:
+            unreadable.append("history")
             log.warning("kill switch: the history database could not be read: %s", exc)
     if redis_url:
         try:
@@ -151,9 +151,10 @@ def read(history: History | None = None, redis_url: str | None = None) -> State:
             if value is not None:
                 found.append(("redis", value))
         except Exception as exc:
+            unreadable.append("redis")
             log.debug("kill switch: Redis at %s could not be read: %s", redacted(redis_url), exc)
     if not found:
-        return State(False)
+        return State(False, unreadable=tuple(unreadable))
     first = found[0][1]
     return State(
         True,
@@ -161,6 +162,7 @@ def read(history: History | None = None, redis_url: str | None = None) -> State:
         first.get("by") or first.get("updatedBy"),
         first.get("at") or first.get("updatedAt"),
         tuple(s for s, _ in found),
+        tuple(unreadable),
     )
 
 
@@ -186,6 +188,38 @@ def engaged(history: History | None = None, redis_url: str | None = None) -> boo
     Redis mirror (what the Celery workers use).
     """
     return state(history, redis_url).engaged
+
+
+#: Tries, and the pause between them, before a store that cannot be read stops writes.
+UNREADABLE_TRIES = 3
+UNREADABLE_PAUSE = 0.2
+
+
+def for_writes(history: History | None = None, redis_url: str | None = None) -> State:
+    """The switch as a write must see it (cached like ``state``): engaged when it is on, and
+    also when one of the stores cannot be read after ``UNREADABLE_TRIES`` quick tries (fail
+    closed: a job stops rather than write while the switch may be on)."""
+    found = state(history, redis_url)
+    for _ in range(UNREADABLE_TRIES - 1):
+        if found.engaged or not found.unreadable:
+            return found
+        time.sleep(UNREADABLE_PAUSE)
+        found = read(history, redis_url)
+    if found.engaged or not found.unreadable:
+        return found
+    stores = " and ".join(
+        "the history database" if s == "history" else "Redis" for s in found.unreadable
+    )
+    closed = State(
+        True,
+        f"{stores} could not be read, so the kill switch may be on: writes stop (fail closed)",
+        sources=("unreadable",),
+        unreadable=found.unreadable,
+    )
+    cache_key = (history.url if history is not None else None, redis_url)
+    with _lock:
+        _cache[cache_key] = (time.monotonic(), found)
+    return closed
 
 
 def forget() -> None:
@@ -258,4 +292,4 @@ def check(history: History | None = None, redis_url: str | None = None) -> None:
     """Raise ``KillSwitchEngaged`` when the switch is on (read fresh: a job about to start)."""
     found = read(history, redis_url)
     if found.engaged:
-        raise KillSwitchEngaged(found)
+        raise KillSwitchEngaged(found.describe())

@@ -1,7 +1,9 @@
 """A bounded, interruptible parallel map for I/O-bound work (sweeps, snapshots, waves).
 
-``bounded_map`` keeps at most ``2 × concurrency`` items in flight, so an inventory of 100,000
-clusters is consumed as a stream rather than queued whole, and yields results as they finish.
+``bounded_map`` keeps at most ``2 × concurrency`` items in flight (``window``), so an inventory
+of 100,000 clusters is consumed as a stream rather than queued whole, and yields results as they
+finish. A remediation wave passes ``window=concurrency``: no cluster is taken from its feed
+before a thread is free for it, so a stop decided after one cluster holds for every later one.
 When ``cancel`` is set or Ctrl-C arrives it stops taking new items, lets the running ones finish
 and yields their results too, then reports the interruption through ``Interrupted.happened``.
 """
@@ -35,10 +37,12 @@ def bounded_map(
     cancel: threading.Event,
     interrupted: Interrupted | None = None,
     name: str = "fleet",
+    window: int | None = None,
 ) -> Iterator[R]:
-    """Apply ``fn`` to ``items`` on ``concurrency`` threads; yield results in completion order."""
+    """Apply ``fn`` to ``items`` on ``concurrency`` threads; yield results in completion order.
+    At most ``window`` items (default ``2 × concurrency``) are taken ahead of their results."""
     flag = interrupted or Interrupted()
-    window = max(1, concurrency) * 2
+    window = max(1, window if window is not None else max(1, concurrency) * 2)
     pending: set[Future[R]] = set()
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=name)
     try:

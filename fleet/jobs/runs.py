@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fleet.apply import secrets
 from fleet.azure.inventory import ArmInventory, Inventory
 from fleet.azure.session import AzureSession
-from fleet.jobs import killswitch, secrets
+from fleet.jobs import killswitch
 from fleet.jobs.sweep import Progress, Sweep, SweepOutcome
 from fleet.jobs.work import scope
 from fleet.plan.pipeline import Judgement

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from fleet.azure.catalogs import CatalogCache
 from fleet.azure.inventory import Inventory, Subscription
 from fleet.azure.session import AzureSession
 from fleet.desired.fingerprints import Fingerprints
 from fleet.evaluate.verdicts import Verdict
 from fleet.jobs.pool import Interrupted, bounded_map
-from fleet.jobs.work import CatalogCache, Target, discover, judge_cluster
+from fleet.jobs.work import Target, discover, judge_cluster
 from fleet.plan.pipeline import Judgement
 from fleet.policy.loading import PolicySet
 from fleet.report.model import SummaryBuilder, SweepInfo

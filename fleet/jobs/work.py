@@ -12,12 +12,12 @@ targets whose bulk rows were incomplete carry no observation and are read from A
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from fleet.azure.catalogs import CatalogCache
 from fleet.azure.inventory import BulkInventory, Inventory, Subscription
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
@@ -124,34 +124,6 @@ def interleaved(
             streams = alive
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-class CatalogCache:
-    """Version catalogues per location, fetched once through the inventory (thread-safe)."""
-
-    def __init__(self, inventory: Inventory) -> None:
-        self._inventory = inventory
-        self._lock = threading.Lock()
-        self._catalogs: dict[str, Catalog] = {}
-        self._fetching: dict[str, threading.Lock] = {}
-
-    def get(self, subscription_id: str, location: str) -> Catalog:
-        key = location.lower().replace(" ", "")
-        with self._lock:
-            found = self._catalogs.get(key)
-            if found is not None:
-                return found
-            # One fetch per location even when many threads ask at once.
-            lock = self._fetching.setdefault(key, threading.Lock())
-        with lock:
-            with self._lock:
-                found = self._catalogs.get(key)
-            if found is not None:
-                return found
-            catalog = Catalog.from_mapping(self._inventory.catalog(subscription_id, location))
-            with self._lock:
-                self._catalogs[key] = catalog
-            return catalog
 
 
 def judge_cluster(

@@ -126,6 +126,9 @@ class SkipCategory(StrEnum):
     NOT_WRITABLE = "not-writable"  # nothing a write could fix
     UNMANAGED = "unmanaged"  # no policy declares it and deleteUnmanaged is off
     POLICY_ERROR = "policy-error"  # the policy itself is wrong (a pin below the ARM64 floor)
+    #: Set by a remediation job, never by the planner: ``--policy`` would need a write owned
+    #: by another policy first (a Flux v1 migration, the extension's install).
+    DEPENDS = "depends"
 
     @property
     def blocks_writes(self) -> bool:

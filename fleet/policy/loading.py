@@ -33,6 +33,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from fleet.core.errors import PolicyLoadError
 from fleet.policy import checks, yamltree
 from fleet.policy.errors import describe_error, format_path
 from fleet.policy.models import Policy
@@ -65,18 +66,6 @@ class PolicyIssue:
         field_path = f" {self.path}:" if self.path else ""
         label = " warning:" if self.severity == "warning" else ""
         return f"{where}{field_path}{label} {self.message}"
-
-
-class PolicyLoadError(Exception):
-    """The policy files are invalid; ``issues`` lists every error (and warning) found."""
-
-    def __init__(self, issues: Sequence[PolicyIssue]) -> None:
-        self.issues: list[PolicyIssue] = list(issues)
-        errors = [i for i in self.issues if i.severity == "error"]
-        super().__init__(
-            f"{len(errors)} error{'s' if len(errors) != 1 else ''} in policy files:\n"
-            + "\n".join(str(i) for i in errors)
-        )
 
 
 @dataclass(frozen=True)

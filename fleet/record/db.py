@@ -9,6 +9,7 @@ the default (one file, no server); PostgreSQL is for shared installations and da
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Text, create_engine, event
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from fleet.core import redact
+from fleet.core.errors import HistoryUnavailable
 
 #: Rows per INSERT batch (executemany). Large enough to amortise round trips, small enough
 #: that one batch of a 50,000-cluster sweep never holds much memory.
@@ -188,3 +191,17 @@ def clean_message(message: str | None) -> str | None:
         return None
     text = redact.text(message)
     return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 3] + "..."
+
+
+@contextmanager
+def unavailable(url: str) -> Iterator[None]:
+    """Around opening or migrating the database at ``url``: a database that cannot be reached
+    (or refuses) is a ``HistoryUnavailable`` naming it (without its password) and the driver's
+    first line."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise HistoryUnavailable(
+            f"cannot open the history database {redacted(url)}: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from fleet.record import migrate
 from fleet.record.audit import AuditTrail
 from fleet.record.controls import Controls
-from fleet.record.db import make_engine, redacted
+from fleet.record.db import make_engine, redacted, unavailable
 from fleet.record.fingerprints import AppliedFingerprints
 from fleet.record.jobs import JobRecords
 from fleet.record.sweep_reading import SweepReading
@@ -88,12 +88,13 @@ def open_history(source: Settings | str, *, upgrade: bool | None = None) -> Hist
         upgrade = source.database_auto_upgrade if upgrade is None else upgrade
     else:
         url = source
-    if not upgrade:
-        return History(url)
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(url, engine=engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return History(url, engine=engine)
+    with unavailable(url):
+        if not upgrade:
+            return History(url)
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(url, engine=engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return History(url, engine=engine)

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
+from fleet.core.errors import JobNotFound
 from fleet.core.ids import key as id_key
 from fleet.record.db import BATCH, Store, chunks, clean_message, iso, now_utc, redacted, utc
-from fleet.record.errors import JobNotFound
 from fleet.record.schema import job_clusters
 from fleet.record.schema import jobs as jobs_table
 

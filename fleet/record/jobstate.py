@@ -1,21 +1,30 @@
-"""Job state in Redis for the distributed engine: meta, counters, results, cancel flag, locks.
+"""Job state in Redis for the distributed engine: one class owns every key a job writes.
 
 A Celery job (a sweep or a remediation) is not a chord: it is a handful of Redis keys that every
-worker and the submitting CLI read and write. All keys of a job share the prefix
-``fleet:job:{id}`` and expire ``ttl`` seconds after the last write, so an abandoned job cleans
-itself up; the durable record is the history database.
+worker and the submitting CLI read and write, all created, refreshed and expired here (nothing
+else in fleet names a key). Every key of a job shares the prefix ``fleet:job:{id}`` and expires
+``ttl`` seconds after its last write, so an abandoned job cleans itself up; the durable record is
+the history database.
 
-    fleet:job:{id}           hash  meta (kind, status, policies JSON, options, timestamps, error)
-    fleet:job:{id}:targets   hash  cluster key -> target JSON (facts)
-    fleet:job:{id}:results   hash  cluster key -> outcome JSON (a verdict, or a remediation outcome)
-    fleet:job:{id}:counts    hash  total, done, failed, skipped, ... (HINCRBY)
-    fleet:job:{id}:cancel    string, present when cancelled
-    fleet:job:{id}:final     string, SET NX by whoever enqueues the finaliser (exactly once)
-    fleet:jobs               zset  job id -> created timestamp (for ``fleet jobs list``)
-    fleet:lock:cluster:{key} string, the job id holding the cluster (writes only)
+    fleet:job:{id}             hash    meta (kind, status, policies JSON, options, timestamps)
+    fleet:job:{id}:targets     hash    cluster key -> target JSON (facts)
+    fleet:job:{id}:results     hash    cluster key -> final outcome JSON (a verdict, or a
+                                       remediation outcome)
+    fleet:job:{id}:counts      hash    total, done, per-state and per-wave counters (HINCRBY)
+    fleet:job:{id}:cancel      string  present when cancelled
+    fleet:job:{id}:final       string  SET NX by whoever enqueues the finaliser (exactly once)
+    fleet:job:{id}:written     hash    remediation: cluster key -> outcome after its writes
+    fleet:job:{id}:steps       hash    remediation: cluster key -> the write under way
+    fleet:job:{id}:set:{name}  set     members counted once (``join``)
+    fleet:job:{id}:claim:{n}   string  a short claim (one copy of a task at a time)
+    fleet:job:{id}:flag:{n}    string  a step that happened (a wave done, verifications sent)
+    fleet:jobs                 zset    job id -> created timestamp (``fleet jobs list``)
+    fleet:lock:cluster:{key}   string  the job id holding the cluster (writes only)
+    fleet:guard:{name}         string  installation-wide guards (a scheduled sweep running)
 
 Idempotency: a result is stored with HSETNX and counted only when it was new, so a redelivered
-task message never counts a cluster twice.
+task message never counts a cluster twice. ``fleet.record.jobstate_memory.MemoryJobState`` is an
+in-memory twin with the same methods and meaning, so task bodies can be tested as plain calls.
 """
 
 from __future__ import annotations
@@ -29,8 +38,12 @@ from typing import Any
 
 import redis
 
+from fleet.core.errors import JobStateLost
+
 PREFIX = "fleet"
 DEFAULT_TTL = 7 * 24 * 3600
+#: The parts of a job refreshed together whenever its meta changes.
+_PARTS = ("", "targets", "results", "counts", "cancel", "final", "written", "steps")
 
 _COMPLETE = """
 -- KEYS[1] counts, KEYS[2] final flag; ARGV[1] ttl
@@ -46,7 +59,6 @@ end
 return 0
 """
 
-
 # Store an outcome and count it in one step: a worker killed between the two would leave a
 # result nobody counts (a job that never reaches its total) or a count without a result.
 _RECORD = """
@@ -54,6 +66,8 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[2], 'done', 1)
 redis.call('HSET', KEYS[2], 'updated', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
 return 1
 """
 
@@ -63,12 +77,12 @@ return 0
 """
 
 
-class JobStateLost(RuntimeError):
-    """The job's keys are gone (Redis restarted without persistence, or the job expired)."""
-
-
 def new_job_id(kind: str) -> str:
     return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _lost(job_id: str, what: str = "state") -> JobStateLost:
+    return JobStateLost(f"job {job_id} has no {what} in Redis (expired, or Redis lost its data)")
 
 
 class JobState:
@@ -79,15 +93,29 @@ class JobState:
         self.redis: Any = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
         self.ttl = ttl
         self._complete = self.redis.register_script(_COMPLETE)
+        self._record = self.redis.register_script(_RECORD)
+        self._unlock = self.redis.register_script(_UNLOCK)
 
-    # -- keys -----------------------------------------------------------------------------
+    # -- keys -------------------------------------------------------------------------------
     @staticmethod
     def key(job_id: str, part: str = "") -> str:
         return f"{PREFIX}:job:{job_id}" + (f":{part}" if part else "")
 
+    @staticmethod
+    def _lock_key(cluster: str) -> str:
+        return f"{PREFIX}:lock:cluster:{cluster.lower()}"
+
     def _touch(self, job_id: str, pipe: Any) -> None:
-        for part in ("", "targets", "results", "counts", "cancel"):
+        for part in _PARTS:
             pipe.expire(self.key(job_id, part), self.ttl)
+
+    def expiries(self, job_id: str) -> dict[str, int]:
+        """Every key of the job and its time to live in seconds (-1: it never expires)."""
+        return {
+            k: int(self.redis.ttl(k))
+            for pattern in (self.key(job_id), self.key(job_id, "*"))
+            for k in self.redis.scan_iter(match=pattern, count=500)
+        }
 
     # -- lifecycle --------------------------------------------------------------------------
     def create(self, job_id: str, kind: str, meta: Mapping[str, Any]) -> None:
@@ -109,9 +137,7 @@ class JobState:
     def meta(self, job_id: str) -> dict[str, Any]:
         raw = self.redis.hgetall(self.key(job_id))
         if not raw:
-            raise JobStateLost(
-                f"job {job_id} has no state in Redis (expired, or Redis lost its data)"
-            )
+            raise _lost(job_id)
         return {k: json.loads(v) for k, v in raw.items()}
 
     def set_meta(self, job_id: str, **fields: Any) -> None:
@@ -123,9 +149,7 @@ class JobState:
     def status(self, job_id: str) -> str:
         value = self.redis.hget(self.key(job_id), "status")
         if value is None:
-            raise JobStateLost(
-                f"job {job_id} has no state in Redis (expired, or Redis lost its data)"
-            )
+            raise _lost(job_id)
         return str(json.loads(value))
 
     def jobs(self, limit: int = 50) -> list[str]:
@@ -154,24 +178,22 @@ class JobState:
 
     def discovered(self, job_id: str, total: int) -> None:
         """Discovery is over: ``total`` targets exist. From now on completion can be decided."""
-        self.redis.hset(self.key(job_id, "counts"), mapping={"total": total, "discovered": 1})
+        self.set_counts(job_id, total=total, discovered=1)
 
     def record(
         self, job_id: str, cluster: str, outcome: Mapping[str, Any], *, counter: str | None = None
     ) -> bool:
         """Store a cluster's outcome once. Returns False when it was already there (a
         redelivered message): nothing is counted twice."""
-        new = self.redis.eval(
-            _RECORD,
-            2,
-            self.key(job_id, "results"),
-            self.key(job_id, "counts"),
+        keys = [self.key(job_id, "results"), self.key(job_id, "counts")]
+        args: list[str | int] = [
             cluster,
             json.dumps(outcome),
             int(time.time()),
             counter or "",
-        )
-        return bool(new)
+            self.ttl,
+        ]
+        return bool(self._record(keys=keys, args=args))
 
     def has_result(self, job_id: str, cluster: str) -> bool:
         return bool(self.redis.hexists(self.key(job_id, "results"), cluster))
@@ -184,31 +206,111 @@ class JobState:
         value = self.redis.hget(self.key(job_id, "results"), cluster)
         return json.loads(value) if value is not None else None
 
+    # -- counters and sets --------------------------------------------------------------------
     def counts(self, job_id: str) -> dict[str, int]:
         raw = self.redis.hgetall(self.key(job_id, "counts"))
         if not raw:
-            raise JobStateLost(f"job {job_id} has no counters in Redis")
+            raise _lost(job_id, "counters")
         return {k: int(v) for k, v in raw.items()}
 
     def incr(self, job_id: str, counter: str, by: int = 1) -> int:
-        return int(self.redis.hincrby(self.key(job_id, "counts"), counter, by))
+        pipe = self.redis.pipeline()
+        pipe.hincrby(self.key(job_id, "counts"), counter, by)
+        pipe.expire(self.key(job_id, "counts"), self.ttl)
+        return int(pipe.execute()[0])
+
+    def set_counts(self, job_id: str, **values: int) -> None:
+        pipe = self.redis.pipeline()
+        pipe.hset(self.key(job_id, "counts"), mapping=values)
+        pipe.expire(self.key(job_id, "counts"), self.ttl)
+        pipe.execute()
 
     def join(self, job_id: str, name: str, member: str) -> int:
         """Add ``member`` to the job's set ``name``; returns the set's size. A count that a
         redelivered message repeats harmlessly, unlike ``incr``."""
-        key = self.key(job_id, name)
+        key = self.key(job_id, f"set:{name}")
         pipe = self.redis.pipeline()
         pipe.sadd(key, member)
         pipe.expire(key, self.ttl)
         pipe.scard(key)
         return int(pipe.execute()[-1])
 
+    def enter(self, job_id: str, name: str, member: str) -> tuple[bool, int]:
+        """``join`` that also says whether ``member`` is new to the set (a first arrival)."""
+        key = self.key(job_id, f"set:{name}")
+        pipe = self.redis.pipeline()
+        pipe.sadd(key, member)
+        pipe.expire(key, self.ttl)
+        pipe.scard(key)
+        added, _, size = pipe.execute()
+        return bool(added), int(size)
+
+    def members(self, job_id: str, name: str) -> set[str]:
+        return set(self.redis.smembers(self.key(job_id, f"set:{name}")))
+
     def claim_completion(self, job_id: str) -> bool:
         """True exactly once, for the caller that should enqueue the finaliser."""
         keys = [self.key(job_id, "counts"), self.key(job_id, "final")]
         return bool(self._complete(keys=keys, args=[self.ttl]))
 
-    # -- cancel ---------------------------------------------------------------------------
+    # -- a remediation's clusters between tasks ---------------------------------------------------
+    def written(self, job_id: str, cluster: str) -> dict[str, Any] | None:
+        """A cluster's outcome once its writes ended (or it was left alone)."""
+        value = self.redis.hget(self.key(job_id, "written"), cluster)
+        return json.loads(value) if value is not None else None
+
+    def store_written(
+        self, job_id: str, cluster: str, outcome: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Store a cluster's outcome after its writes, once; returns the one stored (the first
+        copy's, when a redelivered task stores again)."""
+        key = self.key(job_id, "written")
+        pipe = self.redis.pipeline()
+        pipe.hsetnx(key, cluster, json.dumps(outcome))
+        pipe.hget(key, cluster)
+        pipe.expire(key, self.ttl)
+        stored: dict[str, Any] = json.loads(pipe.execute()[1])
+        return stored
+
+    def all_written(self, job_id: str) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self.key(job_id, "written"))
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    def step(self, job_id: str, cluster: str) -> dict[str, Any] | None:
+        """The write under way on a cluster (its actions, the step, the operation's token)."""
+        value = self.redis.hget(self.key(job_id, "steps"), cluster)
+        return json.loads(value) if value is not None else None
+
+    def set_step(self, job_id: str, cluster: str, state: Mapping[str, Any]) -> None:
+        key = self.key(job_id, "steps")
+        pipe = self.redis.pipeline()
+        pipe.hset(key, cluster, json.dumps(state))
+        pipe.expire(key, self.ttl)
+        pipe.execute()
+
+    def clear_step(self, job_id: str, cluster: str) -> None:
+        self.redis.hdel(self.key(job_id, "steps"), cluster)
+
+    def stepping(self, job_id: str) -> set[str]:
+        """Clusters with a write under way."""
+        return set(self.redis.hkeys(self.key(job_id, "steps")))
+
+    def claim(self, job_id: str, name: str, *, ttl: int) -> bool:
+        """Take a short claim (True when it was free): one copy of a task at a time. A claim
+        left by a killed worker expires on its own after ``ttl`` seconds."""
+        return bool(self.redis.set(self.key(job_id, f"claim:{name}"), "1", nx=True, ex=ttl))
+
+    def release(self, job_id: str, name: str) -> None:
+        self.redis.delete(self.key(job_id, f"claim:{name}"))
+
+    def flag(self, job_id: str, name: str) -> None:
+        """Mark a step as done (a wave over, its verifications sent)."""
+        self.redis.set(self.key(job_id, f"flag:{name}"), "1", ex=self.ttl)
+
+    def flagged(self, job_id: str, name: str) -> bool:
+        return bool(self.redis.exists(self.key(job_id, f"flag:{name}")))
+
+    # -- cancel -----------------------------------------------------------------------------
     def cancel(self, job_id: str) -> None:
         self.redis.set(self.key(job_id, "cancel"), "1", ex=self.ttl)
 
@@ -218,7 +320,7 @@ class JobState:
     # -- per-cluster write lock ------------------------------------------------------------
     def lock_cluster(self, cluster: str, job_id: str, *, ttl_seconds: int) -> bool:
         """Take the cluster for ``job_id`` (re-entrant for the same job)."""
-        key = f"{PREFIX}:lock:cluster:{cluster.lower()}"
+        key = self._lock_key(cluster)
         if self.redis.set(key, job_id, nx=True, ex=ttl_seconds):
             return True
         holder = self.redis.get(key)
@@ -235,12 +337,20 @@ class JobState:
         pipe = self.redis.pipeline(transaction=False)
         for cluster in clusters:
             # Delete only our own lock (compare and delete, atomically).
-            pipe.eval(_UNLOCK, 1, f"{PREFIX}:lock:cluster:{cluster.lower()}", job_id)
+            self._unlock(keys=[self._lock_key(cluster)], args=[job_id], client=pipe)
         pipe.execute()
 
     def cluster_lock_holder(self, cluster: str) -> str | None:
-        value = self.redis.get(f"{PREFIX}:lock:cluster:{cluster.lower()}")
+        value = self.redis.get(self._lock_key(cluster))
         return str(value) if value is not None else None
+
+    # -- installation-wide guards ----------------------------------------------------------
+    def guard(self, name: str) -> str | None:
+        value = self.redis.get(f"{PREFIX}:guard:{name}")
+        return str(value) if value is not None else None
+
+    def set_guard(self, name: str, value: str, *, ttl: int) -> None:
+        self.redis.set(f"{PREFIX}:guard:{name}", value, ex=ttl)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())

@@ -31,8 +31,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from fleet.core.errors import SchemaOutOfDate, SchemaTooNew
 from fleet.record.db import ensure_sqlite_dir, is_memory, is_sqlite, make_engine, redacted
-from fleet.record.errors import SchemaOutOfDate, SchemaTooNew
 from fleet.record.schema import VERSION_TABLE
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, or_, select
 
+from fleet.core.errors import AmbiguousSweep, NoSweeps, SweepNotFound
 from fleet.core.ids import key as id_key
 from fleet.record.db import Store, chunks, iso, now_utc, redacted, utc
-from fleet.record.errors import AmbiguousSweep, NoSweeps, SweepNotFound
 from fleet.record.schema import applied_fingerprints as fp_table
 from fleet.record.schema import (
     arm_writes,

@@ -16,6 +16,7 @@ from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from fleet.core.errors import DuplicateSweep, SweepNotFound
 from fleet.core.ids import key as id_key
 from fleet.core.vocabulary import State
 from fleet.record.db import (
@@ -29,7 +30,6 @@ from fleet.record.db import (
     parse_time,
     redacted,
 )
-from fleet.record.errors import DuplicateSweep, SweepNotFound
 from fleet.record.schema import cluster_verdicts, findings, policy_states, sweeps
 
 _STATES = tuple(s.value for s in State)

@@ -15,9 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.cli import app
+from fleet.core.errors import JobFailed
 from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
-from fleet.jobs.distributed import JobFailed, client, follow, submit_sweep, sweep_report
+from fleet.jobs.distributed import client, follow, submit_sweep, sweep_report
 from fleet.policy.loading import load
 from fleet.record.history import History
 from fleet.record.jobstate import JobState

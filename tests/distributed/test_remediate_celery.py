@@ -14,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.cli import app
+from fleet.core.errors import JobFailed
 from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
-from fleet.jobs.distributed import JobFailed, client, follow, submit_remediation
+from fleet.jobs.distributed import client, follow, submit_remediation
 from fleet.policy.loading import load
 from fleet.record.history import History
 from fleet.record.jobstate import JobState
@@ -109,7 +110,7 @@ def test_a_worker_killed_mid_remediation_leaves_one_outcome_per_cluster(
         except Exception:  # say where it stuck, for whoever reads the failure
             meta = {k: v for k, v in jobs.meta(job_id).items() if k != "policies"}
             print("counts", jobs.counts(job_id), "meta", meta)
-            print("steps", jobs.redis.hkeys(jobs.key(job_id, "steps")))
+            print("steps", jobs.stepping(job_id))
             raise
     finally:
         workers.stop_all()

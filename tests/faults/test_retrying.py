@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
+from fleet.apply import steps as remediate
 from fleet.azure import apply, retrying
 from fleet.azure.session import AzureSession
+from fleet.core.errors import ArmCallFailed
 from fleet.core.ids import child_id
-from fleet.jobs import remediate
 from fleet.plan.actions import Action, ActionKind
 from fleet.settings import Settings
 from tests.faults.conftest import facts_of
@@ -92,11 +93,11 @@ def test_patience_with_throttling_has_an_end(
     emu.admin.add_fault(action="error", status=429, retryAfter=0, pathPrefix=cluster.id)
     monkeypatch.setattr(retrying, "THROTTLE_PATIENCE", 0.5)
     began = time.monotonic()
-    with pytest.raises(retrying.ArmCallFailed, match="HTTP 429"):
+    with pytest.raises(ArmCallFailed, match="HTTP 429"):
         retrying.call(read(session, cluster), attempts=2, what="read")
     assert time.monotonic() - began < 10
     # a cancelled job does not sit out a storm either
-    with pytest.raises(retrying.ArmCallFailed):
+    with pytest.raises(ArmCallFailed):
         retrying.call(read(session, cluster), attempts=2, what="read", should_stop=lambda: True)
 
 
@@ -117,7 +118,7 @@ def test_a_token_refused_twice_is_final(
 ) -> None:
     emu = emulator_factory().running
     session = session_for(emu, tmp_path, Tokens(expired=1000))
-    with pytest.raises(retrying.ArmCallFailed, match="ExpiredAuthenticationToken") as caught:
+    with pytest.raises(ArmCallFailed, match="ExpiredAuthenticationToken") as caught:
         retrying.call(read(session, cluster), attempts=3, what="read")
     assert caught.value.failure.status == 401 and not caught.value.failure.retryable
     assert emu.admin.stats()["responses"]["byStatus"]["401"] == 2  # no loop

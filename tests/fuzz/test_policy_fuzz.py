@@ -14,7 +14,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet.policy.loading import PolicyLoadError, PolicySet, load_text
+from fleet.core.errors import PolicyLoadError
+from fleet.policy.loading import PolicySet, load_text
 from tests.fuzz import EXAMPLES
 from tests.policy.helpers import TODAY, VALID
 

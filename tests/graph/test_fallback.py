@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from fleet.azure.graph import GraphInventory
-from fleet.azure.retrying import ArmCallFailed
 from fleet.azure.session import AzureSession
+from fleet.core.errors import ArmCallFailed
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.policy.loading import PolicySet
 from tests.graph.conftest import CLUSTERS, settings_for, sweep, verdicts

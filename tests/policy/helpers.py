@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from fleet.policy.loading import PolicyLoadError, PolicySet, load, load_text
+from fleet.core.errors import PolicyLoadError
+from fleet.policy.loading import PolicySet, load, load_text
 
 TODAY = date(2026, 11, 25)
 

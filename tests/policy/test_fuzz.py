@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from fleet.policy.loading import PolicyLoadError, PolicySet, load, load_text
+from fleet.core.errors import PolicyLoadError
+from fleet.policy.loading import PolicySet, load, load_text
 from tests.policy.helpers import TODAY, VALID
 
 FILE = "fuzz.yaml"

@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.policy.loading import (
-    MAX_FILE_BYTES,
-    PolicyIssue,
-    PolicyLoadError,
-    PolicySet,
-    load,
-    load_text,
-)
+from fleet.core.errors import PolicyLoadError
+from fleet.policy.loading import MAX_FILE_BYTES, PolicyIssue, PolicySet, load, load_text
 from tests.policy.helpers import TODAY, VALID, edit, errors_of, load_errors, load_ok, named
 
 MINIMAL = """\

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 import fleet.cli  # noqa: F401  (registers every command group on the app)
 from fleet.cli.app import app
+from fleet.core.errors import SchemaTooNew
 from fleet.record import migrate
 from fleet.record.db import redacted
-from fleet.record.errors import SchemaTooNew
 from tests.record.conftest import migrated_by_a_newer_fleet
 
 runner = CliRunner()

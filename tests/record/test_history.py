@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from fleet.core import redact
+from fleet.core.errors import AmbiguousSweep, DuplicateSweep, NoSweeps, SweepNotFound
 from fleet.record import schema
 from fleet.record.audit import body_digest
-from fleet.record.errors import AmbiguousSweep, DuplicateSweep, NoSweeps, SweepNotFound
 from fleet.record.history import History, open_history
 from fleet.report.model import SweepInfo, build_report
 from tests.report.sample import SWEEP_IDS, reports

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import inspect
 
+from fleet.core.errors import SchemaOutOfDate, SchemaTooNew
 from fleet.record import migrate, schema
 from fleet.record.db import make_engine, redacted
-from fleet.record.errors import SchemaOutOfDate, SchemaTooNew
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
 from tests.record.conftest import migrated_by_a_newer_fleet

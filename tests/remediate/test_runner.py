@@ -13,20 +13,13 @@ from typing import Any
 
 import pytest
 
+from fleet.apply.lifecycle import JobStatus, StopKind
+from fleet.apply.outcomes import ClusterOutcome, ClusterStatus
+from fleet.apply.spec import ClusterTask, JobSpec, Mode
+from fleet.apply.steps import Edges, record_job
 from fleet.apply.waves import RolloutChoice, assign_waves
 from fleet.core.clusters import ClusterFacts
-from fleet.jobs import remediate
-from fleet.jobs.remediate import (
-    ClusterOutcome,
-    ClusterStatus,
-    ClusterTask,
-    Edges,
-    JobSpec,
-    JobStatus,
-    Mode,
-    record_job,
-    run_remediation,
-)
+from fleet.jobs.local import NullJobProgress, Steps, run_remediation
 from fleet.plan.actions import Action, ActionKind
 from fleet.policy.loading import load
 from fleet.policy.models import Rollout
@@ -94,8 +87,9 @@ def make(tmp_path: Path, n: int, **rollout: Any) -> tuple[JobSpec, Edges]:
 
 
 @pytest.fixture
-def steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Stand-in steps: a log of (event, cluster name, monotonic time); failures on demand."""
+def steps() -> dict[str, Any]:
+    """Stand-in steps: a log of (event, cluster name, monotonic time); failures on demand.
+    ``steps["work"]`` is what ``run_remediation(work=...)`` takes."""
     state: dict[str, Any] = {"log": [], "fail": set(), "lock": threading.Lock()}
 
     def write(edges: Edges, spec: JobSpec, task: ClusterTask) -> ClusterOutcome:
@@ -118,8 +112,7 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         outcome.status = ClusterStatus.FIXED
         return outcome
 
-    monkeypatch.setattr(remediate, "remediate_cluster", write)
-    monkeypatch.setattr(remediate, "verify_cluster", check)
+    state["work"] = Steps(write=write, verify=check)
     return state
 
 
@@ -136,7 +129,7 @@ def test_waves_run_in_order_each_verified_after_its_soak(
         soakSeconds=1,
     )
     started = time.monotonic()
-    result = run_remediation(Env(), spec, edges)  # type: ignore[arg-type]
+    result = run_remediation(Env(), spec, edges, work=steps["work"])  # type: ignore[arg-type]
     assert result.status is JobStatus.SUCCEEDED
     log = steps["log"]
     canary = {"aks-000", "aks-001"}
@@ -164,24 +157,24 @@ def test_the_budget_stops_a_wave_between_clusters(tmp_path: Path, steps: dict[st
     spec, edges = make(tmp_path, 6, maxConcurrency=1, failureBudget=1)
     order = [spec.task_of(c).facts.name for c in spec.waves[0].clusters]
     steps["fail"] = set(order[:2])
-    result = run_remediation(Env(), spec, edges)  # type: ignore[arg-type]
-    assert result.status is JobStatus.STOPPED and result.stop_reason is not None
-    assert result.stop_reason.startswith("failure budget exceeded in wave 'all': 2 failed")
+    result = run_remediation(Env(), spec, edges, work=steps["work"])  # type: ignore[arg-type]
+    assert result.status is JobStatus.STOPPED and result.stop is not None
+    assert result.stop.kind is StopKind.FAILURE_BUDGET
+    assert result.stop.message.startswith("failure budget exceeded in wave 'all': 2 failed")
     written = [n for e, n, _ in steps["log"] if e == "write"]
-    # one cluster was already queued when the second failure came back; no more after it
-    assert written == order[:3]
+    # maxConcurrency 1: no cluster is taken before the previous one came back, so nothing is
+    # written after the second failure (the Celery engine stops at the same cluster)
+    assert written == order[:2]
     statuses = {o.name: o.status.value for o in result.outcomes.values()}
     assert [statuses[n] for n in order] == [
         "failed",
         "failed",
-        "fixed",
+        "not-started",
         "not-started",
         "not-started",
         "not-started",
     ]
-    assert sorted(result.retry_list()) == sorted(
-        o.cluster_id for o in result.outcomes.values() if o.name not in (order[2],)
-    )
+    assert sorted(result.retry_list()) == sorted(o.cluster_id for o in result.outcomes.values())
 
 
 def test_a_pre_approved_wave_does_not_wait_and_cancel_stops_before_the_next_wave(
@@ -198,7 +191,7 @@ def test_a_pre_approved_wave_does_not_wait_and_cancel_stops_before_the_next_wave
     edges.history.approve(spec.id, "canary", by="tester")
     cancel = threading.Event()
 
-    class CancelAfterCanary(remediate.NullJobProgress):
+    class CancelAfterCanary(NullJobProgress):
         def wave_finished(self, wave: Any, counts: Any) -> None:
             cancel.set()
 
@@ -208,6 +201,7 @@ def test_a_pre_approved_wave_does_not_wait_and_cancel_stops_before_the_next_wave
         edges,  # type: ignore[arg-type]
         progress=CancelAfterCanary(),
         cancel=cancel,
+        work=steps["work"],
     )
     assert result.status is JobStatus.CANCELLED
     assert {n for e, n, _ in steps["log"]} == {"aks-000", "aks-001"}
@@ -232,3 +226,22 @@ def test_the_progress_display_draws_on_a_terminal() -> None:
         assert display._progress is not None
         assert display._progress.tasks[0].completed == 2
         display.wave_finished(wave, {"fixed": 2})
+
+
+def test_a_recorded_job_reads_back_with_its_waves_in_order(tmp_path: Path) -> None:
+    """The Celery engine runs a job from its record: the waves must hold the same clusters in
+    the same order as the prepared job (by stable position, not the history's row order)."""
+    from fleet.jobs.preparing import load_spec
+
+    spec, edges = make(
+        tmp_path,
+        12,
+        waves=[{"name": "canary", "percent": 30}, {"name": "rest", "percent": 100}],
+        maxConcurrency=3,
+    )
+    loaded = load_spec(edges.history, spec.id, spec.policy_set, b"k")
+    assert [(w.name, w.clusters, w.approval) for w in loaded.waves] == [
+        (w.name, w.clusters, w.approval) for w in spec.waves
+    ]
+    assert loaded.tasks.keys() == spec.tasks.keys()
+    assert loaded.choice.rollout == spec.choice.rollout

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from fleet.core import redact
+from fleet.core.errors import JobNotFound
 from fleet.record.audit import body_digest
-from fleet.record.errors import JobNotFound
 from fleet.record.history import History, open_history
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from fleet.apply.steps import token_is_clean
 from fleet.apply.verify import problem, unmet
 from fleet.desired.fingerprints import Fingerprints, fingerprint
-from fleet.jobs.remediate import token_is_clean
 from fleet.plan.pipeline import judge
 from tests.engine.fixtures import (
     CATALOG,
@@ -105,7 +105,7 @@ def test_continuation_tokens_with_a_secret_inside_are_caught() -> None:
 
 
 def test_policy_filter_keeps_that_policys_actions_and_refuses_missing_prerequisites() -> None:
-    from fleet.jobs.remediate import filter_policy
+    from fleet.apply.choose import filter_policy
 
     v1 = observe(F, v1=[flux_v1_json(F.id)])
     actions = planned(v1, baseline(migrateFluxV1=True), cluster_config())

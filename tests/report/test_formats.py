@@ -513,4 +513,26 @@ def test_an_empty_sweep_renders(recorded: Recorded, fmt: str) -> None:
     from fleet.report.model import SweepInfo, build_report
 
     info = SweepInfo(id="empty", started_at=NOW, finished_at=NOW, policy_revision="r")
-    assert render_text(fmt, build_report(info, []), Context(now=NOW)) is not None
+    text = render_text(fmt, build_report(info, []), Context(now=NOW))
+    # each format says "no clusters" in its own terms, and is still well-formed
+    if fmt == "policyreport":  # one object per cluster: none at all
+        assert _docs(text) == []
+        return
+    assert text.strip(), fmt
+    if fmt == "json":
+        data = json.loads(text)
+        assert data["clusters"] == [] and data["summary"]["clusters"] == 0
+    elif fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len(rows) == 1 and rows[0] == list(COLUMNS)
+    elif fmt == "junit":
+        assert sum(1 for suite in JUnitXml.fromstring(text) for _ in suite) == 0
+    elif fmt == "prometheus":
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        assert families, text
+    elif fmt == "html":
+        assert "<html" in text.lower() and "empty" in text
+    elif fmt == "md":
+        assert "empty" in text and "0" in text
+    else:  # a new format must say how an empty sweep looks in it
+        raise AssertionError(f"no check for {fmt}")

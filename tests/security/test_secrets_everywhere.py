@@ -263,7 +263,7 @@ def test_secrets_never_leave_the_write_on_the_local_engine(
 
     job = cli(["remediate", "-p", policies, "--yes", "-o", "json", "-vv"], env)
     assert job.exit_code == 0, job.stderr
-    assert " INFO fleet.jobs.remediate" in job.stderr  # the logs really ran (-vv: DEBUG on)
+    assert " INFO fleet.jobs.local" in job.stderr  # the logs really ran (-vv: DEBUG on)
     hay.add_result("remediate -o json -vv", job)
     job_id = json.loads(job.stdout)["job"]["id"]
     summary = json.loads(job.stdout)["summary"]

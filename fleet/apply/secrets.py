@@ -12,21 +12,19 @@ from __future__ import annotations
 import logging
 import os
 import secrets as _random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from fleet.apply.spec import ClusterTask
 from fleet.core import redact
+from fleet.core.errors import SecretsUnavailable, SecretUnavailable
 from fleet.desired.fingerprints import Fingerprints, fingerprint
+from fleet.plan.actions import Action
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Policy, SecretRef
 from fleet.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class SecretUnavailable(RuntimeError):
-    """A referenced secret cannot be read now (unset variable, missing file). Names the
-    reference, never a value."""
 
 
 def fingerprint_key(settings: Settings) -> bytes:
@@ -108,3 +106,53 @@ def fingerprints_for(
     policy_set: PolicySet, key: bytes, applied: dict[str, dict[str, str]]
 ) -> Fingerprints:
     return Fingerprints(desired=desired_fingerprints(policy_set, key), applied=applied)
+
+
+def parse_ref(description: str) -> SecretRef:
+    """``env:NAME`` / ``file:PATH`` (``SecretRef.describe()``) back into a reference."""
+    scheme, _, rest = description.partition(":")
+    if scheme == "env" and rest:
+        return SecretRef(from_env=rest)
+    if scheme == "file" and rest:
+        return SecretRef(from_file=rest)
+    raise ValueError(f"not a secret reference: {description!r}")
+
+
+def resolve_protected(policy_set: PolicySet, action: Action) -> dict[str, str]:
+    """The protected values of one action, read now (registered for redaction).
+
+    A ``fromFile`` path is relative to the file of the policy that declares it: the
+    action's policies are tried in order.
+    """
+    values: dict[str, str] = {}
+    for setting, description in sorted(action.protected.items()):
+        ref = parse_ref(description)
+        bases: list[Path | None] = [
+            policy_set.base_dir(p) for p in action.policies if p in policy_set.origins
+        ] or [None]
+        last: SecretUnavailable | None = None
+        for base in bases:
+            try:
+                values[setting] = resolve(ref, base)
+                break
+            except SecretUnavailable as exc:
+                last = exc
+        else:
+            assert last is not None
+            raise last
+    return values
+
+
+def check_secrets(policy_set: PolicySet, tasks: Iterable[ClusterTask]) -> None:
+    """Every reference the job will send is readable now; raises ``SecretsUnavailable``."""
+    problems: dict[str, str] = {}
+    for task in tasks:
+        for action in task.actions:
+            if not action.protected:
+                continue
+            try:
+                resolve_protected(policy_set, action)
+            except SecretUnavailable as exc:
+                problems.setdefault(str(exc), str(exc))
+    if problems:
+        raise SecretsUnavailable(sorted(problems))

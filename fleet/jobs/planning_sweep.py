@@ -1,0 +1,88 @@
+"""The planning sweep of a live remediation job: judge every targeted cluster, keep what a job
+needs.
+
+A ``PlanningSweep`` is a recorded sweep like any other (its verdicts are in the history), which
+plans with the version nudge on and keeps per cluster the full facts (tags, for selector waves)
+and, for clusters that cannot take writes now (offline, stopped), the actions they would get if
+they were reachable: a later ``fleet remediate --retry`` re-applies exactly that desired state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime
+from typing import Any
+
+from fleet.apply.choose import blocker
+from fleet.apply.outcomes import Category
+from fleet.azure.observe import observe
+from fleet.core.clusters import ClusterFacts
+from fleet.evaluate.versions import Catalog
+from fleet.jobs.sweep import Sweep
+from fleet.jobs.work import Target
+from fleet.observe.observed import ObservedCluster
+from fleet.plan import pipeline
+from fleet.plan.actions import Action
+
+#: Clusters that cannot take writes now but can later: their retry is planned.
+_LATER = frozenset({Category.UNREACHABLE, Category.STOPPED})
+
+
+def reachable(facts: ClusterFacts, now: datetime) -> ClusterFacts:
+    """The same cluster as if it were connected and running (to plan its retry)."""
+    if facts.cluster_type == "connectedClusters":
+        return facts.model_copy(
+            update={"connectivity_status": "Connected", "last_connectivity_time": now}
+        )
+    return facts.model_copy(update={"power_state": "Running"})
+
+
+class PlanningSweep(Sweep):
+    """A sweep that plans with the version nudge on and keeps what a job needs per cluster."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self.facts: dict[str, ClusterFacts] = {}
+        self.would: dict[str, list[Action]] = {}
+
+    def _catalog(self, observed: ObservedCluster) -> Catalog:
+        try:
+            return self.catalogs.get(
+                observed.facts.subscription_id, observed.facts.location or "global"
+            )
+        except Exception:  # as the sweep does: a missing catalogue must not sink a cluster
+            return Catalog.from_mapping({})
+
+    def _judge(self, target: Target) -> pipeline.Judgement:
+        # A bulk inventory (Resource Graph) may carry the observation; the writes themselves
+        # never trust it: every cluster is read from ARM again right before it is written.
+        observed = target.observed
+        if observed is None:
+            observed = observe(self.session, target.facts, should_stop=self.cancel.is_set)
+            if target.notes:
+                observed = dataclasses.replace(observed, notes=(*observed.notes, *target.notes))
+        catalog = self._catalog(observed)
+
+        def judge(observed: ObservedCluster) -> pipeline.Judgement:
+            return pipeline.judge(
+                observed,
+                list(target.applicable),
+                catalog=catalog,
+                now=self.now,
+                fingerprints=self.fingerprints,
+                nudge_stuck_versions=True,
+            )
+
+        judgement = judge(observed)
+        would: list[Action] = []
+        found = blocker(judgement)
+        if found is not None and found[0] in _LATER:
+            later = dataclasses.replace(observed, facts=reachable(observed.facts, self.now))
+            would = list(judge(later).plan.actions)
+        with self._lock:
+            self.facts[observed.facts.key] = observed.facts
+            if would:
+                self.would[observed.facts.key] = would
+        return judgement

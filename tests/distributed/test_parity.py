@@ -1,0 +1,361 @@
+"""One job, two engines: the same scenario ends the same way on the local engine and on Celery.
+
+Each scenario runs ``fleet remediate`` as a separate process, once with ``--engine local`` and
+once with ``--engine celery`` (a real redis-server, a real worker process), each against its own
+emulator holding the same generated fleet and its own history database. A *director* acts on
+the job while it waits at the approval gate of its second wave, exactly as a person would:
+nothing (the approval times out), the kill switch, or deleting a secret file and approving.
+Then the two runs are compared field by field: exit code, the job report (status, stop kind and
+message, counters, waves, every cluster's status, category, reason and writes), the history's
+job row and its ``job_clusters`` rows, and the audit trail of ARM writes. Only what must differ
+is left out: ids, timestamps, the engine's name and ARM's correlation ids.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet.core.errors import SchemaOutOfDate
+from fleet.emulator.generate import generate
+from fleet.emulator.testing import running_emulator
+from fleet.record.history import History
+from tests.conftest import REPO, emulator_env
+from tests.distributed.conftest import RedisServer, Workers, distributed_env
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+FLEET = generate(clusters=14, subscriptions=1, seed=23)
+FAST = {"throttle": "off", "retry_after": 0, "lro_polls": 1, "reconcile_seconds": 0}
+
+POLICY = """\
+apiVersion: fleet/v1
+kind: FluxPolicy
+metadata:
+  name: parity
+spec:
+  mode: enforce
+  priority: 100
+  targets:
+    subscriptions: ["*"]
+  extension:
+    name: flux
+    autoUpgradeMinorVersion: true
+    releaseTrain: Stable
+    configurationSettings:
+      multiTenancy.enforce: "true"
+  fluxConfigurations:
+    - name: parity-apps
+      scope: cluster
+      namespace: parity-apps
+      gitRepository:
+        url: https://github.com/fleet-examples/parity-apps
+        repositoryRef: {branch: main}
+        httpsUser: git
+      kustomizations:
+        apps: {path: ./apps, prune: true}
+      configurationProtectedSettings:
+        httpsKey: {fromFile: TOKEN}
+  remediation:
+    rollout:
+      waves:
+        - {name: canary, percent: 40}
+        - {name: rest, percent: 100, approval: APPROVAL}
+      maxConcurrency: MAXC
+      failureBudget: BUDGET
+"""
+
+
+def policy_dir(
+    tmp: Path, *, approval: bool, budget: str, max_concurrency: int, token: Path | None = None
+) -> Path:
+    """The policy of a run in ``tmp``; ``token`` is the secret file it references (the same
+    path for both engines' runs, so that both run the very same policy revision)."""
+    folder = tmp / "policies"
+    folder.mkdir(parents=True, exist_ok=True)
+    token = token or tmp / "git-token"
+    token.write_text("parity-token-0123456789\n")
+    text = (
+        POLICY.replace("TOKEN", str(token))
+        .replace("APPROVAL", "true" if approval else "false")
+        .replace("BUDGET", budget)
+        .replace("MAXC", str(max_concurrency))
+    )
+    (folder / "parity.yaml").write_text(text)
+    return folder
+
+
+def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleet", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def waiting_job(env: dict[str, str], deadline: float) -> str:
+    """The id of the job waiting at an approval gate (waits for it)."""
+    while time.monotonic() < deadline:
+        try:
+            with History(env["FLEET_DATABASE_URL"]) as history:
+                for job in history.jobs(kind="remediation"):
+                    if job["status"] == "awaiting-approval":
+                        return str(job["id"])
+        except SchemaOutOfDate:
+            pass  # the job's process has not created the database yet
+        time.sleep(0.2)
+    raise AssertionError("no job reached its approval gate")
+
+
+Director = Callable[[dict[str, str], Path], None]
+
+
+def nothing(env: dict[str, str], tmp: Path) -> None:
+    """Leave the approval unanswered (it times out)."""
+
+
+def kill_switch(env: dict[str, str], tmp: Path) -> None:
+    waiting_job(env, time.monotonic() + 90)
+    assert cli(["jobs", "kill-switch", "on", "-r", "parity"], env).returncode == 0
+
+
+def lose_the_secret_then_approve(env: dict[str, str], tmp: Path) -> None:
+    job = waiting_job(env, time.monotonic() + 90)
+    (tmp.parent / "git-token").unlink()
+    approved = cli(["jobs", "approve", job], env)
+    assert approved.returncode == 0, approved.stderr
+
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "success": {"approval": False, "budget": "100%", "max_concurrency": 4, "director": None},
+    "budget": {
+        "approval": False,
+        "budget": "0",
+        "max_concurrency": 1,
+        "director": None,
+        "fault": {"action": "lro_fail", "method": "PUT", "count": None},
+    },
+    "kill-switch": {
+        "approval": True,
+        "budget": "100%",
+        "max_concurrency": 4,
+        "director": kill_switch,
+    },
+    "approval-timeout": {
+        "approval": True,
+        "budget": "100%",
+        "max_concurrency": 4,
+        "director": nothing,
+        "timeout": "3",
+    },
+    "secret-missing": {
+        "approval": True,
+        "budget": "100%",
+        "max_concurrency": 4,
+        "director": lose_the_secret_then_approve,
+    },
+}
+
+
+@contextmanager
+def engine_env(
+    engine: str, tmp: Path, redis_server: RedisServer, scenario: dict[str, Any]
+) -> Iterator[dict[str, str]]:
+    with running_emulator(FLEET, **FAST) as emu:
+        if scenario.get("fault"):
+            emu.admin.add_fault(**scenario["fault"])
+        if engine == "local":
+            yield emulator_env(emu, tmp / "state")
+            return
+        redis_server.restart()  # a clean broker and job state for this run
+        env = distributed_env(emu, redis_server.url, tmp / "state")
+        workers = Workers(env, tmp)
+        try:
+            workers.start(f"parity-{tmp.name}", concurrency=8)
+            yield env
+        finally:
+            workers.stop_all()
+
+
+def run(
+    engine: str, tmp: Path, redis_server: RedisServer, scenario: dict[str, Any]
+) -> dict[str, Any]:
+    tmp.mkdir(parents=True)
+    policies = policy_dir(
+        tmp,
+        approval=scenario["approval"],
+        budget=scenario["budget"],
+        max_concurrency=scenario["max_concurrency"],
+        token=tmp.parent / "git-token",
+    )
+    args = [
+        "remediate",
+        "-p",
+        str(policies),
+        "--yes",
+        "-o",
+        "json",
+        "--engine",
+        engine,
+        "--approval-timeout",
+        scenario.get("timeout", "90"),
+    ]
+    with engine_env(engine, tmp, redis_server, scenario) as env:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleet", *args],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        director: Director | None = scenario["director"]
+        try:
+            if director is not None:
+                director(env, tmp)
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        cli(["jobs", "kill-switch", "off"], env)
+        report = json.loads(out) if out.strip() else {}
+        job_id = report.get("job", {}).get("id")
+        assert job_id, err
+        with History(env["FLEET_DATABASE_URL"]) as history:
+            job = history.get_job(job_id)
+            rows = history.job_clusters(job_id)
+            writes = history.writes(job_id)
+    return {
+        "exit": proc.returncode,
+        "report": report,
+        "job": job,
+        "rows": rows,
+        "writes": writes,
+        "stderr": err,
+    }
+
+
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")
+
+
+def _text(value: Any) -> Any:
+    return _TIME.sub("<time>", value) if isinstance(value, str) else value
+
+
+def comparable(run: dict[str, Any]) -> dict[str, Any]:
+    """What must be equal on both engines (ids, times, engine name, correlation ids out)."""
+    report = run["report"]
+    job = {
+        k: _text(v)
+        for k, v in report["job"].items()
+        if k not in ("id", "startedAt", "finishedAt", "engine", "sweepId")
+    }
+    clusters = [
+        {
+            **{k: _text(v) for k, v in c.items() if k != "writes"},
+            "writes": [{k: v for k, v in w.items() if k != "correlationId"} for w in c["writes"]],
+        }
+        for c in report["clusters"]
+    ]
+    rows = sorted(
+        (
+            r["clusterId"].lower(),
+            r["status"],
+            _text(r["reason"]),
+            (r["outcome"] or {}).get("category"),
+            tuple((r["outcome"] or {}).get("errors") or ()),
+            len((r["outcome"] or {}).get("writes") or ()),
+        )
+        for r in run["rows"]
+    )
+    writes = sorted(
+        (
+            w["clusterId"].lower(),
+            w["resourceId"].lower(),
+            w["action"],
+            w["outcome"],
+            w["errorCode"],
+            w["bodyDigest"],
+            w["wave"],
+        )
+        for w in run["writes"]
+    )
+    recorded = run["job"]
+    return {
+        "exit": run["exit"],
+        "job": job,
+        "summary": report["summary"],
+        "waves": report["waves"],
+        "clusters": clusters,
+        "retry": report["retry"],
+        "history": {
+            "status": recorded["status"],
+            "counters": recorded["counters"],
+            "summaryJob": {
+                k: _text(v)
+                for k, v in recorded["summary"]["job"].items()
+                if k not in ("id", "startedAt", "finishedAt", "engine", "sweepId")
+            },
+            "summaryCounts": recorded["summary"]["summary"],
+            "rows": rows,
+            "writes": writes,
+        },
+    }
+
+
+def difference(local: Any, celery: Any) -> Any:
+    """The first items that differ, for a failure message a person can read."""
+    if isinstance(local, list) and isinstance(celery, list) and len(local) == len(celery):
+        return next(
+            ({"local": a, "celery": b} for a, b in zip(local, celery, strict=True) if a != b), None
+        )
+    if isinstance(local, dict) and isinstance(celery, dict):
+        return {
+            k: (local.get(k), celery.get(k))
+            for k in local.keys() | celery.keys()
+            if local.get(k) != celery.get(k)
+        }
+    return {"local": local, "celery": celery}
+
+
+EXPECTED = {
+    "success": (0, "succeeded", None),
+    "budget": (1, "stopped", "failure-budget"),
+    "kill-switch": (130, "cancelled", "kill-switch"),
+    "approval-timeout": (1, "stopped", "approval-timeout"),
+    "secret-missing": (0, "completed", None),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_same_job_ends_the_same_on_both_engines(
+    name: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    scenario = SCENARIOS[name]
+    local = run("local", tmp_path / "local", redis_server, scenario)
+    celery = run("celery", tmp_path / "celery", redis_server, scenario)
+    assert local["report"]["job"]["engine"] == "local"
+    assert celery["report"]["job"]["engine"] == "celery"
+    code, status, kind = EXPECTED[name]
+    assert (local["exit"], local["report"]["job"]["status"]) == (code, status), local["stderr"]
+    assert local["report"]["job"]["stopKind"] == kind
+    mine, theirs = comparable(local), comparable(celery)
+    for field in mine:  # one field at a time, so a failure names it (and what differs)
+        assert theirs[field] == mine[field], (field, difference(mine[field], theirs[field]))
+    categories = {c["category"] for c in local["report"]["clusters"]}
+    if name == "secret-missing":
+        assert "secret" in categories  # the rest wave failed at its write, not earlier
+    if kind is not None:
+        assert kind in categories  # the clusters it never reached say why
