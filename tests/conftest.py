@@ -56,3 +56,22 @@ def clean_fleet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     monkeypatch.setenv("FLEET_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)  # a stray .env in the checkout must not apply either
     yield tmp_path
+
+
+#: Folders whose tests time what real processes do (worker kills, restarts, stalls, 429 storms):
+#: under ``pytest -n`` each folder runs on one worker, in order, so they never compete with each
+#: other for the two cores of a CI machine; every other test is spread over the workers.
+SERIAL_GROUPS = ("distributed", "faults", "security")
+#: Tests that usually take more than a few seconds (``-m "not slow"`` leaves them out while
+#: iterating; the full run, and CI, keep them).
+SLOW_FOLDERS = ("distributed", "faults", "security")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        folder = parts[0] if len(parts) > 1 else ""
+        if folder in SERIAL_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(folder))
+        if folder in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
