@@ -131,8 +131,8 @@ def test_a_secret_gone_before_the_next_write_fails_the_cluster_instead_of_loopin
     harness: Harness,
 ) -> None:
     """A poll-only worker cannot read the secret of a cluster's next write: the cluster ends
-    ``failed`` (secret), as on the local engine; before, the poll task raised, was acked, and
-    the watchdog's resume sent it again for ever."""
+    ``failed`` (secret), as on the local engine, and the job goes on (a poll task that raised
+    would be acked, and the watchdog's resume would send it again for ever)."""
     token = harness.folder / "git-token"
 
     def lose_the_token(message: Message) -> None:

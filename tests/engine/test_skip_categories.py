@@ -1,6 +1,6 @@
-"""Skip categories are set by the planner where it decides, and agree with the rules remediation
-used to derive them from the reason text; reasons of actions are structured; plans saved before
-either was typed still load."""
+"""Skip categories are set by the planner where it decides, and agree with the substring rules
+kept here as the reference (what the reason texts mean); reasons of actions are structured;
+plans saved without categories or with text reasons still load."""
 
 from __future__ import annotations
 

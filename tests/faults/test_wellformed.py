@@ -1,10 +1,10 @@
 """Malformed ARM answers are read errors, never verdicts (``fleet.observe.wellformed``).
 
-Before this check, an extension list whose items had lost their ``properties`` (or carried
-``null``s, wrong types, an unknown ``provisioningState``) was judged as it seemed: "no Flux
-extension" (``EXTENSION_MISSING``, and remediation would install one over the existing one),
-or a ``Frobnicated`` extension as healthy. Now the cluster is ``READ_ERROR`` with the reason,
-and remediation leaves it for a retry.
+Judged as it seems, an extension list whose items lost their ``properties`` (or carry
+``null``s, wrong types, an unknown ``provisioningState``) would read as "no Flux extension"
+(``EXTENSION_MISSING``, and remediation would install one over the existing one), or a
+``Frobnicated`` extension as healthy. Such a cluster is ``READ_ERROR`` with the reason, and
+remediation leaves it for a retry.
 """
 
 from __future__ import annotations

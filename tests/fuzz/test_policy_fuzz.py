@@ -2,9 +2,8 @@
 double-quoted scalars and keys (``\\u``, ``\\U``, ``\\x``, ``\\0``, ``\\N``, lone surrogates),
 which produce characters no plain text generator does.
 
-Found by this: ``"\\ud800"`` gave a lone surrogate that passed validation and crashed the
-policy revision hash with a ``UnicodeEncodeError`` traceback; it is now a ``FILE:LINE: path:
-not valid Unicode`` issue.
+A lone surrogate such as ``"\\ud800"`` must not pass validation (it cannot be hashed into the
+policy revision): it is a ``FILE:LINE: path: not valid Unicode`` issue.
 """
 
 from __future__ import annotations

@@ -376,8 +376,8 @@ def test_a_loaded_snapshot_is_what_a_dump_gives_back(tmp_path: Path) -> None:
 
 
 def test_odd_keys_stay_on_one_line(tmp_path: Path) -> None:
-    """Found by fuzzing: a key with a line break (or a terminal escape) was echoed raw into
-    the place of an issue, splitting one problem over several lines of the CLI's output."""
+    """A key with a line break (or a terminal escape) is quoted and escaped where an issue
+    names it, so one problem stays on one line of the CLI's output."""
     doc = {
         **BASE,
         "extensionTypeVersions": {"evil\nkey": None, "x\x1b[31m": {"\r": 5}},
