@@ -1,12 +1,12 @@
 """fleet's retries around ARM calls, through the real SDK against the emulator's faults.
 
-Two failures the fault suite found, each fixed in ``fleet.azure``:
+Two rules of ``fleet.azure.retrying``:
 
-- a 429 storm longer than the attempt budget (2 SDK tries x ``FLEET_READ_ATTEMPTS``) cost
-  clusters their verdicts (READ_ERROR) although ARM only asked to come back later: 429s no
-  longer use up attempts, for up to ``THROTTLE_PATIENCE`` seconds per call;
-- a token refused with 401 (expired, revoked) failed the read for good, although azure-core
-  had already dropped it and a fresh one would be accepted: one more try, at once.
+- a 429 storm longer than the attempt budget (2 SDK tries x ``FLEET_READ_ATTEMPTS``) costs no
+  cluster its verdict: ARM only asked to come back later, so 429s do not use up attempts, for
+  up to ``THROTTLE_PATIENCE`` seconds per call;
+- a token refused with 401 (expired, revoked) is tried once more at once: azure-core has
+  dropped it, and a fresh one may be accepted.
 """
 
 from __future__ import annotations

@@ -86,8 +86,8 @@ def test_a_damaged_child_makes_the_cluster_a_read_error(mode: str, which: str) -
     assert plan(bad, result.desired, alone) == result.plan
 
 
-def test_before_the_check_missing_properties_looked_like_a_missing_extension() -> None:
-    """The failure this fixes: the damaged list read as an empty one."""
+def test_missing_properties_never_look_like_a_missing_extension() -> None:
+    """A damaged list is not read as an empty one (no EXTENSION_MISSING over a real one)."""
     bad = observed(extensions=(damaged(extension_json(F.id), "missing_fields"),))
     result = judge(bad, applicable(baseline()), catalog=CATALOG, now=NOW)
     assert Code.EXTENSION_MISSING not in {f.code for f in result.verdict.findings}
