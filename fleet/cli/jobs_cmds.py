@@ -11,7 +11,6 @@ the outcome with ARM's error code and message.
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,7 +30,9 @@ from fleet.cli.common import (
     to_json,
     write_output,
 )
-from fleet.core.errors import EXIT_INVALID
+from fleet.cli.server_client import ServerOpt, TokenOpt, api_call
+from fleet.core.duties import Actor
+from fleet.jobs import operators
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
 
@@ -62,9 +63,6 @@ _STATUS_STYLE = {
     "timeout": "red",
     "started": "yellow",
 }
-
-#: Statuses after which a job takes no approvals and no cancel requests.
-_TERMINAL = {"succeeded", "completed", "stopped", "cancelled", "failed"}
 
 
 def _styled(value: str | None) -> Text:
@@ -336,36 +334,41 @@ def approve(
             "wave may be approved ahead)."
         ),
     ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Let a job waiting at a wave's approval gate go on."""
+    """Let a job waiting at a wave's approval gate go on.
+
+    With --server (or FLEET_SERVER) the approval goes through the API under the identity of
+    the token in FLEET_API_TOKEN, so the service's rules apply (roles, the creator never
+    approves); without it the history database is written directly, as the local user.
+    """
+    if server is not None:
+        answer = api_call(server, token, f"jobs/{job}/approve", {"wave": wave} if wave else {})
+        state = answer.get("approval") or {}
+        err.print(
+            f"approved wave {state.get('wave')} of job {state.get('job')} "
+            f"({state.get('approvals')} of {state.get('required')} approval(s))"
+        )
+        return
     with _open(verbose) as history:
-        record = _find(history, job)
-        if record["status"] in _TERMINAL:
-            fail(f"job {record['id']} is {record['status']}: nothing to approve")
-        waiting = ((record.get("summary") or {}).get("progress") or {}).get("waitingFor")
-        target = wave or (waiting if record["status"] == "awaiting-approval" else None)
-        if target is None:
-            fail(
-                f"job {record['id']} is {record['status']}, not awaiting approval; name the "
-                "wave to approve ahead with --wave",
-                EXIT_INVALID,
-            )
-        known = [w["name"] for w in (record.get("options") or {}).get("waves") or []]
-        if known and target not in known:
-            fail(f"job {record['id']} has no wave {target!r} (waves: {', '.join(known)})")
-        history.approve(record["id"], target, by=getpass.getuser())
-    err.print(f"approved wave {target} of job {record['id']}")
+        found = operators.approve(history, job, Actor.local(), wave)
+    more = "" if found.complete else f" ({len(found.approvers)} of {found.required} approvals)"
+    err.print(f"approved wave {found.wave} of job {found.job}{more}")
 
 
 @jobs_app.command("cancel")
-def cancel(job: JobArg, verbose: VerboseOpt = 0) -> None:
+def cancel(
+    job: JobArg, server: ServerOpt = None, token: TokenOpt = None, verbose: VerboseOpt = 0
+) -> None:
     """Ask a running job to stop: in-flight clusters finish, nothing new is written."""
+    if server is not None:
+        api_call(server, token, f"jobs/{job}/cancel", {})
+        err.print(f"cancel requested for job {job}; it stops between clusters")
+        return
     with _open(verbose) as history:
-        record = _find(history, job)
-        if record["status"] in _TERMINAL:
-            fail(f"job {record['id']} is already {record['status']}")
-        history.request_cancel(record["id"])
+        record = operators.cancel(history, job, Actor.local())
     err.print(f"cancel requested for job {record['id']}; it stops between clusters")
 
 
