@@ -34,7 +34,6 @@ from fleet.cli.server_client import ServerOpt, TokenOpt, api_call
 from fleet.core.duties import Actor
 from fleet.jobs import operators
 from fleet.record.history import History, open_history
-from fleet.settings import Settings
 
 jobs_app = typer.Typer(
     help="Remediation jobs: list, show, approve a waiting wave, cancel, audit trail.",
@@ -402,12 +401,6 @@ kill_switch_app = typer.Typer(
 jobs_app.add_typer(kill_switch_app, name="kill-switch")
 
 
-def _mirror(settings: Settings) -> str | None:
-    """The Redis the kill switch is mirrored to: ``FLEET_REDIS_URL`` when it is configured (the
-    distributed engine's), never the default address of a Redis that may belong to others."""
-    return settings.redis_url if "redis_url" in settings.model_fields_set else None
-
-
 def refuse_if_killed(history: History, redis_url: str | None = None) -> None:
     """Exit 2 with the reason when the kill switch is on (a job must not start)."""
     from fleet.jobs import killswitch
@@ -442,7 +435,7 @@ def kill_switch_on(
 
     settings = load_settings()
     with _open(verbose) as history:
-        where = killswitch.engage(history, _mirror(settings), reason=reason)
+        where = killswitch.engage(history, killswitch.mirror_url(settings), reason=reason)
     err.print(
         f"[bold red]kill switch ON[/] (set in {', '.join(where)}): running jobs stop at "
         "their next step; no new job starts. `fleet jobs kill-switch off` releases it."
@@ -459,7 +452,7 @@ def kill_switch_off(verbose: VerboseOpt = 0) -> None:
 
     settings = load_settings()
     with _open(verbose) as history:
-        where = killswitch.release(history, _mirror(settings))
+        where = killswitch.release(history, killswitch.mirror_url(settings))
     err.print(f"kill switch off (cleared in {', '.join(where)})")
 
 
@@ -470,7 +463,7 @@ def kill_switch_status(output: OutputOpt = "table", verbose: VerboseOpt = 0) -> 
 
     settings = load_settings()
     with _open(verbose) as history:
-        found = killswitch.read(history, _mirror(settings))
+        found = killswitch.read(history, killswitch.mirror_url(settings))
     if output == "json":
         write_output(to_json(found.to_json()), None)
         return

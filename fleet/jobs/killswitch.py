@@ -298,6 +298,12 @@ def _set_redis(url: str, value: str | None) -> bool:
         return False
 
 
+def mirror_url(settings: Settings) -> str | None:
+    """The Redis the switch is mirrored to: ``FLEET_REDIS_URL`` when it is configured (the
+    distributed engine's), never the default address of a Redis that may belong to others."""
+    return settings.redis_url if "redis_url" in settings.model_fields_set else None
+
+
 def check(history: History | None = None, redis_url: str | None = None) -> None:
     """Raise ``KillSwitchEngaged`` when the switch is on (read fresh: a job about to start)."""
     found = read(history, redis_url)
