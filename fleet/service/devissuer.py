@@ -23,8 +23,8 @@ from fastapi import APIRouter
 from jwt.algorithms import RSAAlgorithm
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet.service.auth import Role
 from fleet.service.errors import not_found
-from fleet.service.identity import Role
 
 AUDIENCE = "api://fleet-dev"
 LIFETIME_SECONDS = 3600
@@ -75,21 +75,19 @@ class DevIssuer:
         }
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
 
+    @staticmethod
+    def users() -> list[dict[str, Any]]:
+        """The demo users the console offers."""
+        return [
+            {"user": k, "name": v[1], "roles": [r.value for r in v[2]]} for k, v in USERS.items()
+        ]
+
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/dev", tags=["dev issuer (fleet serve --dev)"])
 
         @router.get("/jwks.json")
         def jwks() -> dict[str, Any]:
             return self.jwks()
-
-        @router.get("/users")
-        def users() -> dict[str, Any]:
-            return {
-                "users": [
-                    {"user": k, "name": v[1], "roles": [r.value for r in v[2]]}
-                    for k, v in USERS.items()
-                ]
-            }
 
         @router.post("/token")
         def token(body: TokenBody) -> dict[str, Any]:

@@ -19,8 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from fleet.record.history import open_history
-from fleet.service import console
-from fleet.service.app import create_app
+from fleet.service.app import create_app, sign_in
 from fleet.service.auth import Service
 from fleet.service.devissuer import AUDIENCE, DevIssuer
 from fleet.service.engine import Engine
@@ -54,7 +53,7 @@ def build(
         validator,
         history,
         Engine(settings, policies, history),
-        console.sign_in(settings, dev),
+        sign_in(settings, dev),
     )
     return create_app(service, dev=issuer), service
 

@@ -26,7 +26,7 @@ from typing import Any
 import jwt
 import requests
 
-from fleet.service.identity import BadClaims, Caller, caller_of
+from fleet.service.auth import BadClaims, Caller, caller_of
 from fleet.settings import Settings, is_loopback_url
 
 log = logging.getLogger(__name__)

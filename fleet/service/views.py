@@ -16,7 +16,7 @@ from typing import Any
 from fleet.core.duties import approver_key, approvers_of
 from fleet.jobs.operators import waiting_for
 from fleet.record.jobs import TERMINAL_STATUSES, creator_of, required_approvers
-from fleet.service.identity import Caller, Role
+from fleet.service.auth import Caller, Role
 
 
 def waves_of(job: Mapping[str, Any], clusters: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -15,54 +15,23 @@ from typing import Any
 import pytest
 import requests
 
-from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.record.history import History
 from fleet.service.server import ApiServer
 from fleet.settings import Settings
+from tests.distributed.test_parity import FAST, FLEET
+from tests.distributed.test_parity import POLICY as PARITY_POLICY
 from tests.service.issuer import AUDIENCE, LocalIssuer
 
-FLEET = generate(clusters=14, subscriptions=1, seed=23)
-FAST = {"throttle": "off", "retry_after": 0, "lro_polls": 1, "reconcile_seconds": 0}
-
-POLICY = """\
-apiVersion: fleet/v1
-kind: FluxPolicy
-metadata:
-  name: served
-spec:
-  mode: enforce
-  priority: 100
-  targets:
-    subscriptions: ["*"]
-  extension:
-    name: flux
-    autoUpgradeMinorVersion: true
-    releaseTrain: Stable
-    configurationSettings:
-      multiTenancy.enforce: "true"
-  fluxConfigurations:
-    - name: served-apps
-      scope: cluster
-      namespace: served-apps
-      gitRepository:
-        url: https://github.com/fleet-examples/served-apps
-        repositoryRef: {branch: main}
-        httpsUser: git
-      kustomizations:
-        apps: {path: ./apps, prune: true}
-      configurationProtectedSettings:
-        httpsKey: {fromFile: TOKEN}
-  remediation:
-    rollout:
-      waves:
-        - {name: canary, percent: 40}
-        - {name: rest, percent: 100, approval: true, approvers: 2}
-      maxConcurrency: 4
-      failureBudget: 100%
-"""
+#: The parity test's fleet and policy (its second wave needs two approvers here).
+POLICY = (
+    PARITY_POLICY.replace("approval: APPROVAL", "approval: true, approvers: 2")
+    .replace("MAXC", "4")
+    .replace("BUDGET", "100%")
+)
 #: The secret the policy references: it must never appear in an answer.
 SECRET = "served-token-0123456789abcdef"
+assert "approvers: 2" in POLICY
 
 VIEWER, OPERATOR, APPROVER, ADMIN = (
     "Fleet.Viewer",

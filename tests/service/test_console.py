@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from fleet.service.console import FILES
+from fleet.service.app import FILES
 from tests.report.test_browser import ARTIFACTS, browser  # noqa: F401 (a fixture)
 from tests.service.conftest import APPROVER, OPERATOR, VIEWER, Served
 
