@@ -136,7 +136,34 @@ class Settings(BaseSettings):
     max_clusters: int = Field(default=500, ge=1)
     """A remediation job refuses to write more clusters than this unless raised explicitly."""
 
-    @field_validator("subscriptions", "policy_paths", mode="before")
+    # --- the service (fleet serve) --------------------------------------------------------
+    policies: Annotated[list[str] | None, NoDecode] = None
+    """Policy files/directories (comma-separated) that sweeps and jobs started through the API
+    use (``fleet serve --policies``)."""
+    api_tenant_id: str | None = None
+    """Entra ID tenant whose tokens the API accepts; the issuer and JWKS URL derive from it."""
+    api_audience: Annotated[list[str] | None, NoDecode] = None
+    """Accepted ``aud`` of API tokens: the API app's client id and/or Application ID URI
+    (comma-separated)."""
+    api_issuer: str | None = None
+    """Accepted ``iss`` (default ``{authority}/{tenant}/v2.0``): tests, sovereign clouds."""
+    api_jwks_url: str | None = None
+    """Where the issuer's signing keys are (default ``{authority}/{tenant}/discovery/v2.0/keys``);
+    https, or plain http on loopback only."""
+    api_authority: str = "https://login.microsoftonline.com"
+    """Entra ID authority host (another for sovereign clouds)."""
+    api_client_id: str | None = None
+    """Client id of the console's single-page app registration (MSAL in the browser)."""
+    api_scopes: Annotated[list[str] | None, NoDecode] = None
+    """Scopes the console asks tokens for (default ``{first audience}/.default``)."""
+    api_clock_skew: int = Field(default=60, ge=0, le=600)
+    """Seconds of clock skew tolerated on ``exp`` and ``nbf``."""
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body the API reads (a saved plan is the biggest); larger ones get 413."""
+
+    @field_validator(
+        "subscriptions", "policy_paths", "policies", "api_audience", "api_scopes", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -149,6 +176,13 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme != "https":
             raise ValueError("the ARM endpoint must be https:// (the SDK refuses tokens over http)")
         return value.rstrip("/")
+
+    @field_validator("api_jwks_url")
+    @classmethod
+    def _jwks_https(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme != "https" and not is_loopback_url(value):
+            raise ValueError("the JWKS URL must be https:// (plain http only on loopback)")
+        return value
 
     @model_validator(mode="after")
     def _emulator_auth_is_local(self) -> Settings:

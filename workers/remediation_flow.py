@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from fleet.apply import lifecycle, steps
 from fleet.apply.lifecycle import Budget, JobStatus, StopReason
-from fleet.apply.outcomes import RETRY_STATUSES, Category, ClusterOutcome, ClusterStatus
+from fleet.apply.outcomes import RETRY_STATUSES, ClusterOutcome, ClusterStatus
 from fleet.apply.spec import JobRequest, JobSpec
 from fleet.apply.steps import Edges
 from fleet.azure import apply
@@ -246,16 +246,7 @@ def cluster(ctx: Context, job_id: str, index: int, cluster: str) -> None:
         _written(ctx, job_id, index, lifecycle.not_started(task, reason))
         return
     if not jobs.lock_cluster(cluster, job_id, ttl_seconds=int(edges.operation_timeout) + 600):
-        holder = jobs.cluster_lock_holder(cluster)
-        locked = ClusterOutcome(
-            task.id,
-            task.facts.name,
-            task.wave,
-            ClusterStatus.RETRY,
-            f"another job ({holder}) is writing this cluster",
-            Category.LOCKED,
-        )
-        _written(ctx, job_id, index, locked)
+        _written(ctx, job_id, index, lifecycle.locked(task, jobs.cluster_lock_holder(cluster)))
         return
     try:
         decision = steps.decide_cluster(edges, spec, task)

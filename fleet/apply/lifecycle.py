@@ -183,6 +183,18 @@ def not_started(task: ClusterTask, stop: StopReason | None) -> ClusterOutcome:
     )
 
 
+def locked(task: ClusterTask, holder: str | None) -> ClusterOutcome:
+    """The outcome of a cluster another job is writing: left for retry, nothing written."""
+    return ClusterOutcome(
+        task.id,
+        task.facts.name,
+        task.wave,
+        ClusterStatus.RETRY,
+        f"another job ({holder}) is writing this cluster",
+        Category.LOCKED,
+    )
+
+
 def internal_error(task: ClusterTask, exc: BaseException) -> ClusterOutcome:
     """A bug while handling one cluster fails that cluster, never the job."""
     return ClusterOutcome(
@@ -330,6 +342,7 @@ class JobResult:
                     "name": w.name,
                     "clusters": len(w.clusters),
                     "approval": w.approval,
+                    "approvers": w.approvers,
                     "implicit": w.implicit,
                     **per_wave.get(w.name, {}),
                 }

@@ -21,6 +21,7 @@ from typing import Any
 from fleet.apply.outcomes import ClusterOutcome, ClusterStatus
 from fleet.apply.waves import RolloutChoice, WavePlan
 from fleet.core.clusters import ClusterFacts
+from fleet.core.duties import Actor
 from fleet.core.ids import key
 from fleet.plan.actions import Action
 from fleet.policy.loading import PolicySet
@@ -51,6 +52,8 @@ class JobRequest:
     operation_timeout: float = 1800.0
     #: Where the policies came from (``fromFile`` references resolve against them).
     policy_paths: tuple[str, ...] = ()
+    #: Who asks (the job's creator: ``fleet.core.duties`` keeps them from approving it).
+    requested_by: Actor | None = None
 
     def __post_init__(self) -> None:
         if self.mode is Mode.PLAN and self.plan_document is None:
@@ -69,6 +72,7 @@ class JobRequest:
             "approvalTimeout": self.approval_timeout,
             "operationTimeout": self.operation_timeout,
             "policyPaths": list(self.policy_paths),
+            "requestedBy": self.requested_by.to_json() if self.requested_by else None,
         }
 
     @classmethod
@@ -83,6 +87,7 @@ class JobRequest:
             approval_timeout=float(data.get("approvalTimeout") or 3600.0),
             operation_timeout=float(data.get("operationTimeout") or 1800.0),
             policy_paths=tuple(data.get("policyPaths") or ()),
+            requested_by=Actor.from_json(data.get("requestedBy")),
         )
 
 
@@ -155,6 +160,8 @@ class JobSpec:
     #: True when the job continues after its process died (``fleet remediate --resume``):
     #: a saved plan's clusters are then judged by what is still missing, not by their digest.
     resumed: bool = False
+    #: Who started the job (``JobRequest.requested_by``).
+    requested_by: Actor | None = None
 
     def task_of(self, cluster_id: str) -> ClusterTask:
         return self.tasks[key(cluster_id)]
@@ -181,8 +188,10 @@ class JobSpec:
                     "name": w.name,
                     "clusters": len(w.clusters),
                     "approval": w.approval,
+                    "approvers": w.approvers,
                     "implicit": w.implicit,
                 }
                 for w in self.waves
             ],
+            "createdBy": self.requested_by.to_json() if self.requested_by else None,
         }

@@ -41,6 +41,7 @@ from fleet.azure import apply, retrying
 from fleet.azure.catalogs import CatalogCache
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
+from fleet.core.duties import Actor
 from fleet.core.errors import SecretUnavailable
 from fleet.core.ids import key
 from fleet.desired.fingerprints import Fingerprints, fingerprint
@@ -49,6 +50,7 @@ from fleet.plan import pipeline
 from fleet.plan.actions import Action
 from fleet.plan.planning import canonical_json
 from fleet.record.audit import body_digest
+from fleet.record.events import JOB_START
 from fleet.record.history import History
 from fleet.select import selection
 
@@ -139,6 +141,12 @@ def record_job(history: History, spec: JobSpec, *, principal: str | None) -> Non
     rows = [t.record() for t in spec.tasks.values()]
     rows += [left_alone_record(o) for o in spec.outcomes]
     history.add_job_clusters(spec.id, rows)
+    history.record_event(
+        JOB_START,
+        spec.requested_by or Actor("unknown", None, "cli"),
+        job_id=spec.id,
+        detail={"mode": spec.mode.value, "engine": spec.engine, "clusters": len(spec.tasks)},
+    )
 
 
 def store(history: History, job_id: str, o: ClusterOutcome) -> None:

@@ -64,6 +64,8 @@ class WavePlan:
     clusters: tuple[str, ...] = ()
     approval: bool = False
     implicit: bool = False
+    #: Distinct approvers the wave's gate needs (``Wave.approvers``).
+    approvers: int = 1
 
 
 def assign_waves(clusters: Iterable[ClusterFacts], rollout: Rollout) -> list[WavePlan]:
@@ -84,7 +86,15 @@ def assign_waves(clusters: Iterable[ClusterFacts], rollout: Rollout) -> list[Wav
     plans = []
     for i, wave in enumerate(waves):
         ordered = sorted(buckets[i], key=lambda f: (position(f.id), f.key))
-        plans.append(WavePlan(wave.name, i, tuple(f.id for f in ordered), wave.approval))
+        plans.append(
+            WavePlan(
+                wave.name,
+                i,
+                tuple(f.id for f in ordered),
+                wave.approval or wave.approvers > 1,
+                approvers=wave.approvers,
+            )
+        )
     rest = sorted(buckets[-1], key=lambda f: (position(f.id), f.key))
     if rest or not waves:
         plans.append(

@@ -19,6 +19,7 @@ from fleet.cli import (  # noqa: F401
     rbac_cmd,
     remediate_cmds,
     report_cmds,
+    serve_cmd,
     snapshot_cmd,
     sweep_cmds,
 )

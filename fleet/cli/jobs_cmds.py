@@ -11,7 +11,6 @@ the outcome with ARM's error code and message.
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,9 +30,10 @@ from fleet.cli.common import (
     to_json,
     write_output,
 )
-from fleet.core.errors import EXIT_INVALID
+from fleet.cli.server_client import ServerOpt, TokenOpt, api_call
+from fleet.core.duties import Actor
+from fleet.jobs import operators
 from fleet.record.history import History, open_history
-from fleet.settings import Settings
 
 jobs_app = typer.Typer(
     help="Remediation jobs: list, show, approve a waiting wave, cancel, audit trail.",
@@ -62,9 +62,6 @@ _STATUS_STYLE = {
     "timeout": "red",
     "started": "yellow",
 }
-
-#: Statuses after which a job takes no approvals and no cancel requests.
-_TERMINAL = {"succeeded", "completed", "stopped", "cancelled", "failed"}
 
 
 def _styled(value: str | None) -> Text:
@@ -336,36 +333,41 @@ def approve(
             "wave may be approved ahead)."
         ),
     ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Let a job waiting at a wave's approval gate go on."""
+    """Let a job waiting at a wave's approval gate go on.
+
+    With --server (or FLEET_SERVER) the approval goes through the API under the identity of
+    the token in FLEET_API_TOKEN, so the service's rules apply (roles, the creator never
+    approves); without it the history database is written directly, as the local user.
+    """
+    if server is not None:
+        answer = api_call(server, token, f"jobs/{job}/approve", {"wave": wave} if wave else {})
+        state = answer.get("approval") or {}
+        err.print(
+            f"approved wave {state.get('wave')} of job {state.get('job')} "
+            f"({state.get('approvals')} of {state.get('required')} approval(s))"
+        )
+        return
     with _open(verbose) as history:
-        record = _find(history, job)
-        if record["status"] in _TERMINAL:
-            fail(f"job {record['id']} is {record['status']}: nothing to approve")
-        waiting = ((record.get("summary") or {}).get("progress") or {}).get("waitingFor")
-        target = wave or (waiting if record["status"] == "awaiting-approval" else None)
-        if target is None:
-            fail(
-                f"job {record['id']} is {record['status']}, not awaiting approval; name the "
-                "wave to approve ahead with --wave",
-                EXIT_INVALID,
-            )
-        known = [w["name"] for w in (record.get("options") or {}).get("waves") or []]
-        if known and target not in known:
-            fail(f"job {record['id']} has no wave {target!r} (waves: {', '.join(known)})")
-        history.approve(record["id"], target, by=getpass.getuser())
-    err.print(f"approved wave {target} of job {record['id']}")
+        found = operators.approve(history, job, Actor.local(), wave)
+    more = "" if found.complete else f" ({len(found.approvers)} of {found.required} approvals)"
+    err.print(f"approved wave {found.wave} of job {found.job}{more}")
 
 
 @jobs_app.command("cancel")
-def cancel(job: JobArg, verbose: VerboseOpt = 0) -> None:
+def cancel(
+    job: JobArg, server: ServerOpt = None, token: TokenOpt = None, verbose: VerboseOpt = 0
+) -> None:
     """Ask a running job to stop: in-flight clusters finish, nothing new is written."""
+    if server is not None:
+        api_call(server, token, f"jobs/{job}/cancel", {})
+        err.print(f"cancel requested for job {job}; it stops between clusters")
+        return
     with _open(verbose) as history:
-        record = _find(history, job)
-        if record["status"] in _TERMINAL:
-            fail(f"job {record['id']} is already {record['status']}")
-        history.request_cancel(record["id"])
+        record = operators.cancel(history, job, Actor.local())
     err.print(f"cancel requested for job {record['id']}; it stops between clusters")
 
 
@@ -397,12 +399,6 @@ kill_switch_app = typer.Typer(
     no_args_is_help=True,
 )
 jobs_app.add_typer(kill_switch_app, name="kill-switch")
-
-
-def _mirror(settings: Settings) -> str | None:
-    """The Redis the kill switch is mirrored to: ``FLEET_REDIS_URL`` when it is configured (the
-    distributed engine's), never the default address of a Redis that may belong to others."""
-    return settings.redis_url if "redis_url" in settings.model_fields_set else None
 
 
 def refuse_if_killed(history: History, redis_url: str | None = None) -> None:
@@ -439,7 +435,7 @@ def kill_switch_on(
 
     settings = load_settings()
     with _open(verbose) as history:
-        where = killswitch.engage(history, _mirror(settings), reason=reason)
+        where = killswitch.engage(history, killswitch.mirror_url(settings), reason=reason)
     err.print(
         f"[bold red]kill switch ON[/] (set in {', '.join(where)}): running jobs stop at "
         "their next step; no new job starts. `fleet jobs kill-switch off` releases it."
@@ -456,7 +452,7 @@ def kill_switch_off(verbose: VerboseOpt = 0) -> None:
 
     settings = load_settings()
     with _open(verbose) as history:
-        where = killswitch.release(history, _mirror(settings))
+        where = killswitch.release(history, killswitch.mirror_url(settings))
     err.print(f"kill switch off (cleared in {', '.join(where)})")
 
 
@@ -467,7 +463,7 @@ def kill_switch_status(output: OutputOpt = "table", verbose: VerboseOpt = 0) -> 
 
     settings = load_settings()
     with _open(verbose) as history:
-        found = killswitch.read(history, _mirror(settings))
+        found = killswitch.read(history, killswitch.mirror_url(settings))
     if output == "json":
         write_output(to_json(found.to_json()), None)
         return

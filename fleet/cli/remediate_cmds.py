@@ -49,6 +49,7 @@ from fleet.cli.jobs_cmds import (
     refuse_if_killed_anywhere,
 )
 from fleet.cli.views import SweepProgress, format_plan
+from fleet.core.duties import Actor
 from fleet.core.errors import EXIT_INTERRUPTED, KillSwitchEngaged
 from fleet.jobs.job_report import recorded_report
 from fleet.jobs.local import check_resumable, run_remediation
@@ -294,6 +295,7 @@ def remediate(
         approval_timeout=approval_timeout,
         operation_timeout=operation_timeout,
         policy_paths=paths,
+        requested_by=Actor.local(),
     )
     if engine == "celery" and not dry_run:  # a dry run only reads: it runs here
         refuse_if_killed_anywhere()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,9 +23,8 @@ from fleet.cli.common import (
 from fleet.cli.jobs_cmds import refuse_if_killed, refuse_if_killed_anywhere
 from fleet.cli.views import SweepProgress, format_plan, format_summary
 from fleet.core.errors import EXIT_INTERRUPTED, EXIT_INVALID
-from fleet.jobs.runs import environment, run_sweep
+from fleet.jobs.runs import environment, run_sweep, sweep_plan
 from fleet.jobs.sweep import SweepOutcome
-from fleet.plan import document
 
 PoliciesOpt = Annotated[
     list[Path],
@@ -134,18 +132,6 @@ def sweep(
             raise typer.Exit(1)
 
 
-def plan_document(outcome: SweepOutcome) -> dict[str, Any]:
-    """The saved-plan format (``fleet plan --out plan.json``, ``fleet remediate --plan``)."""
-    return document.build(
-        (j.plan for j in outcome.judgements),
-        created_at=datetime.now(UTC),
-        sweep_id=outcome.info.id,
-        policy_revision=outcome.info.policy_revision,
-        policies=outcome.info.policies,
-        subscriptions=outcome.info.subscriptions,
-    ).to_json()
-
-
 @app.command()
 def plan(
     policies: PoliciesOpt = [],  # noqa: B006
@@ -167,7 +153,7 @@ def plan(
     if output not in ("table", "json"):
         fail(f"unknown output {output!r}: use table or json")
     outcome = _sweep(policies, verbose=verbose, what="planning")
-    document = plan_document(outcome)
+    document = sweep_plan(outcome)
     if out is not None:
         write_output(to_json(document), out)
     if output == "json":

@@ -167,6 +167,14 @@ class KillSwitchEngaged(JobError):
         self.description = description
 
 
+class NotApprovable(JobError):
+    """The job takes no such approval or cancel request (it ended, or has no such wave)."""
+
+
+class ApprovalRefused(JobError):
+    """An approval that separation of duties forbids (the job's creator approving it)."""
+
+
 class CannotResume(JobError):
     """The job is over, or still alive elsewhere; the message says which and what to do."""
 

@@ -28,7 +28,6 @@ cannot be seen to be off.
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import threading
@@ -37,8 +36,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fleet.core.duties import Actor
 from fleet.core.errors import KillSwitchEngaged
 from fleet.record.db import redacted
+from fleet.record.events import KILL_SWITCH_ENGAGE, KILL_SWITCH_RELEASE
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
 
@@ -231,19 +232,19 @@ def forget() -> None:
 # --- changing it -----------------------------------------------------------------------------
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
-
-
 def engage(
-    history: History, redis_url: str | None, *, reason: str | None = None, by: str | None = None
+    history: History,
+    redis_url: str | None,
+    *,
+    reason: str | None = None,
+    by: str | None = None,
+    actor: Actor | None = None,
 ) -> list[str]:
     """Turn the switch on: in the history database (must succeed) and, when it answers, in
-    Redis. Returns where it was set."""
-    by = by or _user()
+    Redis. Returns where it was set. ``actor`` (the local user by default) is in the audit
+    trail; ``by`` names it in the switch's description."""
+    actor = actor or (Actor(by, None, "cli") if by else Actor.local())
+    by = by or actor.name
     value = {
         "engaged": True,
         "reason": reason,
@@ -251,6 +252,7 @@ def engage(
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     history.set_control(NAME, value, by=by)
+    history.record_event(KILL_SWITCH_ENGAGE, actor, detail={"reason": reason})
     where = ["history"]
     if redis_url and _set_redis(redis_url, json.dumps(value)):
         where.append("redis")
@@ -259,14 +261,22 @@ def engage(
     return where
 
 
-def release(history: History, redis_url: str | None, *, by: str | None = None) -> list[str]:
+def release(
+    history: History,
+    redis_url: str | None,
+    *,
+    by: str | None = None,
+    actor: Actor | None = None,
+) -> list[str]:
     """Turn the switch off in both stores. Returns where it was cleared."""
-    by = by or _user()
+    actor = actor or (Actor(by, None, "cli") if by else Actor.local())
+    by = by or actor.name
     history.set_control(
         NAME,
         {"engaged": False, "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds")},
         by=by,
     )
+    history.record_event(KILL_SWITCH_RELEASE, actor)
     where = ["history"]
     if redis_url and _set_redis(redis_url, None):
         where.append("redis")
@@ -286,6 +296,12 @@ def _set_redis(url: str, value: str | None) -> bool:
     except Exception as exc:
         log.info("kill switch: Redis at %s not updated: %s", redacted(url), exc)
         return False
+
+
+def mirror_url(settings: Settings) -> str | None:
+    """The Redis the switch is mirrored to: ``FLEET_REDIS_URL`` when it is configured (the
+    distributed engine's), never the default address of a Redis that may belong to others."""
+    return settings.redis_url if "redis_url" in settings.model_fields_set else None
 
 
 def check(history: History | None = None, redis_url: str | None = None) -> None:

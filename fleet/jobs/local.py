@@ -6,7 +6,9 @@ is recorded) is ``fleet.apply.lifecycle``'s, and every step on a cluster is
 its optional approval gate, ``maxConcurrency`` clusters at a time, then the soak, then the
 verification. After every cluster and every verification the failure budget is checked; once it
 is exceeded nothing more is written. A cancel request (``fleet jobs cancel``, Ctrl-C) or the kill
-switch stops the job between clusters: in-flight clusters finish and are verified.
+switch stops the job between clusters: in-flight clusters finish and are verified. Each
+cluster is written under its lock in the history database (``fleet.record.locks``): a cluster
+another job is writing is left for retry (``locked``), never written by two jobs at once.
 
 A job whose process died (``kill -9``, a lost machine) is continued with ``resume``
 (``fleet remediate --resume JOB``): the writes it had sent are polled to their end from their
@@ -43,6 +45,9 @@ CONTROL_POLL_SECONDS = 0.5
 #: Seconds between the running job's heartbeats in the history database (``updated_at``):
 #: ``resume`` refuses a job whose heartbeat is younger than three of them (it still runs).
 HEARTBEAT_SECONDS = 10.0
+#: Seconds a cluster's write lock outlives the job's operation timeout (a dead process's lock
+#: frees the cluster after both).
+LOCK_MARGIN_SECONDS = 600
 
 
 class JobProgress(Protocol):
@@ -195,6 +200,8 @@ class _Runner:
                 self.failures += 1
             failures = self.failures
         steps.store(self.history, self.spec.id, o)
+        if o.status is not ClusterStatus.APPLIED:  # settled: another job may write it now
+            self.history.unlock_cluster(o.cluster_id, self.spec.id)
         self.progress.cluster_done(o)
         self.stop(self.budget.stop(wave.name, failures))
 
@@ -221,6 +228,11 @@ class _Runner:
         return True
 
     def write(self, task: ClusterTask) -> ClusterOutcome:
+        # One writer per cluster across every job of the installation, as on the Celery
+        # engine; the lock outlives a dead process only as long as its slowest write.
+        ttl = int(self.edges.operation_timeout) + LOCK_MARGIN_SECONDS
+        if not self.history.lock_cluster(task.id, self.spec.id, ttl_seconds=ttl):
+            return lifecycle.locked(task, self.history.cluster_lock_holder(task.id))
         prior = self.result.outcomes[task.facts.key]
         try:
             outcome = self.work.write(self.edges, self.spec, task)
@@ -336,6 +348,7 @@ class _Runner:
         result = self.result
         for o in result.finish(self.stopped):
             steps.store(self.history, spec.id, o)
+        self.history.unlock_clusters([t.id for t in spec.tasks.values()], spec.id)
         self.history.update_job(
             spec.id,
             status=result.status.value,

@@ -41,6 +41,7 @@ from fleet.azure.credentials import principal_of
 from fleet.azure.observe import observe
 from fleet.azure.session import credential_scope
 from fleet.core.clusters import ClusterFacts
+from fleet.core.duties import Actor
 from fleet.core.errors import (
     KillSwitchEngaged,
     PlanUnreadable,
@@ -413,6 +414,7 @@ def prepare(
             cancel=cancel,
         )
     spec.engine = engine
+    spec.requested_by = request.requested_by
     return spec
 
 
@@ -439,6 +441,7 @@ def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: b
         plan_file=options.get("planFile"),
         policy_paths=list(options.get("policies") or []),
         engine=str(options.get("engine") or "local"),
+        requested_by=Actor.from_json(options.get("createdBy")),
     )
     members: dict[str, list[str]] = {}
     for row in history.job_clusters(job_id):
@@ -469,6 +472,7 @@ def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: b
             tuple(sorted(members.get(w["name"], ()), key=lambda c: (position(c), key(c)))),
             bool(w.get("approval")),
             bool(w.get("implicit")),
+            int(w.get("approvers") or 1),
         )
         for i, w in enumerate(options.get("waves") or [])
     ]

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fleet.apply import secrets
@@ -22,6 +22,7 @@ from fleet.azure.session import AzureSession
 from fleet.jobs import killswitch
 from fleet.jobs.sweep import Progress, Sweep, SweepOutcome
 from fleet.jobs.work import scope
+from fleet.plan import document
 from fleet.plan.pipeline import Judgement
 from fleet.policy.loading import PolicySet
 from fleet.record.history import History, open_history
@@ -109,6 +110,7 @@ def run_sweep(
     cancel: threading.Event | None = None,
     now: datetime | None = None,
     keep_judgements: bool = True,
+    sweep_id: str | None = None,
 ) -> SweepOutcome:
     """Sweep every cluster the policies target; record it when the environment has history.
 
@@ -130,6 +132,7 @@ def run_sweep(
         keep_judgements=keep_judgements,
         cancel=cancel,
         halt=kill_switch_halt(env.history),
+        sweep_id=sweep_id,
     )
     sink: HistorySink | None = None
     if env.history is not None:
@@ -142,3 +145,16 @@ def run_sweep(
         sink.flush()
         env.history.finish_sweep(sweep.id, outcome.info.to_report(), outcome.summary)
     return outcome
+
+
+def sweep_plan(outcome: SweepOutcome) -> dict[str, Any]:
+    """The saved plan of a sweep's judgements (``fleet plan --out plan.json``, ``POST
+    /api/v1/plans``), which ``fleet remediate --plan`` applies exactly."""
+    return document.build(
+        (j.plan for j in outcome.judgements),
+        created_at=datetime.now(UTC),
+        sweep_id=outcome.info.id,
+        policy_revision=outcome.info.policy_revision,
+        policies=outcome.info.policies,
+        subscriptions=outcome.info.subscriptions,
+    ).to_json()

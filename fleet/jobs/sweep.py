@@ -106,6 +106,7 @@ class Sweep:
         cancel: threading.Event | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         halt: Callable[[], str | None] | None = None,
+        sweep_id: str | None = None,
     ) -> None:
         self.session = session
         self.inventory = inventory
@@ -120,7 +121,8 @@ class Sweep:
         self.keep = keep_judgements
         self.cancel = cancel or threading.Event()
         self.catalogs = CatalogCache(inventory)
-        self.id = new_sweep_id(self.now)
+        #: Given by a caller that announced the id before the sweep began (the service).
+        self.id = sweep_id or new_sweep_id(self.now)
         #: Asked before each cluster is taken: a reason to stop now (the kill switch), or None.
         self.halt = halt
         self.stopped_by: str | None = None

@@ -458,6 +458,9 @@ class Wave(_Model):
     """Cumulative share (0..100) of all targeted clusters covered once this wave is done."""
     approval: bool = False
     """Wait for ``fleet jobs approve`` before starting this wave."""
+    approvers: int = Field(default=1, ge=1, le=10)
+    """Distinct people who must approve the wave before it starts (above 1, the wave waits for
+    approval even without ``approval: true``); the job's creator never counts as one."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Wave:

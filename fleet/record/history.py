@@ -4,8 +4,9 @@
 (``Settings.effective_database_url``), PostgreSQL (``postgresql+psycopg://...``) for shared
 installations. It is the one entry point callers use; its parts live in one module each and
 share its engine: recording sweeps (``sweep_recording``), reading them back and retention
-(``sweep_reading``), jobs and approvals (``jobs``), the audit trail of ARM writes (``audit``),
-installation-wide controls (``controls``) and applied secret fingerprints (``fingerprints``).
+(``sweep_reading``), jobs and approvals (``jobs``), the audit trail of ARM writes (``audit``)
+and of people's actions (``events``), installation-wide controls (``controls``), the local
+engine's cluster write locks (``locks``) and applied secret fingerprints (``fingerprints``).
 
 Opening never migrates: ``History`` checks once that the schema is at this fleet's head and
 otherwise raises ``SchemaOutOfDate`` (``fleet db upgrade``) or ``SchemaTooNew``. The process
@@ -24,8 +25,10 @@ from fleet.record import migrate
 from fleet.record.audit import AuditTrail
 from fleet.record.controls import Controls
 from fleet.record.db import make_engine, redacted, unavailable
+from fleet.record.events import AuditEvents
 from fleet.record.fingerprints import AppliedFingerprints
 from fleet.record.jobs import JobRecords
+from fleet.record.locks import ClusterLocks
 from fleet.record.sweep_reading import SweepReading
 from fleet.record.sweep_recording import SweepRecording
 from fleet.settings import Settings
@@ -33,7 +36,16 @@ from fleet.settings import Settings
 __all__ = ["History", "open_history"]
 
 
-class History(SweepRecording, SweepReading, JobRecords, AuditTrail, Controls, AppliedFingerprints):
+class History(
+    SweepRecording,
+    SweepReading,
+    JobRecords,
+    AuditTrail,
+    AuditEvents,
+    Controls,
+    ClusterLocks,
+    AppliedFingerprints,
+):
     """The history database. Thread-safe (a pooled engine); use as a context manager.
 
     ``engine``: one made by ``fleet.record.db.make_engine`` for ``url`` that the history then

@@ -4,6 +4,9 @@ requests and wave approvals.
 A job row holds what the job is (kind, plan digest, options), where it is (status, counters,
 summary) and what operators asked of it (cancel, approvals); ``job_clusters`` holds each
 cluster's status, reason, actions and outcome. Reasons pass through ``fleet.core.redact``.
+Approvals follow the rules of ``fleet.core.duties`` (the creator never approves; a wave may
+need several distinct approvers); each approval and cancel request is also an audit event
+(``fleet.record.events``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
+from fleet.core.duties import Actor, approver_key, check_approver, wave_approved
 from fleet.core.errors import JobNotFound
 from fleet.core.ids import key as id_key
 from fleet.record.db import BATCH, Store, chunks, clean_message, iso, now_utc, redacted, utc
+from fleet.record.events import JOB_APPROVE, JOB_CANCEL, insert_event
 from fleet.record.schema import job_clusters
 from fleet.record.schema import jobs as jobs_table
 
@@ -240,8 +245,10 @@ class JobRecords(Store):
         with self._engine.connect() as conn:
             return [_job_cluster(row) for row in conn.execute(query)]
 
-    def request_cancel(self, job_id: str) -> dict[str, Any]:
-        """Ask a running job to stop (it checks between clusters and waves)."""
+    def request_cancel(self, job_id: str, *, actor: Actor | None = None) -> dict[str, Any]:
+        """Ask a running job to stop (it checks between clusters and waves); the request is in
+        the audit trail under ``actor`` (the local user when not given)."""
+        actor = actor or Actor.local()
         with self._engine.begin() as conn:
             done = conn.execute(
                 update(jobs_table)
@@ -250,6 +257,7 @@ class JobRecords(Store):
             )
             if done.rowcount == 0:
                 raise JobNotFound(f"no job {job_id!r}")
+            insert_event(conn, JOB_CANCEL, actor, job_id=job_id)
         job = self.get_job(job_id)
         assert job is not None
         return job
@@ -261,32 +269,73 @@ class JobRecords(Store):
             ).scalar()
         return bool(value)
 
-    def approve(self, job_id: str, wave: str, *, by: str | None = None) -> dict[str, Any]:
-        """Record the approval of ``wave`` (idempotent); returns the job."""
+    def approve(
+        self, job_id: str, wave: str, *, by: str | None = None, actor: Actor | None = None
+    ) -> dict[str, Any]:
+        """Record ``actor``'s approval of ``wave`` (idempotent per approver) and its audit
+        event; returns the job. ``ApprovalRefused`` when the actor created the job
+        (``fleet.core.duties``). ``by`` alone names a local user (the command line)."""
+        actor = actor or (Actor(by, None, "cli") if by else Actor.local())
         with self._engine.begin() as conn:
             row = conn.execute(
-                select(jobs_table.c.approvals).where(jobs_table.c.id == job_id)
+                select(jobs_table.c.approvals, jobs_table.c.options).where(
+                    jobs_table.c.id == job_id
+                )
             ).first()
             if row is None:
                 raise JobNotFound(f"no job {job_id!r}")
+            check_approver(creator_of(row.options), actor)
             approvals = list(row.approvals or [])
-            if not any(a.get("wave") == wave for a in approvals):
-                approvals.append({"wave": wave, "by": by, "at": iso(now_utc())})
+            if not any(a.get("wave") == wave and approver_key(a) == actor.key for a in approvals):
+                approvals.append(
+                    {
+                        "wave": wave,
+                        "by": actor.name,
+                        "oid": actor.oid,
+                        "via": actor.via,
+                        "at": iso(now_utc()),
+                    }
+                )
                 conn.execute(
                     update(jobs_table)
                     .where(jobs_table.c.id == job_id)
                     .values(approvals=approvals, updated_at=now_utc())
                 )
+                insert_event(conn, JOB_APPROVE, actor, job_id=job_id, wave=wave)
         job = self.get_job(job_id)
         assert job is not None
         return job
 
     def approved(self, job_id: str, wave: str) -> bool:
+        """True once the wave has as many distinct approvers as it needs (its ``approvers``,
+        recorded with the job's waves), the job's creator never among them."""
         with self._engine.connect() as conn:
-            value = conn.execute(
-                select(jobs_table.c.approvals).where(jobs_table.c.id == job_id)
-            ).scalar()
-        return any(a.get("wave") == wave for a in (value or []))
+            row = conn.execute(
+                select(jobs_table.c.approvals, jobs_table.c.options).where(
+                    jobs_table.c.id == job_id
+                )
+            ).first()
+        if row is None:
+            return False
+        return wave_approved(
+            row.approvals or [],
+            wave,
+            creator_of(row.options),
+            required_approvers(row.options, wave),
+        )
+
+
+def creator_of(options: Mapping[str, Any] | None) -> Actor | None:
+    """Who started the job, as its options recorded it."""
+    return Actor.from_json((options or {}).get("createdBy"))
+
+
+def required_approvers(options: Mapping[str, Any] | None, wave: str) -> int:
+    """How many distinct approvers the job's ``wave`` needs (1 unless its policy said more)."""
+    for w in (options or {}).get("waves") or []:
+        if w.get("name") == wave:
+            return int(w.get("approvers") or 1)
+    return 1
 
 
 def _job(row: Row[Any]) -> dict[str, Any]:

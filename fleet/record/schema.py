@@ -18,6 +18,9 @@ Layout (one sweep has many cluster verdicts; a verdict has per-policy states and
 - ``job_clusters``: each cluster of a remediation job: wave, status, reason, and the actions
   applied (secret references only), which ``fleet remediate --retry`` re-applies.
 - ``controls``: installation-wide switches by name (the kill switch), JSON values.
+- ``audit_events``: what people did (jobs started, approved, cancelled; the kill switch), by
+  whom and when; insert-only.
+- ``cluster_locks``: which local job writes a cluster now (until its lock expires).
 
 Children carry ``sweep_id`` too, so retention deletes by an indexed column without joins.
 """
@@ -223,4 +226,29 @@ controls = Table(
     Column("value", JsonText),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(256)),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("actor_oid", String(128)),
+    Column("actor_name", String(256), nullable=False),
+    Column("via", String(16), nullable=False),
+    # Not a foreign key: the trail must outlive the jobs it mentions.
+    Column("job_id", String(64)),
+    Column("wave", String(128)),
+    Column("detail", JsonText),
+    Index("ix_audit_events_job_id", "job_id", "id"),
+)
+
+cluster_locks = Table(
+    "cluster_locks",
+    metadata,
+    Column("cluster_key", ClusterKey, primary_key=True),
+    Column("job_id", String(64), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

@@ -296,12 +296,12 @@ def test_the_cli_mirrors_to_the_configured_redis_only(
 ) -> None:
     """Mirrored to FLEET_REDIS_URL when it is set; never to a Redis merely found at the
     default address (it may belong to someone else)."""
-    from fleet.cli.jobs_cmds import _mirror
+    from fleet.jobs.killswitch import mirror_url
     from fleet.settings import Settings
 
-    assert _mirror(Settings()) is None  # FLEET_REDIS_URL unset: the default is not used
+    assert mirror_url(Settings()) is None  # FLEET_REDIS_URL unset: the default is not used
     monkeypatch.setenv("FLEET_REDIS_URL", redis_server.url)
-    assert _mirror(Settings()) == redis_server.url
+    assert mirror_url(Settings()) == redis_server.url
     env = env_of(emulator_factory().running, tmp_path / "state", FLEET_REDIS_URL=redis_server.url)
     on = cli(["jobs", "kill-switch", "on", "-r", "mirrored"], env)
     assert "(set in history, redis)" in on.stderr
