@@ -5,7 +5,8 @@
 installations. It is the one entry point callers use; its parts live in one module each and
 share its engine: recording sweeps (``sweep_recording``), reading them back and retention
 (``sweep_reading``), jobs and approvals (``jobs``), the audit trail of ARM writes (``audit``),
-installation-wide controls (``controls``) and applied secret fingerprints (``fingerprints``).
+installation-wide controls (``controls``), applied secret fingerprints (``fingerprints``) and the
+notification outbox (``notifications``).
 
 Opening never migrates: ``History`` checks once that the schema is at this fleet's head and
 otherwise raises ``SchemaOutOfDate`` (``fleet db upgrade``) or ``SchemaTooNew``. The process
@@ -26,6 +27,7 @@ from fleet.record.controls import Controls
 from fleet.record.db import make_engine, redacted, unavailable
 from fleet.record.fingerprints import AppliedFingerprints
 from fleet.record.jobs import JobRecords
+from fleet.record.notifications import Notifications
 from fleet.record.sweep_reading import SweepReading
 from fleet.record.sweep_recording import SweepRecording
 from fleet.settings import Settings
@@ -33,7 +35,15 @@ from fleet.settings import Settings
 __all__ = ["History", "open_history"]
 
 
-class History(SweepRecording, SweepReading, JobRecords, AuditTrail, Controls, AppliedFingerprints):
+class History(
+    SweepRecording,
+    SweepReading,
+    JobRecords,
+    AuditTrail,
+    Controls,
+    AppliedFingerprints,
+    Notifications,
+):
     """The history database. Thread-safe (a pooled engine); use as a context manager.
 
     ``engine``: one made by ``fleet.record.db.make_engine`` for ``url`` that the history then
