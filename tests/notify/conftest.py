@@ -25,6 +25,7 @@ from fleet.cli import app
 from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from tests.conftest import POLICIES, emulator_env
+from tests.distributed.conftest import redis_server  # noqa: F401  (the engines test's)
 
 FLEET = generate(clusters=30, subscriptions=1, seed=16)
 FAST = {"throttle": "off", "retry_after": 0, "lro_polls": 1, "reconcile_seconds": 0}
