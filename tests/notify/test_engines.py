@@ -22,7 +22,7 @@ from fleet.cli import app
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from tests.conftest import emulator_env
 from tests.distributed.conftest import RedisServer, Workers, distributed_env
-from tests.distributed.test_parity import FAST, FLEET, policy_dir
+from tests.distributed.test_parity import FAST, FLEET, policy_dir, remediate_args
 from tests.notify.conftest import Receiver, serving
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -88,22 +88,7 @@ def story(engine: str, tmp: Path, redis_server: RedisServer) -> list[dict[str, A
             drift_extensions(emu, json.loads(first.stdout), 2)
             second = runner.invoke(app, sweep, env=env)
             assert second.exit_code in (0, 2), second.stderr
-            job = runner.invoke(
-                app,
-                [
-                    "remediate",
-                    "-p",
-                    str(policies),
-                    "--yes",
-                    "-o",
-                    "json",
-                    "--engine",
-                    engine,
-                    "--approval-timeout",
-                    "3",
-                ],
-                env=env,
-            )
+            job = runner.invoke(app, remediate_args(policies, engine, "3"), env=env)
             assert job.exit_code == 1, job.stderr  # stopped: the approval timed out
         return receiver.events()
 
