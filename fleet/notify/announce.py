@@ -22,9 +22,9 @@ from fleet.notify.events import (
     awaiting_approval,
     finding_hash,
     job_events,
+    missed_sweeps,
     sweep_events,
 )
-from fleet.notify.missed import missed_sweeps
 from fleet.notify.targets import Target, configured
 from fleet.policy.loading import PolicySet
 from fleet.record.db import now_utc, parse_time

@@ -10,6 +10,13 @@ Sweeps: what changed since the previous complete sweep (``fleet.report.changes.d
 what was announced already (``announced``: the last announced state per finding key), so an
 unchanged finding is never sent again; above ``Thresholds.digest`` findings one digest event
 gives the counts and the first clusters instead of every finding.
+
+Scheduled sweeps: a schedule's latest due time at least ``grace`` seconds ago must be followed by
+a sweep that judged the policy (a scheduled sweep of it, or any sweep of a set that includes
+it). A policy that was never swept is left alone: its schedule has never been seen working, and
+a fresh installation would otherwise announce every schedule as missed. The event's id is made
+of the policy and the due time, so each missed run is announced once however often the beat
+looks.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from fleet.report.changes import FindingKey, finding_key
@@ -237,4 +245,43 @@ def job_events(report: Mapping[str, Any]) -> list[Event]:
         }
         events.append(Event(JOB_BUDGET_EXCEEDED, job_id, when, budget))
     events.append(Event(JOB_FINISHED, job_id, when, data))
+    return events
+
+
+# --- scheduled sweeps ---------------------------------------------------------------------------
+
+#: A sweep that started this long before the due time still counts (clocks of the beat and of
+#: the worker that records the sweep differ a little).
+SLACK = timedelta(seconds=60)
+
+
+def missed_sweeps(
+    schedules: Mapping[str, str],
+    started: Mapping[str, Sequence[datetime]],
+    *,
+    now: datetime,
+    grace: float,
+) -> list[Event]:
+    """One ``fleet.sweep.missed`` per scheduled policy whose last due sweep did not start.
+
+    ``schedules``: policy name -> cron (UTC); ``started``: policy name -> when the sweeps that
+    judged it started (aware UTC datetimes)."""
+    from croniter import croniter  # local: only the beat needs it, every CLI start would pay
+
+    events = []
+    for policy, expr in sorted(schedules.items()):
+        runs = started.get(policy) or ()
+        if not runs:
+            continue
+        due: datetime = croniter(expr, now - timedelta(seconds=grace)).get_prev(datetime)
+        if any(t >= due - SLACK for t in runs):
+            continue
+        data = {
+            "policy": policy,
+            "schedule": expr,
+            "dueAt": due.isoformat(),
+            "lastSweepAt": max(runs).isoformat(),
+            "graceSeconds": grace,
+        }
+        events.append(Event(SWEEP_MISSED, policy, now.isoformat(), data, due.isoformat()))
     return events

@@ -12,8 +12,15 @@ import pytest
 from fleet.core.errors import NotifyTargetInvalid
 from fleet.notify import events as ev
 from fleet.notify.delivery import backoff
-from fleet.notify.events import DRIFT, FIXED, Event, Thresholds, finding_hash, sweep_events
-from fleet.notify.missed import missed_sweeps
+from fleet.notify.events import (
+    DRIFT,
+    FIXED,
+    Event,
+    Thresholds,
+    finding_hash,
+    missed_sweeps,
+    sweep_events,
+)
 from fleet.notify.render import FORMATS, as_cloudevent, headline
 from fleet.notify.targets import parse
 from fleet.report.changes import diff
