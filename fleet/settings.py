@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     with random jitter so that many pending events do not retry in step."""
     notify_max_attempts: int = Field(default=16, ge=1)
     """Attempts per event and webhook before it is given up (``failed`` in ``fleet notify
-    status``); 16 attempts at the default backoff span about five hours."""
+    status``); 16 attempts at the default backoff span four to five hours."""
     notify_schedule_grace: float = Field(default=900.0, ge=0)
     """Seconds after a ``remediation.schedule`` time by which its sweep must have started; the
     beat sends ``fleet.sweep.missed`` for a scheduled sweep that did not run by then."""

@@ -1,5 +1,6 @@
 """``fleet.notify.announce`` over a history database: which sweep is the baseline, what an
-incomplete sweep announces, and the beat's look for scheduled sweeps that did not run."""
+incomplete sweep announces, and the beat's look for scheduled sweeps that did not run (also
+through the beat's task, ``fleet.notify.tick``, called as a function)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fleet.notify import announce
 from fleet.policy.loading import load
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
+from tests.notify.conftest import Receiver
 from tests.report.sample import BASELINE, SWEEP_IDS, reports
 
 SCHEDULED = f"""\
@@ -84,3 +88,25 @@ def test_a_scheduled_sweep_that_did_not_run(tmp_path: Path) -> None:
         assert event.data["dueAt"] == "2026-11-27T06:00:00+00:00"
         announce.schedules_missed(settings, history, policy_set, late)  # the beat, a minute on
         assert _queued(history) == [("fleet.sweep.missed", BASELINE)]
+
+
+def test_the_beat_announces_missed_sweeps_and_delivers(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, clean_fleet_env: Path
+) -> None:
+    from workers.schedules import notify_tick
+
+    (tmp_path / "p.yaml").write_text(SCHEDULED)
+    url = f"sqlite:///{tmp_path}/fleet.db"
+    _history(tmp_path, reports()).close()  # the last sweep of the daily policy: 2026-11-25
+    for name, value in {
+        "FLEET_DATABASE_URL": url,
+        "FLEET_POLICY_PATHS": str(tmp_path / "p.yaml"),
+        "FLEET_NOTIFY_URLS": "env:FLEET_TEST_HOOK",
+        "FLEET_TEST_HOOK": receiver.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    done = notify_tick()
+    assert done["missed"] == [BASELINE] and done["delivered"] == 1
+    [event] = receiver.events("fleet.sweep.missed")
+    assert event["data"]["policy"] == BASELINE
+    assert notify_tick()["delivered"] == 0  # the same missed run is announced once
