@@ -132,6 +132,33 @@ class Settings(BaseSettings):
     """Key for the HMAC fingerprints of applied secrets; a random key is created in the state
     directory when unset. Every fleet process of one installation must share it."""
 
+    # --- notifications (docs/notifications.md) -------------------------------------------
+    notify_urls: SecretStr | None = None
+    """Where notifications go: comma-separated entries ``[FORMAT=]TARGET``. FORMAT is
+    ``cloudevents`` (the default), ``teams`` or ``slack``; TARGET is a secret reference
+    (``env:NAME``, ``file:PATH``) or a literal ``https://`` URL. Webhook URLs carry their
+    credential, so they are never logged, stored or shown; unset, nothing is sent."""
+    notify_digest_threshold: int = Field(default=50, ge=1)
+    """Above this many new (or fixed) findings a sweep sends one digest event with the counts
+    and the first clusters instead of every finding: a chat channel cannot take 10,000 lines."""
+    notify_compliance_drop: float = Field(default=5.0, ge=0)
+    """Percentage points the fleet's compliance may fall between two complete sweeps of the
+    same policies before a ``fleet.sweep.compliance_dropped`` event is sent."""
+    notify_timeout: float = Field(default=5.0, gt=0)
+    """Seconds one webhook POST may take (connect and answer) before it counts as failed."""
+    notify_deliver_seconds: float = Field(default=15.0, ge=0)
+    """Seconds a sweep or a job spends at its end delivering (and retrying) its events; what is
+    still pending then is delivered by later runs, ``fleet notify send`` or the Celery beat."""
+    notify_backoff_seconds: float = Field(default=2.0, gt=0)
+    """First retry delay of a failed delivery; it doubles at each attempt (capped at an hour),
+    with random jitter so that many pending events do not retry in step."""
+    notify_max_attempts: int = Field(default=16, ge=1)
+    """Attempts per event and webhook before it is given up (``failed`` in ``fleet notify
+    status``); 16 attempts at the default backoff span four to five hours."""
+    notify_schedule_grace: float = Field(default=900.0, ge=0)
+    """Seconds after a ``remediation.schedule`` time by which its sweep must have started; the
+    beat sends ``fleet.sweep.missed`` for a scheduled sweep that did not run by then."""
+
     # --- safety rails --------------------------------------------------------------------
     max_clusters: int = Field(default=500, ge=1)
     """A remediation job refuses to write more clusters than this unless raised explicitly."""

@@ -29,6 +29,7 @@ ROUTES = {
     "fleet.sweep.scheduled": {"queue": "fleet.control"},
     "fleet.schedules.sync": {"queue": "fleet.control"},
     "fleet.jobs.watchdog": {"queue": "fleet.control"},
+    "fleet.notify.tick": {"queue": "fleet.control"},
     "fleet.remediate.cluster": {"queue": "fleet.writes"},
     "fleet.remediate.poll": {"queue": "fleet.polls"},
     "fleet.remediate.verify": {"queue": "fleet.reads"},
@@ -81,6 +82,7 @@ def configuration(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "fleet-sync-schedules": {"task": "fleet.schedules.sync", "schedule": 60.0},
             "fleet-watchdog": {"task": "fleet.jobs.watchdog", "schedule": 30.0},
+            "fleet-notify": {"task": "fleet.notify.tick", "schedule": 60.0},
         },
         "timezone": "UTC",
         "enable_utc": True,

@@ -44,6 +44,7 @@ from fleet.core.ids import key
 from fleet.jobs import killswitch
 from fleet.jobs.preparing import load_spec, prepare
 from fleet.jobs.runs import Environment
+from fleet.notify import announce
 from fleet.plan.actions import Action
 from fleet.policy.loading import PolicySet
 from fleet.record.jobstate import JobState
@@ -183,7 +184,7 @@ def wave(ctx: Context, job_id: str, index: int) -> None:
     if jobs.flagged(job_id, f"w{index}:done"):
         return  # a late duplicate of a wave that has ended
     meta = jobs.meta(job_id)
-    edges = ctx.edges(meta)[1]
+    env, edges = ctx.edges(meta)
     spec = ctx.spec(job_id, meta)
     waves = spec.waves_with_work()
     if _stopping(ctx, job_id, edges) is not None or index >= len(waves):
@@ -198,6 +199,9 @@ def wave(ctx: Context, job_id: str, index: int) -> None:
                 job_id,
                 status=JobStatus.AWAITING_APPROVAL.value,
                 summary={"progress": {"waitingFor": this.name, "wave": this.name}},
+            )
+            announce.job_awaiting_approval(
+                env.settings, edges.history, job_id, this.name, spec.policy
             )
         timeout = JobRequest.from_json(meta["request"]).approval_timeout
         expired = lifecycle.approval_expired(this.name, ctx.clock() - since, timeout)
@@ -534,14 +538,14 @@ def resume(ctx: Context, job_id: str) -> int:
 
 def finish(ctx: Context, job_id: str) -> None:
     """Close the job as the local engine does (``JobResult.finish``): clusters never reached
-    are not started; status, counters and summary recorded."""
+    are not started; status, counters and summary recorded; the end announced."""
     jobs = ctx.jobs
     meta = jobs.meta(job_id)
     if meta.get("status") == "complete":
         return  # closed already. Not guarded by a flag set on entry: a copy redelivered
         # because this one died half-way must still close the job (every step below repeats
         # harmlessly).
-    edges = ctx.edges(meta)[1]
+    env, edges = ctx.edges(meta)
     spec = ctx.spec(job_id, meta)
     stored = dict(jobs.results(job_id))
     # A worker killed between storing a cluster's outcome in Redis and in the history (or
@@ -566,6 +570,7 @@ def finish(ctx: Context, job_id: str) -> None:
     edges.history.update_job(
         job_id, status=result.status.value, counters=result.counts(), summary=summary
     )
+    announce.job_finished(env.settings, edges.history, summary)
     jobs.set_meta(
         job_id,
         status="complete",

@@ -6,6 +6,9 @@ files named by ``FLEET_POLICY_PATHS`` and creates, updates or deletes one entry 
 policy, so edits are picked up without restarting workers or the beat. An entry fires
 ``fleet.sweep.scheduled``, which submits an audit sweep of that policy (read fresh from disk)
 unless the previous one of the same policy is still running.
+
+``fleet.notify.tick``, every minute under the beat too, announces scheduled sweeps that did not
+run and delivers the notifications still pending (``fleet.notify``).
 """
 
 from __future__ import annotations
@@ -150,3 +153,20 @@ def watchdog() -> dict[str, int]:
             resent += max(0, redispatch(jobs, job_id, app))
             jobs.set_counts(job_id, updated=int(time.time()))
     return {"resent": resent}
+
+
+@app.task(name="fleet.notify.tick")  # type: ignore[untyped-decorator]
+def notify_tick() -> dict[str, Any]:
+    """Announce scheduled sweeps that did not run, and deliver pending notifications (every
+    minute under the beat). Does nothing without ``FLEET_NOTIFY_URLS``."""
+    from fleet.notify import announce
+    from fleet.record.history import open_history
+
+    settings = Settings()
+    if settings.notify_urls is None:
+        return {"configured": False}
+    with open_history(settings) as history:
+        policy_set = _load(settings)
+        missed = announce.schedules_missed(settings, history, policy_set) if policy_set else []
+        done = announce.deliver_pending(settings, history)
+    return {"missed": [e.subject for e in missed], **done.to_json()}

@@ -18,6 +18,7 @@ from fleet.core.clusters import ClusterFacts
 from fleet.core.errors import JobStateLost
 from fleet.jobs.distributed import policy_set_of
 from fleet.jobs.work import Target, discover, judge_cluster, scope
+from fleet.notify import announce
 from fleet.report.model import SummaryBuilder, SweepInfo
 from fleet.select import selection
 from workers import runtime as rt
@@ -161,7 +162,8 @@ def sweep_judge(self: Any, job_id: str, keys: list[str]) -> None:
 
 @app.task(name="fleet.sweep.finalize", bind=True)  # type: ignore[untyped-decorator]
 def sweep_finalize(self: Any, job_id: str) -> None:
-    """Record the finished sweep in the history database and mark the job done."""
+    """Record the finished sweep in the history database, announce what it found (as the local
+    engine's ``run_sweep`` does) and mark the job done."""
     run = rt.runtime()
     jobs = run.jobs
     meta = jobs.meta(job_id)
@@ -203,6 +205,8 @@ def sweep_finalize(self: Any, job_id: str) -> None:
         counters={k: v for k, v in counts.items() if k in ("total", "done", "cancelled", "lost")},
         summary={"sweep": info.to_report(), "summary": built},
     )
+    # Before the job is marked complete, so that a CLI following it returns once delivered.
+    announce.sweep_finished(run.settings, history, info.id)
     jobs.set_meta(
         job_id,
         status="complete" if complete else "cancelled",

@@ -15,6 +15,7 @@ from fleet.cli import (  # noqa: F401
     emulator_generate,
     emulator_serve,
     jobs_cmds,
+    notify_cmds,
     policy_cmds,
     rbac_cmd,
     remediate_cmds,

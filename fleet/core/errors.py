@@ -70,6 +70,11 @@ class PlanUnreadable(PolicyError, ValueError):
     """The file is not a saved plan this fleet can read (the message says why)."""
 
 
+class NotifyTargetInvalid(PolicyError, ValueError):
+    """An entry of ``FLEET_NOTIFY_URLS`` cannot be used. Names the entry by its position and
+    label, never by its text: a literal entry is a webhook URL, which is a credential."""
+
+
 # --- Azure -------------------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from fleet.core.ids import key
 from fleet.jobs import killswitch
 from fleet.jobs.pool import Interrupted, bounded_map
 from fleet.jobs.runs import Environment
+from fleet.notify import announce
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class _Runner:
         result: JobResult,
     ) -> None:
         self.spec, self.edges, self.history = spec, edges, edges.history
+        self.settings = env.settings
         self.progress, self.cancel = progress, cancel
         self.approval_timeout, self.clock, self.work = approval_timeout, clock, work
         self.result = result
@@ -214,6 +216,9 @@ class _Runner:
         self.update(JobStatus.AWAITING_APPROVAL, waitingFor=wave.name, wave=wave.name)
         self.progress.phase(wave, f"awaiting approval: fleet jobs approve {self.spec.id}")
         log.info("job %s: wave %s waits for approval", self.spec.id, wave.name)
+        announce.job_awaiting_approval(
+            self.settings, self.history, self.spec.id, wave.name, self.spec.policy
+        )
         since = self.clock()
         while not self.history.approved(self.spec.id, wave.name):
             if self._cancelled() is not None:
@@ -349,12 +354,11 @@ class _Runner:
         for o in result.finish(self.stopped):
             steps.store(self.history, spec.id, o)
         self.history.unlock_clusters([t.id for t in spec.tasks.values()], spec.id)
+        summary = result.report(clusters=False)
         self.history.update_job(
-            spec.id,
-            status=result.status.value,
-            counters=result.counts(),
-            summary=result.report(clusters=False),
+            spec.id, status=result.status.value, counters=result.counts(), summary=summary
         )
+        announce.job_finished(self.settings, self.history, summary)
         return result
 
 

@@ -58,6 +58,7 @@ from fleet.jobs.pool import bounded_map
 from fleet.jobs.runs import Environment, HistorySink, kill_switch_halt
 from fleet.jobs.sweep import Progress, new_sweep_id
 from fleet.jobs.work import scope
+from fleet.notify import announce
 from fleet.observe.observed import ObservedCluster
 from fleet.plan import document
 from fleet.plan.actions import Action, ClusterPlan, SkipCategory, Skipped
@@ -158,6 +159,9 @@ def prepare_live(
     if env.history is not None and sink is not None:
         sink.flush()
         env.history.finish_sweep(sweep.id, outcome.info.to_report(), outcome.summary)
+        # A recorded sweep like any other: what it found first is announced here, or never
+        # (the next sweep compares with this one).
+        announce.sweep_finished(settings, env.history, sweep.id)
     if outcome.stopped_by is not None:
         raise KillSwitchEngaged(killswitch.read(env.history).describe())
     if not outcome.info.complete:

@@ -22,6 +22,7 @@ from fleet.azure.session import AzureSession
 from fleet.jobs import killswitch
 from fleet.jobs.sweep import Progress, Sweep, SweepOutcome
 from fleet.jobs.work import scope
+from fleet.notify import announce
 from fleet.plan import document
 from fleet.plan.pipeline import Judgement
 from fleet.policy.loading import PolicySet
@@ -115,7 +116,8 @@ def run_sweep(
     """Sweep every cluster the policies target; record it when the environment has history.
 
     With a history database, the kill switch (``fleet.jobs.killswitch``) is looked at before
-    each cluster is taken: engaged, the sweep stops there (``SweepOutcome.stopped_by``).
+    each cluster is taken: engaged, the sweep stops there (``SweepOutcome.stopped_by``); once
+    recorded, what it found is announced (``fleet.notify.announce.sweep_finished``).
     """
     settings = env.settings
     subscriptions = env.inventory.subscriptions(scope(policy_set, settings.subscriptions))
@@ -144,6 +146,7 @@ def run_sweep(
     if env.history is not None and sink is not None:
         sink.flush()
         env.history.finish_sweep(sweep.id, outcome.info.to_report(), outcome.summary)
+        announce.sweep_finished(settings, env.history, sweep.id)
     return outcome
 
 

@@ -6,7 +6,8 @@ installations. It is the one entry point callers use; its parts live in one modu
 share its engine: recording sweeps (``sweep_recording``), reading them back and retention
 (``sweep_reading``), jobs and approvals (``jobs``), the audit trail of ARM writes (``audit``)
 and of people's actions (``events``), installation-wide controls (``controls``), the local
-engine's cluster write locks (``locks``) and applied secret fingerprints (``fingerprints``).
+engine's cluster write locks (``locks``), applied secret fingerprints (``fingerprints``) and the
+notification outbox (``notifications``).
 
 Opening never migrates: ``History`` checks once that the schema is at this fleet's head and
 otherwise raises ``SchemaOutOfDate`` (``fleet db upgrade``) or ``SchemaTooNew``. The process
@@ -29,6 +30,7 @@ from fleet.record.events import AuditEvents
 from fleet.record.fingerprints import AppliedFingerprints
 from fleet.record.jobs import JobRecords
 from fleet.record.locks import ClusterLocks
+from fleet.record.notifications import Notifications
 from fleet.record.sweep_reading import SweepReading
 from fleet.record.sweep_recording import SweepRecording
 from fleet.settings import Settings
@@ -45,6 +47,7 @@ class History(
     Controls,
     ClusterLocks,
     AppliedFingerprints,
+    Notifications,
 ):
     """The history database. Thread-safe (a pooled engine); use as a context manager.
 

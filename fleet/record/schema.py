@@ -21,6 +21,8 @@ Layout (one sweep has many cluster verdicts; a verdict has per-policy states and
 - ``audit_events``: what people did (jobs started, approved, cancelled; the kill switch), by
   whom and when; insert-only.
 - ``cluster_locks``: which local job writes a cluster now (until its lock expires).
+- ``notify_outbox``, ``notify_findings``: webhook events waiting for (or past) delivery, one
+  row per event and target; the findings already announced, by key hash.
 
 Children carry ``sweep_id`` too, so retention deletes by an indexed column without joins.
 """
@@ -251,4 +253,30 @@ cluster_locks = Table(
     Column("job_id", String(64), nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+notify_outbox = Table(
+    "notify_outbox",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("target", String(256), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("subject", String(256)),
+    Column("event", JsonText, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("last_error", String(256)),
+    Index("ix_notify_outbox_status_next", "status", "next_attempt_at"),
+)
+
+notify_findings = Table(
+    "notify_findings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("sweep_id", String(64)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

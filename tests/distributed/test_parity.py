@@ -169,6 +169,22 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
+def remediate_args(policies: Path, engine: str, approval_timeout: str) -> list[str]:
+    """``fleet remediate`` of the policies without questions, its report as JSON."""
+    return [
+        "remediate",
+        "-p",
+        str(policies),
+        "--yes",
+        "-o",
+        "json",
+        "--engine",
+        engine,
+        "--approval-timeout",
+        approval_timeout,
+    ]
+
+
 @contextmanager
 def engine_env(
     engine: str, tmp: Path, redis_server: RedisServer, scenario: dict[str, Any]
@@ -200,18 +216,7 @@ def run(
         max_concurrency=scenario["max_concurrency"],
         token=tmp.parent / "git-token",
     )
-    args = [
-        "remediate",
-        "-p",
-        str(policies),
-        "--yes",
-        "-o",
-        "json",
-        "--engine",
-        engine,
-        "--approval-timeout",
-        scenario.get("timeout", "90"),
-    ]
+    args = remediate_args(policies, engine, scenario.get("timeout", "90"))
     with engine_env(engine, tmp, redis_server, scenario) as env:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fleet", *args],
