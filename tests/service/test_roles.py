@@ -63,7 +63,13 @@ def recorded(served: Served) -> Iterator[None]:
     yield
 
 
-@pytest.mark.parametrize(("method", "path", "body", "allowed"), ROUTES, ids=lambda v: str(v))
+def _id(value: object) -> str:
+    """Stable test ids (a set's order changes between processes, and pytest-xdist workers must
+    collect the same ids)."""
+    return ",".join(sorted(value)) if isinstance(value, set) else str(value)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), ROUTES, ids=_id)
 def test_the_role_matrix(
     served: Served, method: str, path: str, body: object, allowed: set[str]
 ) -> None:
