@@ -49,6 +49,8 @@ class WriteContext:
     authorize: Callable[[str, str], None] = lambda action, scope: None
     lro_error: LroError | None = None
     non_compliant: bool = False
+    #: The api-version the write was sent with (which members its body may carry).
+    api_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Writes(Lro):
     ) -> WriteResult:
         cluster = self._cluster(ref, nested=True)
         rules = RULES[kind]
+        rules.refuse_unknown(body, ctx.api_version)
         writable = rules.writable(properties_of(body))
         key = self._child_key(cluster, kind, name)
         existing = self._resources.get(key) if key else None
@@ -111,9 +114,10 @@ class Writes(Lro):
         if kind == "sourceControlConfigurations":
             raise e.MethodNotAllowed("sourceControlConfigurations do not support PATCH.")
         self._refuse_if_stopped(cluster)
+        rules = RULES[kind]
+        rules.refuse_unknown(body, ctx.api_version)
         patch = properties_of(body)
         props = res.get("properties") or {}
-        rules = RULES[kind]
         for field_name in patch:
             if field_name in rules.create_only:
                 if not same_value(field_name, patch[field_name], props.get(field_name)):
