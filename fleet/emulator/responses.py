@@ -308,10 +308,10 @@ def child(call: Call) -> Reply:
 def get_operation(call: Call) -> Reply:
     r = call.resolved
     assert r is not None
-    _kc(call, RULES[r.kind].versions, f"{r.kind}/operations")
+    version = _kc(call, RULES[r.kind].versions, f"{r.kind}/operations")
     op = call.c.backend.get_operation(r.cluster, r.kind, r.params["name"], r.params["op"])
     headers = [] if op.terminal else _retry_after(call)
-    return json_reply(200, op.to_json(), headers)
+    return json_reply(200, shapes.operation_for_version(r.kind, op.to_json(), version), headers)
 
 
 def list_operations(call: Call) -> Reply:

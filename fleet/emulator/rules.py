@@ -223,8 +223,11 @@ def extension_defaults(props: dict[str, Any]) -> None:
         props["autoUpgradeMinorVersion"] = True
     props.setdefault("releaseTrain", "Stable")
     props.setdefault("version", None)
-    if str(props.get("extensionType", "")).lower() == FLUX_TYPE and not props.get("scope"):
-        props["scope"] = {"cluster": {"releaseNamespace": "flux-system"}}
+    if not props.get("scope"):
+        # The extension type's default scope: microsoft.flux lives in flux-system, the
+        # others the catalogue describes default to kube-system (as the examples show).
+        flux = str(props.get("extensionType", "")).lower() == FLUX_TYPE
+        props["scope"] = {"cluster": {"releaseNamespace": "flux-system" if flux else "kube-system"}}
     if props.get("configurationSettings") is None:
         props["configurationSettings"] = {}
 

@@ -56,6 +56,15 @@ def for_version(kind: str, resource: dict[str, Any], api_version: str) -> dict[s
     return out
 
 
+def operation_for_version(kind: str, status: dict[str, Any], api_version: str) -> dict[str, Any]:
+    """An operation status as answered in ``api_version``: fluxConfigurations 2025-04-01 has
+    its own ``OperationStatusResult``, whose ``error`` is not nullable (left out instead)."""
+    not_null = kind == "fluxConfigurations" and api_version in _STATUS_NOT_NULL_IN
+    if not_null and "error" in status and status["error"] is None:
+        return {k: v for k, v in status.items() if k != "error"}
+    return status
+
+
 def _statuses_without_null(out: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     props = out.get("properties")
     if not isinstance(props, dict):

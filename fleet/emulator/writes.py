@@ -100,6 +100,8 @@ class Writes(Lro):
                 res["identity"] = self._identity(res, body["identity"])
             if isinstance(body.get("plan"), dict):
                 res["plan"] = body["plan"]
+            if creating and isinstance(body.get("managedBy"), str):
+                res["managedBy"] = body["managedBy"]  # read and create only (2025-03-01)
         self._write(res, kind, writable, ctx, creating=creating)
         action = "create" if creating else "update"
         op = self._start(cluster, res, kind, action, error, ctx.non_compliant)
