@@ -19,7 +19,7 @@ from typing import Any
 
 from fleet.core.ids import KC_PROVIDER
 from fleet.emulator import errors as e
-from fleet.emulator import shapes
+from fleet.emulator import keys, shapes
 from fleet.emulator.clock import iso
 from fleet.emulator.errors import LroError
 from fleet.emulator.lro import Lro, Operation
@@ -103,6 +103,8 @@ class Writes(Lro):
             if creating and isinstance(body.get("managedBy"), str):
                 res["managedBy"] = body["managedBy"]  # read and create only (2025-03-01)
         self._write(res, kind, writable, ctx, creating=creating)
+        if kind == "fluxConfigurations":
+            self._deploy_key(res, properties_of(body))
         action = "create" if creating else "update"
         op = self._start(cluster, res, kind, action, error, ctx.non_compliant)
         if ext_op is not None:
@@ -142,6 +144,8 @@ class Writes(Lro):
         if kind == "extensions":
             error = error or self._extension_precheck(cluster, merged, creating=False)
         self._write(res, kind, merged, ctx, creating=False)
+        if kind == "fluxConfigurations":
+            self._deploy_key(res, patch)
         op = self._start(cluster, res, kind, "update", error, ctx.non_compliant)
         return WriteResult(202, res, op)
 
@@ -192,6 +196,22 @@ class Writes(Lro):
         self._write(res, "sourceControlConfigurations", writable, ctx, creating=existing is None)
         shapes.scc_installed(res["properties"], iso(self.clock.now()))
         return WriteResult(201 if existing is None else 200, res)
+
+    def _deploy_key(self, res: dict[str, Any], requested: Mapping[str, Any]) -> None:
+        """``repositoryPublicKey`` after a write: of the key the request gave, else of the pair
+        ARM generated for an SSH source (made once, kept), else none."""
+        props = res["properties"]
+        meta = self._meta_of(key_of(res["id"]))
+        given = keys.given_key(requested)
+        if given is not None:
+            meta.ssh_private_key = None
+            props["repositoryPublicKey"] = keys.public_of_given(given)
+        elif not keys.is_ssh(props):
+            meta.ssh_private_key = None
+            props["repositoryPublicKey"] = ""
+        elif not props.get("repositoryPublicKey"):
+            # Once: a deploy key registered with the repository must not change under it.
+            meta.ssh_private_key, props["repositoryPublicKey"] = keys.generate()
 
     def _identity(self, res: Mapping[str, Any], identity: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(identity)
