@@ -26,7 +26,6 @@ from fleet.core.clusters import facts_from_arm
 from fleet.core.errors import CatalogUnavailable
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.plan.actions import Action, ActionKind
-from fleet.settings import Settings
 from tests.emulator.conftest import (
     CATALOG,
     FAST,
@@ -37,6 +36,7 @@ from tests.emulator.conftest import (
     flux_extension,
     rg_id,
 )
+from tests.graph.conftest import settings_for
 
 RG = "rg-prod-weu-1"
 
@@ -94,23 +94,12 @@ ODD_EXTENSION = _odd(flux_extension(CLUSTER["id"]))
 ODD_FLUX = _odd(flux_config(CLUSTER["id"]))
 
 
-def _settings(emu: RunningEmulator, tmp: Path, **extra: Any) -> Settings:
-    return Settings(
-        arm_endpoint=emu.endpoint,
-        arm_ca_bundle=str(emu.ca_bundle),
-        auth="emulator",
-        state_dir=tmp,
-        lro_poll_interval=0,
-        **extra,
-    )
-
-
 @pytest.fixture
 def odd(tmp_path: Path) -> Iterator[tuple[RunningEmulator, AzureSession]]:
     doc = _snapshot([ODD_EXTENSION, ODD_FLUX])
     with (
         running_emulator(doc, **FAST) as emu,
-        AzureSession(_settings(emu, tmp_path)) as session,
+        AzureSession(settings_for(emu, tmp_path)) as session,
     ):
         yield emu, session
 
@@ -167,7 +156,7 @@ def test_a_2025_body_reaches_arm_whole(tmp_path: Path) -> None:
     )
     with (
         running_emulator(_snapshot([flux_extension(CLUSTER["id"])]), **FAST) as emu,
-        AzureSession(_settings(emu, tmp_path)) as session,
+        AzureSession(settings_for(emu, tmp_path)) as session,
     ):
         outcome = apply.apply(session, action, timeout=30)
         assert outcome.succeeded, outcome.error
@@ -196,7 +185,7 @@ def test_an_unreadable_catalogue_makes_its_clusters_read_errors(tmp_path: Path) 
     doc = _snapshot([flux_extension(CLUSTER["id"])], extensionTypeVersions={})
     with (
         running_emulator(doc, **FAST) as emu,
-        AzureSession(_settings(emu, tmp_path, read_attempts=1)) as session,
+        AzureSession(settings_for(emu, tmp_path, read_attempts=1)) as session,
     ):
         inventory = ArmInventory(session)
         with pytest.raises(CatalogUnavailable, match="westeurope could not be read"):
