@@ -199,9 +199,7 @@ def judge_fresh(
     applicable = selection.applicable(spec.policy_set, observed.facts, today=now.date())
     if not applicable:
         return None
-    catalog = edges.catalogs.get(
-        observed.facts.subscription_id, observed.facts.location or "global"
-    )
+    observed, catalog = edges.catalogs.for_cluster(observed)
     return pipeline.judge(
         observed,
         applicable,

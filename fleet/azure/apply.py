@@ -11,6 +11,13 @@ is split in two so that no caller has to block for minutes:
 
 Protected settings arrive as values resolved by the caller at the last moment; they go into
 the request body and nowhere else.
+
+Extensions and flux configurations are written through their own SDK packages at the
+api-versions of ``fleet.azure.api_versions``; the body is sent as the JSON fleet built (never
+through a model, which would drop what its version does not describe) and the final resource
+comes back as ARM's JSON (``_raw``), so an unknown enum value or an extra property in ARM's
+answer never fails a write that succeeded. Flux v1 configurations are only deleted, through
+the multi-API client.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ from typing import Any
 
 from azure.core.pipeline import PipelineResponse
 from azure.core.polling import LROPoller
-from azure.mgmt.kubernetesconfiguration.v2023_05_01.models import Extension, FluxConfiguration
 
 from fleet.azure.errors import describe
 from fleet.azure.session import AzureSession
@@ -121,40 +127,55 @@ def _target(action: Action) -> tuple[dict[str, str], str, str]:
     return args, child_type, name
 
 
+def _ops(client: Any) -> Any:
+    """A client whose operations are called with fleet's JSON bodies and keyword sets (the
+    SDKs' overloads are typed for models and one argument style at a time)."""
+    return client
+
+
+def _raw(pipeline_response: PipelineResponse, model: Any, headers: Any) -> Any:  # type: ignore[type-arg]
+    """An LRO's final resource as the JSON ARM sent (``cls`` of the SDK's operations)."""
+    response = pipeline_response.http_response
+    return response.json() if response.content else None
+
+
 def start(
     session: AzureSession, action: Action, protected: dict[str, str] | None = None
 ) -> Started:
     """Send the write. ARM failures are returned in ``Started.failed``, not raised."""
-    cluster = ClusterId.parse(action.cluster_id)
-    kc = session.kubernetes_configuration(cluster.subscription_id)
+    sub = ClusterId.parse(action.cluster_id).subscription_id
     args, _, name = _target(action)
     correlation = _Correlation()
     now = datetime.now(UTC)
+    hooks: dict[str, Any] = {"raw_response_hook": correlation, "cls": _raw}
     try:
         poller: LROPoller[Any] | None
         if action.kind == ActionKind.PUT_EXTENSION:
-            extension = Extension.deserialize(_with_secrets(action, protected or {}))
-            poller = kc.extensions.begin_create(
-                extension_name=name, extension=extension, raw_response_hook=correlation, **args
+            poller = _ops(session.extensions(sub)).extensions.begin_create(
+                extension_name=name,
+                extension=_with_secrets(action, protected or {}),
+                **hooks,
+                **args,
             )
         elif action.kind == ActionKind.PUT_FLUX_CONFIG:
-            config = FluxConfiguration.deserialize(_with_secrets(action, protected or {}))
-            poller = kc.flux_configurations.begin_create_or_update(
+            poller = _ops(
+                session.flux_configurations(sub)
+            ).flux_configurations.begin_create_or_update(
                 flux_configuration_name=name,
-                flux_configuration=config,
-                raw_response_hook=correlation,
+                flux_configuration=_with_secrets(action, protected or {}),
+                **hooks,
                 **args,
             )
         elif action.kind == ActionKind.DELETE_EXTENSION:
-            poller = kc.extensions.begin_delete(
+            poller = _ops(session.extensions(sub)).extensions.begin_delete(
                 extension_name=name, raw_response_hook=correlation, **args
             )
         elif action.kind == ActionKind.DELETE_FLUX_CONFIG:
-            poller = kc.flux_configurations.begin_delete(
+            poller = _ops(session.flux_configurations(sub)).flux_configurations.begin_delete(
                 flux_configuration_name=name, raw_response_hook=correlation, **args
             )
         elif action.kind == ActionKind.DELETE_FLUX_V1:
-            poller = kc.source_control_configurations.begin_delete(
+            poller = _ops(session.source_control(sub)).source_control_configurations.begin_delete(
                 source_control_configuration_name=name, raw_response_hook=correlation, **args
             )
         else:  # pragma: no cover - ActionKind is closed
@@ -197,7 +218,9 @@ def finish(started: Started, *, timeout: float | None = None) -> Outcome:
         return Outcome(
             action, False, failure, started.correlation_id, started.started_at, datetime.now(UTC)
         )
-    state = getattr(result, "provisioning_state", None)
+    props = result.get("properties") if isinstance(result, dict) else None
+    state = props.get("provisioningState") if isinstance(props, dict) else None
+    state = state if isinstance(state, str) else None
     return Outcome(
         action, True, None, started.correlation_id, started.started_at, datetime.now(UTC), state
     )
@@ -205,32 +228,35 @@ def finish(started: Started, *, timeout: float | None = None) -> Outcome:
 
 def resume(session: AzureSession, action: Action, token: str) -> Started:
     """Rebuild a poller from a persisted continuation token (another process may resume it)."""
-    cluster = ClusterId.parse(action.cluster_id)
-    kc = session.kubernetes_configuration(cluster.subscription_id)
+    sub = ClusterId.parse(action.cluster_id).subscription_id
     args, _, name = _target(action)
     now = datetime.now(UTC)
     try:
+        poller: LROPoller[Any]
         if action.kind == ActionKind.PUT_EXTENSION:
-            poller = kc.extensions.begin_create(
-                extension_name=name, extension=None, continuation_token=token, **args
+            poller = _ops(session.extensions(sub)).extensions.begin_create(
+                extension_name=name, extension=None, continuation_token=token, cls=_raw, **args
             )
         elif action.kind == ActionKind.PUT_FLUX_CONFIG:
-            poller = kc.flux_configurations.begin_create_or_update(
+            poller = _ops(
+                session.flux_configurations(sub)
+            ).flux_configurations.begin_create_or_update(
                 flux_configuration_name=name,
                 flux_configuration=None,
                 continuation_token=token,
+                cls=_raw,
                 **args,
             )
         elif action.kind == ActionKind.DELETE_EXTENSION:
-            poller = kc.extensions.begin_delete(
+            poller = _ops(session.extensions(sub)).extensions.begin_delete(
                 extension_name=name, continuation_token=token, **args
             )
         elif action.kind == ActionKind.DELETE_FLUX_CONFIG:
-            poller = kc.flux_configurations.begin_delete(
+            poller = _ops(session.flux_configurations(sub)).flux_configurations.begin_delete(
                 flux_configuration_name=name, continuation_token=token, **args
             )
         else:
-            poller = kc.source_control_configurations.begin_delete(
+            poller = _ops(session.source_control(sub)).source_control_configurations.begin_delete(
                 source_control_configuration_name=name, continuation_token=token, **args
             )
     except Exception as exc:

@@ -15,11 +15,14 @@ progress (cluster or child), a child row without ``properties``, an extension wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-from azure.mgmt.kubernetesconfiguration.v2023_05_01 import models as kc_models
+from azure.mgmt.kubernetesconfiguration.extensions import models as extension_models
+from azure.mgmt.kubernetesconfiguration.fluxconfigurations import models as flux_models
+from azure.mgmt.kubernetesconfiguration.v2023_05_01 import models as v1_models
 
 from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
 
@@ -27,34 +30,55 @@ from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFI
 TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled", "cancelled"})
 
 # --------------------------------------------------------------------------- rows to ARM JSON
+#
+# A schema is None (a scalar: kept as it is), ("list", schema), ("map", schema), or a dict
+# ``{lower-case key: (canonical key, lazy schema)}`` for an object. The key spellings come from
+# the models of the api-versions fleet reads with (``fleet.azure.api_versions``): the TypeSpec
+# models of the extensions and fluxConfigurations packages, and the msrest models of Flux v1.
 
 
-def _schema_of(type_name: str) -> Any:
-    """A canonical-key tree for an SDK (msrest) type name, or None for scalars."""
+class _lazy:
+    """A schema resolved on first use (models refer to each other, sometimes cyclically)."""
+
+    __slots__ = ("_done", "_make", "_value")
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._value: Any = None
+        self._done = False
+
+    def get(self) -> Any:
+        if not self._done:
+            self._value = self._make()
+            self._done = True
+        return self._value
+
+
+def _msrest_schema_of(type_name: str) -> Any:
+    """The schema of an msrest type name (``[Foo]``, ``{Foo}``, ``Foo``, scalars)."""
     if type_name.startswith("[") and type_name.endswith("]"):
-        inner = _schema_of(type_name[1:-1])
+        inner = _msrest_schema_of(type_name[1:-1])
         return ("list", inner) if inner is not None else None
     if type_name.startswith("{") and type_name.endswith("}"):
-        inner = _schema_of(type_name[1:-1])
+        inner = _msrest_schema_of(type_name[1:-1])
         return ("map", inner) if inner is not None else None
-    model = getattr(kc_models, type_name, None)
+    model = getattr(v1_models, type_name, None)
     if model is None or not hasattr(model, "_attribute_map"):
         return None
-    return _model_schema(model)
+    return _msrest_schema(model)
 
 
 @cache
-def _model_schema(model: type) -> dict[str, tuple[str, Any]]:
-    """``{lower-case key: (canonical key, sub-schema)}`` for one model's wire keys."""
+def _msrest_schema(model: type) -> dict[str, tuple[str, Any]]:
     out: dict[str, tuple[str, Any]] = {}
     for spec in model._attribute_map.values():  # type: ignore[attr-defined]
         wire = str(spec["key"]).replace("\\.", ".")
         parts = wire.split(".")
         node = out
         for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if last:
-                node[part.lower()] = (part, _lazy(str(spec["type"])))
+            if i == len(parts) - 1:
+                name = str(spec["type"])
+                node[part.lower()] = (part, _lazy(lambda name=name: _msrest_schema_of(name)))  # type: ignore[misc]
             else:
                 existing = node.get(part.lower())
                 if existing is None or not isinstance(existing[1], dict):
@@ -64,21 +88,38 @@ def _model_schema(model: type) -> dict[str, tuple[str, Any]]:
     return out
 
 
-class _lazy:
-    """A schema resolved on first use (models refer to each other, sometimes cyclically)."""
+def _typed_schema_of(annotation: Any, models: Any) -> Any:
+    """The schema of a TypeSpec model annotation (``Optional[X]``, ``list[X]``, ``dict[str,
+    X]``, a model class, scalars and enums)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:
+        for arg in args:
+            found = _typed_schema_of(arg, models)
+            if found is not None:
+                return found
+        return None
+    if origin is list and args:
+        inner = _typed_schema_of(args[0], models)
+        return ("list", inner) if inner is not None else None
+    if origin is dict and len(args) == 2:
+        inner = _typed_schema_of(args[1], models)
+        return ("map", inner) if inner is not None else None
+    if isinstance(annotation, type) and getattr(annotation, "_is_model", False):
+        return _typed_schema(annotation, models)
+    return None
 
-    __slots__ = ("_done", "_value", "name")
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._value: Any = None
-        self._done = False
-
-    def get(self) -> Any:
-        if not self._done:
-            self._value = _schema_of(self.name)
-            self._done = True
-        return self._value
+@cache
+def _typed_schema(model: type, models: Any) -> dict[str, tuple[str, Any]]:
+    model()  # the rest fields of a TypeSpec model are worked out on first instantiation
+    hints = typing.get_type_hints(model, localns={"_models": models})
+    out: dict[str, tuple[str, Any]] = {}
+    for attr, field in model._attr_to_rest_field.items():  # type: ignore[attr-defined]
+        wire = str(field._rest_name)
+        hint = hints.get(attr)
+        out[wire.lower()] = (wire, _lazy(lambda hint=hint: _typed_schema_of(hint, models)))  # type: ignore[misc]
+    return out
 
 
 def _canonical(value: Any, schema: Any) -> Any:
@@ -109,13 +150,17 @@ def _canonical(value: Any, schema: Any) -> Any:
 
 @cache
 def _properties_schema(child_type: str) -> dict[str, tuple[str, Any]]:
-    model = {
-        EXTENSIONS: kc_models.Extension,
-        FLUX_CONFIGURATIONS: kc_models.FluxConfiguration,
-        SOURCE_CONTROL_CONFIGURATIONS: kc_models.SourceControlConfiguration,
+    if child_type == SOURCE_CONTROL_CONFIGURATIONS:
+        schema: dict[str, tuple[str, Any]] = _msrest_schema(v1_models.SourceControlConfiguration)[
+            "properties"
+        ][1]
+        return schema
+    model, models = {
+        EXTENSIONS: (extension_models.Extension, extension_models),
+        FLUX_CONFIGURATIONS: (flux_models.FluxConfiguration, flux_models),
     }[child_type]
-    schema: dict[str, tuple[str, Any]] = _model_schema(model)["properties"][1]
-    return schema
+    found: dict[str, tuple[str, Any]] = _typed_schema(model, models)["properties"][1].get()
+    return found
 
 
 def canonical_properties(child_type: str, props: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Inventory: the subscriptions and clusters in scope, and the extension version catalogue.
+"""Inventory: the subscriptions and clusters in scope, the extension version catalogue, and
+whether a subscription is registered for a resource provider.
 
 ``ArmInventory`` lists through ``azure-mgmt-resource``: one paged ``resources.list`` per
 subscription, filtered to the two cluster types. ARM's generic list returns id, name, type,
@@ -9,6 +10,12 @@ the cluster, made only for clusters some policy targets.
 The Resource Graph inventory (``fleet.azure.graph``) implements the same ``Inventory``
 protocol with bulk queries that also return properties, and ``BulkInventory.observations``:
 the clusters' configurations read in bulk, so a sweep needs no per-cluster ARM reads.
+
+The version catalogue is ``extensionTypes/microsoft.flux/versions`` of api-version 2026-05-01
+(one resource per version, one release train per request), read once per location. One that
+cannot be read after retries, or that lists no Stable release (ARM always has some, so an empty
+one means the read was not what it seemed), raises ``fleet.core.errors.CatalogUnavailable``;
+``fleet.azure.catalogs`` says what a job then does.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from azure.core.exceptions import (
     ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
     ResourceNotFoundError,
     map_error,
@@ -29,17 +37,19 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
-from fleet.azure import retrying
+from fleet.azure import api_versions, retrying
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts, facts_from_arm
-from fleet.core.ids import CLUSTER_PROVIDERS
+from fleet.core.errors import ArmCallFailed, CatalogUnavailable
+from fleet.core.ids import CLUSTER_PROVIDERS, KC_PROVIDER
 from fleet.observe.observed import ObservedCluster
 
 log = logging.getLogger(__name__)
 
 _CLUSTER_FILTER = " or ".join(f"resourceType eq '{t}'" for t in CLUSTER_PROVIDERS.values())
-#: The api-version azure-mgmt-resource 26 lists resources with.
-RESOURCES_API_VERSION = "2025-04-01"
+FLUX_TYPE = "microsoft.flux"
+#: The release trains microsoft.flux publishes; each is one catalogue request per location.
+RELEASE_TRAINS = ("Stable", "Preview")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +126,21 @@ def send_json(
     if response.status_code != 200:
         map_error(response.status_code, response, _ERROR_MAP)
         raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-    return orjson.loads(response.content)
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        # As the SDK's ContentDecodePolicy reports a body that is not JSON (cut short, a
+        # proxy's HTML page); ``fleet.azure.errors.describe`` knows it as transient.
+        raise DecodeError(message=f"JSON is invalid: {exc}", response=response) from None
 
 
-def _list_json(client: Any, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    """Every item of an ARM list (``{value, nextLink}`` pages)."""
+def list_json(client: Any, request: HttpRequest) -> list[dict[str, Any]]:
+    """Every item of an ARM list (``{value, nextLink}`` pages), as the JSON ARM sent."""
     items: list[dict[str, Any]] = []
-    request = HttpRequest("GET", path, params=params)
     while True:
         page = send_json(client, request)
+        if not isinstance(page, dict):
+            raise DecodeError(message="JSON is invalid: an ARM list page must be an object")
         items.extend(v for v in page.get("value") or () if isinstance(v, dict))
         next_link = page.get("nextLink")
         if not next_link:
@@ -169,10 +185,13 @@ class ArmInventory:
             client = self._session.resources(sub.id)
             # The generic resource list (what ``resources.list(filter=...)`` sends), its JSON
             # used as it is: building an SDK model of every listed cluster cost ~0.4 ms each.
-            path = f"/subscriptions/{sub.id}/resources"
-            params = {"$filter": _CLUSTER_FILTER, "api-version": RESOURCES_API_VERSION}
+            request = HttpRequest(
+                "GET",
+                f"/subscriptions/{sub.id}/resources",
+                params={"$filter": _CLUSTER_FILTER, "api-version": api_versions.RESOURCES},
+            )
             resources = retrying.call(
-                lambda client=client, path=path, params=params: _list_json(client, path, params),  # type: ignore[misc]
+                lambda client=client, request=request: list_json(client, request),  # type: ignore[misc]
                 attempts=self._session.settings.read_attempts,
                 what=f"list clusters of {sub.id}",
             )
@@ -183,26 +202,57 @@ class ArmInventory:
                     log.warning("skipping unexpected resource %s: %s", res.get("id", "?"), exc)
 
     def catalog(self, subscription_id: str, location: str) -> dict[str, list[str]]:
-        """Versions per train for a location, read once per location and cached."""
+        """Versions per train for a location, read once per location and cached; raises
+        ``CatalogUnavailable`` when it cannot be read (see the module docstring)."""
         key = location.lower().replace(" ", "")
         with self._catalog_lock:
             cached = self._catalogs.get(key)
         if cached is not None:
             return cached
-        client = self._session.kubernetes_configuration(subscription_id)
-
-        def read() -> dict[str, list[str]]:
-            trains: dict[str, list[str]] = {}
-            for item in client.extension_type_versions.list(location, "microsoft.flux"):
-                train = str(getattr(item, "release_train", None) or "Stable")
-                trains.setdefault(train, []).extend(str(v) for v in (item.versions or ()))
-            return trains
-
-        trains = retrying.call(
-            read,
-            attempts=self._session.settings.read_attempts,
-            what=f"list flux versions in {location}",
+        client = self._session.extensions(subscription_id)
+        path = (
+            f"/subscriptions/{subscription_id}/providers/{KC_PROVIDER}/locations/{location}"
+            f"/extensionTypes/{FLUX_TYPE}/versions"
         )
+
+        def read(train: str) -> list[str]:
+            params = {"api-version": api_versions.EXTENSION_TYPES, "releaseTrain": train}
+            items = list_json(client, HttpRequest("GET", path, params=params))
+            props = (item.get("properties") for item in items)
+            return [str(p["version"]) for p in props if isinstance(p, dict) and p.get("version")]
+
+        trains: dict[str, list[str]] = {}
+        try:
+            for train in RELEASE_TRAINS:
+                found = retrying.call(
+                    lambda train=train: read(train),  # type: ignore[misc]
+                    attempts=self._session.settings.read_attempts,
+                    what=f"list {FLUX_TYPE} {train} versions in {location}",
+                )
+                if found:
+                    trains[train] = found
+        except ArmCallFailed as exc:
+            raise CatalogUnavailable(location, f"could not be read: {exc}") from exc
+        if not trains.get(RELEASE_TRAINS[0]):
+            raise CatalogUnavailable(location, f"lists no {RELEASE_TRAINS[0]} release")
         with self._catalog_lock:
             self._catalogs[key] = trains
         return trains
+
+
+def registration_states(
+    session: AzureSession, subscription_ids: Iterable[str], namespace: str = KC_PROVIDER
+) -> dict[str, str]:
+    """A provider namespace's ``registrationState`` (``Registered``, ``NotRegistered``,
+    ``Registering``, ...) per subscription: one ``providers.get`` each, through
+    ``azure-mgmt-resource``. Raises ``ArmCallFailed`` when a read still fails after retries."""
+    states: dict[str, str] = {}
+    for sub in subscription_ids:
+        client = session.resources(sub)
+        provider = retrying.call(
+            lambda client=client: client.providers.get(namespace),  # type: ignore[misc]
+            attempts=session.settings.read_attempts,
+            what=f"read the {namespace} registration of {sub}",
+        )
+        states[sub] = str(provider.registration_state or "Unknown")
+    return states

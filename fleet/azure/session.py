@@ -17,20 +17,29 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from azure.core.credentials import TokenCredential
 from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
+from azure.mgmt.kubernetesconfiguration.extensions import (
+    KubernetesConfigurationExtensionsMgmtClient,
+)
+from azure.mgmt.kubernetesconfiguration.fluxconfigurations import (
+    KubernetesConfigurationFluxConfigurationsMgmtClient,
+)
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.mgmt.resourcegraph import ResourceGraphClient
 from requests.adapters import HTTPAdapter
 
+from fleet.azure import api_versions
 from fleet.azure.credentials import make_credential
 from fleet.azure.ratelimit import BudgetPolicy, Limiter, TokenBucketLimiter, arm_budgets
 from fleet.settings import Settings, is_loopback_url
+
+_C = TypeVar("_C")
 
 # azure-core logs every request and response header at INFO; that is noise at fleet's scale
 # and headers are not where fleet wants its own logs to come from.
@@ -120,8 +129,8 @@ class AzureSession:
             read_timeout=settings.request_timeout,
         )
         self._lock = threading.Lock()
-        self._kc: dict[str, SourceControlConfigurationClient] = {}
-        self._rm: dict[str, ResourceManagementClient] = {}
+        #: Clients per (client class, lower-cased subscription id).
+        self._clients: dict[tuple[type, str], Any] = {}
         self._sub: SubscriptionClient | None = None
         self._graph: ResourceGraphClient | None = None
 
@@ -144,29 +153,48 @@ class AzureSession:
             "logging_enable": False,
         }
 
-    def kubernetes_configuration(self, subscription_id: str) -> SourceControlConfigurationClient:
-        """The Microsoft.KubernetesConfiguration client of a subscription (cached)."""
-        key = subscription_id.lower()
+    def _client(self, cls: type[_C], subscription_id: str, **kwargs: Any) -> _C:
+        """One client of a class per subscription, built once (thread-safe)."""
+        key = (cls, subscription_id.lower())
         with self._lock:
-            client = self._kc.get(key)
+            client = self._clients.get(key)
             if client is None:
-                client = SourceControlConfigurationClient(
-                    self.credential, subscription_id, **self._client_kwargs()
+                client = cls(  # type: ignore[call-arg]
+                    self.credential, subscription_id, **self._client_kwargs(), **kwargs
                 )
-                self._kc[key] = client
+                self._clients[key] = client
             return client
+
+    def flux_configurations(
+        self, subscription_id: str
+    ) -> KubernetesConfigurationFluxConfigurationsMgmtClient:
+        """The Flux v2 configurations client of a subscription (``api_versions``)."""
+        return self._client(
+            KubernetesConfigurationFluxConfigurationsMgmtClient,
+            subscription_id,
+            api_version=api_versions.FLUX_CONFIGURATIONS,
+        )
+
+    def extensions(self, subscription_id: str) -> KubernetesConfigurationExtensionsMgmtClient:
+        """The cluster extensions client of a subscription (``api_versions``); its pipeline also
+        carries the version catalogue reads."""
+        return self._client(
+            KubernetesConfigurationExtensionsMgmtClient,
+            subscription_id,
+            api_version=api_versions.EXTENSIONS,
+        )
+
+    def source_control(self, subscription_id: str) -> SourceControlConfigurationClient:
+        """The Flux v1 (sourceControlConfigurations) client of a subscription."""
+        return self._client(
+            SourceControlConfigurationClient,
+            subscription_id,
+            api_version=api_versions.SOURCE_CONTROL_CONFIGURATIONS,
+        )
 
     def resources(self, subscription_id: str) -> ResourceManagementClient:
         """The generic resources client of a subscription (cached)."""
-        key = subscription_id.lower()
-        with self._lock:
-            client = self._rm.get(key)
-            if client is None:
-                client = ResourceManagementClient(
-                    self.credential, subscription_id, **self._client_kwargs()
-                )
-                self._rm[key] = client
-            return client
+        return self._client(ResourceManagementClient, subscription_id)
 
     def subscriptions(self) -> SubscriptionClient:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from fleet.cli import (  # noqa: F401
     db_cmds,
     demo_cmd,
+    deploy_keys_cmd,
     emulator_generate,
     emulator_serve,
     jobs_cmds,

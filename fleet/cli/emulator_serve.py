@@ -55,7 +55,11 @@ def serve(
         typer.Option(help="Emulated seconds after which an operation ends even if nobody polls."),
     ] = 10.0,
     retry_after: Annotated[
-        int, typer.Option(help="Retry-After (seconds) of LRO responses; 0 allowed.")
+        int,
+        typer.Option(
+            help="Retry-After (seconds) of LRO responses; 0 sends none (clients then wait "
+            "their own polling interval)."
+        ),
     ] = 1,
     reconcile_seconds: Annotated[
         float,

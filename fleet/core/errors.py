@@ -106,6 +106,22 @@ class ArmCallFailed(AzureError):
         return []
 
 
+class CatalogUnavailable(AzureError):
+    """The extension version catalogue of a location could not be read, or lists no release:
+    versions cannot be judged against it, so the sweep or job that needs it stops (a report
+    that judged every version against nothing would claim what it did not check)."""
+
+    def __init__(self, location: str, why: str) -> None:
+        super().__init__(f"the microsoft.flux version catalogue of {location} {why}")
+        self.location = location
+
+    def details(self) -> list[str]:
+        return [
+            "reading it needs Microsoft.KubernetesConfiguration/extensionTypes/versions/read "
+            "(`fleet rbac` prints the role)"
+        ]
+
+
 class InventoryError(AzureError):
     """The inventory itself could not be read (no subscriptions, no access): the sweep stops."""
 

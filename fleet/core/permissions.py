@@ -16,6 +16,8 @@ READ_ACTIONS: tuple[str, ...] = (
     "Microsoft.Resources/subscriptions/read",
     "Microsoft.Resources/subscriptions/resourceGroups/read",
     "Microsoft.Resources/subscriptions/resources/read",
+    # registrationState of Microsoft.KubernetesConfiguration (azure.inventory.registration_states)
+    "Microsoft.Resources/subscriptions/providers/read",
     "Microsoft.ContainerService/managedClusters/read",
     "Microsoft.Kubernetes/connectedClusters/read",
     "Microsoft.KubernetesConfiguration/extensions/read",

@@ -9,6 +9,7 @@ so it needs no locks. It is made of one layer per job, each in its own module:
 - store.py: the resources, their indexes and lookups, the snapshot document;
 - lro.py: long-running operations, the emulated clock's due work, Flux reconciliation;
 - reads.py: GETs, lists and their pages, Resource Graph rows;
+- catalog.py: the extension types and their versions (2022-01-15-preview and 2026-05-01);
 - writes.py: PUT, PATCH and DELETE, with ARM's body rules (rules.py) and the read-only
   properties the resource provider fills in (shapes.py);
 - here: the admin operations that span them (the version catalogue and its auto-upgrade).
@@ -35,12 +36,13 @@ from __future__ import annotations
 from typing import Any
 
 from fleet.emulator import errors as e
+from fleet.emulator.catalog import Catalog
 from fleet.emulator.reads import Reads
 from fleet.emulator.rules import disconnected, power_stopped, target_version
 from fleet.emulator.writes import Writes
 
 
-class Backend(Reads, Writes):
+class Backend(Reads, Writes, Catalog):
     """In-memory ARM for one fleet snapshot."""
 
     def set_catalog(self, catalog: Any) -> list[str]:

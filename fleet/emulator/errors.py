@@ -76,6 +76,18 @@ class MissingApiVersionParameter(ArmError):
     status = 400
 
 
+class NoRegisteredProviderFound(ArmError):
+    """An api-version the resource type does not serve (ARM's answer names the supported ones)."""
+
+    code = "NoRegisteredProviderFound"
+    status = 400
+
+
+class InvalidResourceNamespace(ArmError):
+    code = "InvalidResourceNamespace"
+    status = 404
+
+
 class InvalidFilterInQueryString(ArmError):
     """A ``$filter`` the emulator does not understand (never a wrong result instead)."""
 
@@ -156,6 +168,13 @@ class OperationNotAllowed(ArmError):
     """Extension and flux writes on a stopped AKS cluster (AKS answers 409 for stopped clusters)."""
 
     code = "OperationNotAllowed"
+    status = 409
+
+
+class MissingSubscriptionRegistration(ArmError):
+    """A request to a resource provider the subscription is not registered for."""
+
+    code = "MissingSubscriptionRegistration"
     status = 409
 
 

@@ -88,6 +88,8 @@ class _Meta:
     generation: int = 0
     operation: Operation | None = None
     compliance: str | None = None  # the state a reconcile in progress will end in
+    #: The private half of a deploy key ARM generated (keys.py): kept, never answered.
+    ssh_private_key: bytes | None = None
 
 
 def _norm_url(url: str) -> str:

@@ -29,7 +29,8 @@ class EmulatorOptions:
     lro_polls: int | None = 1
     #: Emulated seconds after which an operation finishes even if nobody polls (None: never).
     lro_seconds: float | None = 10.0
-    #: ``Retry-After`` of LRO responses, in seconds (0 makes the SDK poll at once).
+    #: ``Retry-After`` of LRO responses, in seconds (0: none is sent; the client then waits its
+    #: own ``polling_interval``, as azure-core does for 0 too).
     retry_after: int = 1
     #: Emulated seconds a new or changed flux configuration stays ``Pending`` after its LRO.
     reconcile_seconds: float = 2.0

@@ -2,8 +2,9 @@
 
 Subscriptions, tenants, resource groups, the generic resource list (with ``$filter`` and
 ``$expand``), ``GET /{resourceId}``, clusters, a cluster's Microsoft.KubernetesConfiguration
-children and their operations, the extension version catalogue, and the rows of the Resource
-Graph tables. Lists come back whole; ``page`` cuts one page out of them for the HTTP layer.
+children and their operations, and the rows of the Resource Graph tables (the extension type
+catalogue is catalog.py's). Lists come back whole; ``page`` cuts one page out of them for the
+HTTP layer.
 
 Reads change nothing but what time has settled (``tick``) and the poll count of an operation
 (a status poll is what moves an operation along).
@@ -16,8 +17,10 @@ from typing import Any
 
 from fleet.core.ids import KC_PROVIDER
 from fleet.emulator import errors as e
+from fleet.emulator.catalog import CATALOG_VERSIONS
 from fleet.emulator.lro import Lro, Operation
 from fleet.emulator.odata_filter import filter_fields, parse_resource_filter
+from fleet.emulator.rules import RULES
 from fleet.emulator.snapshot import KC_TYPES, RESOURCE_GROUPS, resource_type_of
 from fleet.emulator.store import ClusterRef, key_of, subscription_of
 
@@ -36,6 +39,20 @@ _LIST_FIELDS = (
     "extendedLocation",
     "zones",
 )
+
+#: The resource providers ``GET /subscriptions/{s}/providers[/{namespace}]`` describes, with
+#: the api-versions the emulator serves for each resource type.
+_PROVIDERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Microsoft.KubernetesConfiguration": {
+        **{kind: tuple(rules.versions) for kind, rules in RULES.items()},
+        "extensionTypes": CATALOG_VERSIONS,
+        "operations": tuple(sorted({v for r in RULES.values() for v in r.versions})),
+    },
+    "Microsoft.ContainerService": {"managedClusters": ("2024-05-01",)},
+    "Microsoft.Kubernetes": {"connectedClusters": ("2024-01-01",)},
+    "Microsoft.ResourceGraph": {"resources": ("2022-10-01", "2021-03-01")},
+}
+_LOCATIONS = ("West Europe", "North Europe", "East US", "West US 2")
 
 
 def page_of(
@@ -96,6 +113,35 @@ class Reads(Lro):
             self.options.tenant_id: None
         }
         return [{"id": f"/tenants/{t}", "tenantId": t, "tenantCategory": "Home"} for t in tenants]
+
+    # ------------------------------------------------------------------ resource providers
+
+    def registration_state(self, sub: str, namespace: str) -> str:
+        """A provider namespace's ``registrationState`` in a subscription: what the snapshot's
+        ``subscriptions[].providers`` says, else ``Registered``."""
+        states: Mapping[str, Any] = self._subscription(sub).get("providers") or {}
+        wanted = namespace.lower()
+        return next((str(v) for k, v in states.items() if k.lower() == wanted), "Registered")
+
+    def get_provider(self, sub: str, namespace: str) -> dict[str, Any]:
+        """``GET /subscriptions/{s}/providers/{namespace}`` (``providers.get``)."""
+        canonical = next((n for n in _PROVIDERS if n.lower() == namespace.lower()), None)
+        if canonical is None:
+            self._subscription(sub)
+            raise e.InvalidResourceNamespace(f"The resource namespace '{namespace}' is invalid.")
+        return {
+            "id": f"/subscriptions/{sub}/providers/{canonical}",
+            "namespace": canonical,
+            "registrationState": self.registration_state(sub, canonical),
+            "registrationPolicy": "RegistrationRequired",
+            "resourceTypes": [
+                {"resourceType": rtype, "locations": list(_LOCATIONS), "apiVersions": list(vs)}
+                for rtype, vs in _PROVIDERS[canonical].items()
+            ],
+        }
+
+    def list_providers(self, sub: str) -> list[dict[str, Any]]:
+        return [self.get_provider(sub, n) for n in _PROVIDERS]
 
     def list_resource_groups(self, sub: str, odata_filter: str | None) -> list[dict[str, Any]]:
         prefix = self._scope(sub, None)
@@ -193,19 +239,6 @@ class Reads(Lro):
         return [
             op.to_json() for op in self._ops.values() if op.cluster_key == ckey and not op.terminal
         ]
-
-    def list_extension_type_versions(
-        self, sub: str, location: str, ext_type: str
-    ) -> list[dict[str, Any]]:
-        self._subscription(sub)
-        trains = self._catalog.get(ext_type.lower())
-        if trains is None:
-            raise e.ResourceNotFound(
-                f"Extension type '{ext_type}' was not found in location '{location}'."
-            )
-        catalog: dict[str, dict[str, list[str]]] = self._doc.get("extensionTypeVersions") or {}
-        original = next((v for k, v in catalog.items() if k.lower() == ext_type.lower()), {})
-        return [{"releaseTrain": train, "versions": list(vs)} for train, vs in original.items()]
 
     # ------------------------------------------------------------------ Resource Graph
 

@@ -9,27 +9,57 @@ server.py. The admin routes under ``/_emulator/`` are here too (``admin``).
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from fleet.emulator import graph
+from fleet.core.ids import KC_PROVIDER
+from fleet.emulator import graph, shapes
 from fleet.emulator.backend import Backend
-from fleet.emulator.clock import parse_time
-from fleet.emulator.errors import InvalidQuery, InvalidRequestContent, ResourceNotFound
-from fleet.emulator.faults import FaultSet, FaultSpecError, parse_fault
+from fleet.emulator.catalog import CATALOG_VERSIONS
+from fleet.emulator.errors import (
+    InvalidQuery,
+    InvalidRequestContent,
+    MissingSubscriptionRegistration,
+    NoRegisteredProviderFound,
+)
+from fleet.emulator.faults import FaultSet
 from fleet.emulator.kql import GraphQueryError
 from fleet.emulator.rbac import Roles
 from fleet.emulator.routes import Resolved
-from fleet.emulator.snapshot import dumps
+from fleet.emulator.rules import RULES
 from fleet.emulator.stats import Stats
 from fleet.emulator.throttle import ArmThrottle, GraphQuota
 from fleet.emulator.writes import WriteContext, WriteResult
 
 JSON = (b"content-type", b"application/json; charset=utf-8")
+#: The api-versions of the operation lists (any version of a Microsoft.KubernetesConfiguration
+#: resource type lists them).
+_KC_VERSIONS = frozenset(v for rules in RULES.values() for v in rules.versions)
+
+
+class Query(Mapping[str, str]):
+    """A request's query parameters, looked up by name without case, as ARM matches them (the
+    resource provider itself sends ``?api-Version=`` in its Azure-AsyncOperation URLs).
+    Iterating gives the names as the client spelt them."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._items = dict(pairs)
+        self._lower = {k.lower(): v for k, v in self._items.items()}
+
+    def __getitem__(self, key: str) -> str:
+        return self._lower[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._lower
 
 
 @dataclass(slots=True)
@@ -53,7 +83,7 @@ class Call:
     c: Components
     method: str
     path: str
-    query: dict[str, str]
+    query: Query
     body: bytes
     base_url: str
     resolved: Resolved | None = None
@@ -107,13 +137,22 @@ def _lro_headers(call: Call, result: WriteResult) -> list[tuple[bytes, bytes]]:
     op = result.operation
     if op is None:
         return []
-    url = f"{call.base_url}{op.url_path}?api-version={urllib.parse.quote(call.api_version)}"
+    # Spelt as the resource provider spells it (clients must match query names without case).
+    url = f"{call.base_url}{op.url_path}?api-Version={urllib.parse.quote(call.api_version)}"
     return [
         (b"azure-asyncoperation", url.encode()),
         (b"operation-location", url.encode()),
-        (b"retry-after", str(call.c.backend.options.retry_after).encode()),
+        *_retry_after(call),
         (b"x-ms-async-operation-timeout", result.timeout.encode()),
     ]
+
+
+def _retry_after(call: Call) -> list[tuple[bytes, bytes]]:
+    """``Retry-After`` of an operation in progress; none for 0. azure-core treats 0 as absent
+    (``LROBasePolling._extract_delay`` falls back to the client's ``polling_interval``, 30 s
+    by default, when the delay is falsy), so a header of 0 would only mislead."""
+    seconds = call.c.backend.options.retry_after
+    return [(b"retry-after", str(seconds).encode())] if seconds else []
 
 
 # --------------------------------------------------------------------------- ARM handlers
@@ -166,16 +205,81 @@ def get_by_id(call: Call) -> Reply:
     return json_reply(200, call.c.backend.get_by_id(call.path))
 
 
-def list_extension_type_versions(call: Call) -> Reply:
-    versions = call.c.backend.list_extension_type_versions(
-        _p(call, "sub"), _p(call, "loc"), _p(call, "ext")
+def get_provider(call: Call) -> Reply:
+    return json_reply(200, call.c.backend.get_provider(_p(call, "sub"), _p(call, "namespace")))
+
+
+def list_providers(call: Call) -> Reply:
+    return _paged(call, call.c.backend.list_providers(_p(call, "sub")))
+
+
+def _kc(call: Call, versions: Collection[str], rtype: str) -> str:
+    """The api-version of a Microsoft.KubernetesConfiguration request, once ARM would route it:
+    the subscription is registered for the namespace and the type serves the version."""
+    sub = _p(call, "sub")
+    if call.c.backend.registration_state(sub, KC_PROVIDER).lower() != "registered":
+        raise MissingSubscriptionRegistration(
+            f"The subscription '{sub}' is not registered to use namespace '{KC_PROVIDER}'. See "
+            "https://aka.ms/rps-not-found for how to register subscriptions."
+        )
+    version = call.api_version
+    if version not in versions:
+        raise NoRegisteredProviderFound(
+            f"No registered resource provider found for API version '{version}' for type "
+            f"'{rtype}'. The supported api-versions are '{', '.join(sorted(versions))}'."
+        )
+    return version
+
+
+def _catalog_scope(call: Call) -> str:
+    """The id prefix of the extension types a catalogue route serves (subscription, location
+    or cluster scope; the cluster must exist)."""
+    r = call.resolved
+    assert r is not None
+    if "cluster" in r.params:
+        cluster = call.c.backend.get_cluster(r.cluster)
+        return f"{cluster['id']}/providers/{KC_PROVIDER}"
+    scope = f"/subscriptions/{r.params['sub']}/providers/{KC_PROVIDER}"
+    return f"{scope}/locations/{r.params['loc']}" if "loc" in r.params else scope
+
+
+def extension_types(call: Call) -> Reply:
+    _kc(call, CATALOG_VERSIONS[1:], "extensionTypes")
+    return _paged(call, call.c.backend.extension_types(_p(call, "sub"), _catalog_scope(call)))
+
+
+def extension_type(call: Call) -> Reply:
+    _kc(call, CATALOG_VERSIONS[1:], "extensionTypes")
+    found = call.c.backend.extension_type(_p(call, "sub"), _catalog_scope(call), _p(call, "ext"))
+    return json_reply(200, found)
+
+
+def extension_type_versions(call: Call) -> Reply:
+    backend, sub, ext = call.c.backend, _p(call, "sub"), _p(call, "ext")
+    assert call.resolved is not None
+    location_scope = "loc" in call.resolved.params
+    old = CATALOG_VERSIONS[0]
+    version = _kc(call, CATALOG_VERSIONS if location_scope else CATALOG_VERSIONS[1:], ext)
+    if version == old:
+        return _paged(call, backend.list_extension_type_versions(sub, _p(call, "loc"), ext))
+    scope = _catalog_scope(call)
+    return _paged(call, backend.extension_type_versions(sub, scope, ext, call.query))
+
+
+def extension_type_version(call: Call) -> Reply:
+    _kc(call, CATALOG_VERSIONS[1:], "extensionTypes/versions")
+    found = call.c.backend.extension_type_version(
+        _p(call, "sub"), _catalog_scope(call), _p(call, "ext"), _p(call, "version")
     )
-    return _paged(call, versions)
+    return json_reply(200, found)
 
 
 def list_children(call: Call) -> Reply:
-    assert call.resolved is not None
-    return _paged(call, call.c.backend.list_children(call.resolved.cluster, call.resolved.kind))
+    r = call.resolved
+    assert r is not None
+    version = _kc(call, RULES[r.kind].versions, r.kind)
+    items = call.c.backend.list_children(r.cluster, r.kind)
+    return _paged(call, [shapes.for_version(r.kind, res, version) for res in items])
 
 
 def child(call: Call) -> Reply:
@@ -183,8 +287,11 @@ def child(call: Call) -> Reply:
     r = call.resolved
     assert r is not None
     backend, name = call.c.backend, r.params["name"]
+    version = _kc(call, RULES[r.kind].versions, r.kind)
+    call.write.api_version = version
     if call.method == "GET":
-        return json_reply(200, backend.get_child(r.cluster, r.kind, name))
+        found = backend.get_child(r.cluster, r.kind, name)
+        return json_reply(200, shapes.for_version(r.kind, found, version))
     if call.method == "PUT":
         result = backend.put_child(r.cluster, r.kind, name, call.json(), call.write)
     elif call.method == "PATCH":
@@ -195,21 +302,21 @@ def child(call: Call) -> Reply:
     headers = _lro_headers(call, result)
     if result.body is None:
         return Reply(result.status, b"", headers)
-    return json_reply(result.status, result.body, headers)
+    return json_reply(result.status, shapes.for_version(r.kind, result.body, version), headers)
 
 
 def get_operation(call: Call) -> Reply:
     r = call.resolved
     assert r is not None
+    version = _kc(call, RULES[r.kind].versions, f"{r.kind}/operations")
     op = call.c.backend.get_operation(r.cluster, r.kind, r.params["name"], r.params["op"])
-    headers = (
-        [] if op.terminal else [(b"retry-after", str(call.c.backend.options.retry_after).encode())]
-    )
-    return json_reply(200, op.to_json(), headers)
+    headers = [] if op.terminal else _retry_after(call)
+    return json_reply(200, shapes.operation_for_version(r.kind, op.to_json(), version), headers)
 
 
 def list_operations(call: Call) -> Reply:
     assert call.resolved is not None
+    _kc(call, _KC_VERSIONS, "operations")
     return _paged(call, call.c.backend.list_operations(call.resolved.cluster))
 
 
@@ -241,7 +348,12 @@ HANDLERS: dict[str, Callable[[Call], Reply]] = {
     "list_clusters": list_clusters,
     "get_cluster": get_cluster,
     "get_by_id": get_by_id,
-    "list_extension_type_versions": list_extension_type_versions,
+    "get_provider": get_provider,
+    "list_providers": list_providers,
+    "extension_types": extension_types,
+    "extension_type": extension_type,
+    "extension_type_versions": extension_type_versions,
+    "extension_type_version": extension_type_version,
     "list_children": list_children,
     "child": child,
     "get_operation": get_operation,
@@ -289,114 +401,32 @@ RP_OPERATIONS = [
 ]
 
 
-# --------------------------------------------------------------------------- admin handlers
-
-
-def admin(c: Components, method: str, path: str, query: dict[str, str], body: bytes) -> Reply:
-    """``/_emulator/...``: state, clock, faults, catalogue, roles, statistics (docs/emulator.md)."""
-    sub = path.removeprefix("/_emulator").strip("/")
-    payload: Any = None
-    if body:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise InvalidRequestContent("The admin request body is not JSON.") from None
-    backend = c.backend
-    route = (method, sub.split("/")[0] if "/" in sub and sub.startswith("faults/") else sub)
-    if route == ("GET", "snapshot"):
-        backend.tick()
-        return Reply(200, dumps(backend.dump()), [JSON])
-    if route == ("GET", "health"):
-        return json_reply(200, {"status": "ok"})
-    if route == ("GET", "stats"):
-        return json_reply(200, c.stats.to_json())
-    if route == ("POST", "stats/reset"):
-        c.stats.reset()
-        return json_reply(200, c.stats.to_json())
-    if route == ("GET", "requests"):
-        return json_reply(200, {"value": c.stats.requests_log()})
-    if route == ("DELETE", "requests"):
-        c.stats.clear_log()
-        return Reply(204)
-    if route == ("GET", "clock"):
-        backend.tick()
-        return json_reply(200, backend.clock.to_json())
-    if route == ("POST", "clock"):
-        return json_reply(200, _clock(backend, payload))
-    if route == ("GET", "faults"):
-        return json_reply(200, {"value": c.faults.to_json()})
-    if route == ("POST", "faults"):
-        specs = (
-            payload.get("faults")
-            if isinstance(payload, dict) and "faults" in payload
-            else [payload]
-        )
-        if not isinstance(specs, list):
-            raise InvalidRequestContent("'faults' must be a list of fault specifications.")
-        try:
-            added = [parse_fault(spec, f"faults[{i}]") for i, spec in enumerate(specs)]
-        except FaultSpecError as exc:
-            raise InvalidRequestContent(str(exc)) from None
-        for fault in added:
-            c.faults.add(fault)
-        return json_reply(201, {"value": [f.to_json() for f in added]})
-    if route == ("DELETE", "faults"):
-        if sub.startswith("faults/"):
-            if not c.faults.remove(sub.removeprefix("faults/")):
-                raise ResourceNotFound(f"No fault with id '{sub.removeprefix('faults/')}'.")
-        else:
-            c.faults.clear()
-        return Reply(204)
-    if route == ("GET", "catalog"):
-        return json_reply(200, backend.catalog())
-    if route == ("PUT", "catalog"):
-        moved = backend.set_catalog(payload)
-        return json_reply(200, {"extensionTypeVersions": backend.catalog(), "upgraded": moved})
-    if route == ("PUT", "failing-sources"):
-        urls = payload.get("failingSources") if isinstance(payload, dict) else None
-        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise InvalidRequestContent('Expected {"failingSources": [url, ...]}.')
-        backend.set_failing_sources(urls)
-        return json_reply(200, {"failingSources": sorted(backend.failing_sources)})
-    if route == ("PUT", "resources"):
-        return json_reply(200, backend.upsert_resource(payload))
-    if route == ("GET", "roles"):
-        return json_reply(200, {"value": c.roles.to_json()})
-    if route == ("POST", "roles"):
-        principal = payload.get("principal") if isinstance(payload, dict) else None
-        actions = payload.get("actions") if isinstance(payload, dict) else None
-        if (
-            not isinstance(principal, str)
-            or not isinstance(actions, list)
-            or not all(isinstance(a, str) for a in actions)
-        ):
-            raise InvalidRequestContent('Expected {"principal": str, "actions": [str, ...]}.')
-        c.roles.assign(principal, actions)
-        return json_reply(200, {"value": c.roles.to_json()})
-    if route == ("DELETE", "roles"):
-        c.roles.clear()
-        return Reply(204)
-    if route == ("POST", "throttle/reset"):
-        c.throttle.reset()
-        c.quota.reset()
-        return Reply(204)
-    raise ResourceNotFound(f"No admin route '{method} {path}' (see docs/emulator.md).")
-
-
-def _clock(backend: Backend, payload: Any) -> dict[str, Any]:
-    if not isinstance(payload, dict) or len(payload) != 1:
-        raise InvalidRequestContent('Expected {"advanceSeconds": N} or {"set": "<ISO time>"}.')
-    try:
-        if "advanceSeconds" in payload:
-            seconds = payload["advanceSeconds"]
-            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
-                raise ValueError("advanceSeconds must be a number")
-            backend.advance_clock(float(seconds))
-        elif "set" in payload:
-            moment: datetime = parse_time(str(payload["set"]))
-            backend.set_clock(moment)
-        else:
-            raise ValueError('expected "advanceSeconds" or "set"')
-    except ValueError as exc:
-        raise InvalidRequestContent(f"Cannot move the clock: {exc}.") from None
-    return backend.clock.to_json()
+def metadata_endpoints(base_url: str, query: Query) -> Reply:
+    """``GET /metadata/endpoints``: the cloud's endpoints, with this emulator as its Resource
+    Manager. From api-version 2019-05-01 on ARM answers a list of clouds, before that (and
+    without api-version) one object."""
+    cloud = {
+        "name": "AzureCloud",
+        "portal": "https://portal.azure.com",
+        "authentication": {
+            "loginEndpoint": "https://login.microsoftonline.com/",
+            "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+            "tenant": "common",
+            "identityProvider": "AAD",
+        },
+        "media": "https://rest.media.azure.net",
+        "graphAudience": "https://graph.windows.net/",
+        "graph": "https://graph.windows.net/",
+        "resourceManager": f"{base_url}/",
+        "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        "gallery": "https://gallery.azure.com/",
+        "suffixes": {
+            "azureDataLakeStoreFileSystem": "azuredatalakestore.net",
+            "acrLoginServer": "azurecr.io",
+            "sqlServerHostname": "database.windows.net",
+            "keyVaultDns": "vault.azure.net",
+            "storage": "core.windows.net",
+        },
+    }
+    version = query.get("api-version") or ""
+    return json_reply(200, [cloud] if version >= "2019-05-01" else cloud)

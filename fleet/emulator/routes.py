@@ -29,6 +29,9 @@ _CLUSTER_TYPE = (
 _CL = _RG + r"/providers/" + _CLUSTER_TYPE + r"/(?P<cluster>[^/]+)"
 _KC = _CL + r"/providers/microsoft\.kubernetesconfiguration"
 _KIND = r"(?P<kind>extensions|fluxconfigurations|sourcecontrolconfigurations)"
+_KCP = r"/providers/microsoft\.kubernetesconfiguration"
+_TYPES = r"/extensiontypes"
+_PROV = "Microsoft.Resources/subscriptions/providers"
 _CANONICAL_CLUSTER = {v.lower(): v for v in CLUSTER_PROVIDERS.values()}
 
 GET = frozenset({"GET"})
@@ -108,14 +111,23 @@ ROUTES: tuple[Route, ...] = (
     ),
     _route("list_clusters", _S + "/providers/" + _CLUSTER_TYPE, GET, "subscription", "{cluster}"),
     _route("list_clusters", _RG + "/providers/" + _CLUSTER_TYPE, GET, "subscription", "{cluster}"),
-    _route(
-        "list_extension_type_versions",
-        _S + r"/providers/microsoft\.kubernetesconfiguration/locations/(?P<loc>[^/]+)"
-        r"/extensiontypes/(?P<ext>[^/]+)/versions",
-        GET,
-        "subscription",
-        f"{KC_PROVIDER}/extensionTypes/versions",
+    # The extension type catalogue, at subscription, location and cluster scope.
+    *(
+        _route(name, scope + _TYPES + tail, GET, "subscription", f"{KC_PROVIDER}/{rtype}")
+        for scope in (_S + _KCP, _S + _KCP + r"/locations/(?P<loc>[^/]+)", _KC)
+        for name, tail, rtype in (
+            ("extension_types", "", "extensionTypes"),
+            ("extension_type", r"/(?P<ext>[^/]+)", "extensionTypes"),
+            ("extension_type_versions", r"/(?P<ext>[^/]+)/versions", "extensionTypes/versions"),
+            (
+                "extension_type_version",
+                r"/(?P<ext>[^/]+)/versions/(?P<version>[^/]+)",
+                "extensionTypes/versions",
+            ),
+        )
     ),
+    _route("get_provider", _S + r"/providers/(?P<namespace>[^/]+)", GET, "subscription", _PROV),
+    _route("list_providers", _S + r"/providers", GET, "subscription", _PROV),
     _route(
         "rp_operations",
         r"/providers/microsoft\.kubernetesconfiguration/operations",

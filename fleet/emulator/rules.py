@@ -1,11 +1,17 @@
 """ARM's body rules for Microsoft.KubernetesConfiguration, per resource kind.
 
 What a PUT or PATCH body may carry and how ARM checks it, the defaults it fills in (the swagger
-``default`` values of api-version 2023-05-01), which properties are read-only, patchable or
-fixed at creation, and the facts about a cluster and the version catalogue that decide whether
-a write can succeed. ``RULES`` holds one ``KindRules`` per kind: the writes (writes.py) look a
-kind's rules up there instead of branching on the kind, so the rules of another api-version
-can sit beside them.
+``default`` values), which properties are read-only, patchable or fixed at creation, and the
+facts about a cluster and the version catalogue that decide whether a write can succeed.
+``RULES`` holds one ``KindRules`` per kind: the writes (writes.py) look a kind's rules up there
+instead of branching on the kind.
+
+The api-versions sit side by side (``KindRules.versions``): resources are stored in the shape of
+the newest version, and each served version lists the members it does not define yet (the
+members later versions added, as dotted paths from the resource root). A write in an older
+version that carries one of them is refused as the resource provider refuses a member its model
+for that version lacks (400 ``InvalidRequestContent``, "Could not find member ..."); answers are
+cut down to the version asked for by ``shapes.for_version``.
 
 Everything here is a function of its arguments: no state, no clock. A bad body raises
 ``InvalidRequestContent`` (400) with the property's path in the message, as ARM does.
@@ -27,7 +33,32 @@ FLUX_TYPE = "microsoft.flux"
 ARM64_MIN_FLUX = (1, 7, 0)
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 #: The property that holds the source of each ``sourceKind``.
-SOURCE_KEYS = {"GitRepository": "gitRepository", "Bucket": "bucket", "AzureBlob": "azureBlob"}
+SOURCE_KEYS = {
+    "GitRepository": "gitRepository",
+    "Bucket": "bucket",
+    "AzureBlob": "azureBlob",
+    "OCIRepository": "ociRepository",
+}
+
+#: Members of a flux configuration that 2023-05-01 does not define (added by 2025-04-01).
+_FLUX_AFTER_2023 = frozenset({"properties.ociRepository", "properties.gitRepository.provider"})
+#: ``autoUpgradeMode`` (2025-03-01), and the value the resource provider reports when unset.
+AUTO_UPGRADE_MODES = frozenset({"none", "patch", "compatible"})
+#: Defaults the resource provider reports without storing them, per kind: shown in the answers
+#: of the versions that define the member (``shapes.for_version``).
+REPORTED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "extensions": {"properties.autoUpgradeMode": "compatible"},
+}
+#: Members of an extension that 2023-05-01 does not define (added by 2025-03-01).
+_EXTENSION_AFTER_2023 = frozenset(
+    {
+        "managedBy",
+        "properties.autoUpgradeMode",
+        "properties.extensionState",
+        "properties.additionalDetails",
+        "properties.managementDetails",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +73,63 @@ class KindRules:
     create_only: tuple[str, ...]
     #: Check the writable properties (name, creating) and fill the defaults, in place.
     accept: Callable[[dict[str, Any], str, bool], None]
+    #: The api-versions served, each with the members (dotted paths from the resource root)
+    #: it does not define; the newest defines all.
+    versions: Mapping[str, frozenset[str]]
 
     def writable(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """A body's properties without the read-only ones (a copy: the body is not kept)."""
         return {k: copy.deepcopy(v) for k, v in props.items() if k not in self.readonly}
+
+    def unknown_to(self, api_version: str) -> frozenset[str]:
+        """The members ``api_version`` does not define (empty for unknown or newest versions)."""
+        return self.versions.get(api_version, frozenset())
+
+    def refuse_unknown(self, body: Any, api_version: str) -> None:
+        """Refuse a request body carrying a member ``api_version`` does not define, or a source
+        kind that needs one (``OCIRepository`` before 2025-04-01)."""
+        unknown = self.unknown_to(api_version)
+        if not unknown or not isinstance(body, dict):
+            return
+        for path in sorted(unknown):
+            if _has_path(body, path):
+                member = path.rsplit(".", 1)[-1]
+                raise e.InvalidRequestContent(
+                    "The request content was invalid and could not be deserialized: could not "
+                    f"find member '{member}' (path '{path}'): api-version {api_version} does "
+                    "not define it."
+                )
+        props = body.get("properties")
+        kind = props.get("sourceKind") if isinstance(props, dict) else None
+        key = SOURCE_KEYS.get(kind) if isinstance(kind, str) else None
+        if key is not None and f"properties.{key}" in unknown:
+            known = ", ".join(k for k, v in SOURCE_KEYS.items() if f"properties.{v}" not in unknown)
+            raise e.InvalidRequestContent(
+                f"The property 'properties.sourceKind' must be one of {known} in api-version "
+                f"{api_version}."
+            )
+
+
+def _has_path(body: Mapping[str, Any], path: str) -> bool:
+    node: Any = body
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def drop_path(resource: dict[str, Any], path: str) -> None:
+    """Remove the member at a dotted path, copying the objects on the way (``resource`` is a
+    shallow copy of a stored resource, which must stay whole)."""
+    if not _has_path(resource, path):
+        return
+    parts = path.split(".")
+    node = resource
+    for part in parts[:-1]:
+        node[part] = child = dict(node[part])
+        node = child
+    node.pop(parts[-1], None)
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -109,6 +193,11 @@ def check_extension(props: dict[str, Any], *, creating: bool) -> None:
     for name in ("releaseTrain", "version"):
         if props.get(name) is not None and not isinstance(props[name], str):
             raise e.InvalidRequestContent(f"The property 'properties.{name}' must be a string.")
+    mode = props.get("autoUpgradeMode")
+    if mode is not None and str(mode).lower() not in AUTO_UPGRADE_MODES:
+        raise e.InvalidRequestContent(
+            "The property 'properties.autoUpgradeMode' must be one of none, patch, compatible."
+        )
     for name in ("configurationSettings", "configurationProtectedSettings"):
         if props.get(name) is not None and not _is_str_map(props[name]):
             raise e.InvalidRequestContent(
@@ -134,8 +223,11 @@ def extension_defaults(props: dict[str, Any]) -> None:
         props["autoUpgradeMinorVersion"] = True
     props.setdefault("releaseTrain", "Stable")
     props.setdefault("version", None)
-    if str(props.get("extensionType", "")).lower() == FLUX_TYPE and not props.get("scope"):
-        props["scope"] = {"cluster": {"releaseNamespace": "flux-system"}}
+    if not props.get("scope"):
+        # The extension type's default scope: microsoft.flux lives in flux-system, the
+        # others the catalogue describes default to kube-system (as the examples show).
+        flux = str(props.get("extensionType", "")).lower() == FLUX_TYPE
+        props["scope"] = {"cluster": {"releaseNamespace": "flux-system" if flux else "kube-system"}}
     if props.get("configurationSettings") is None:
         props["configurationSettings"] = {}
 
@@ -160,7 +252,7 @@ def check_flux(props: dict[str, Any]) -> None:
         raise bad("namespace", "must be at most 253 lower-case alphanumerics, '-' or '.'")
     kind = props.get("sourceKind", "GitRepository")
     if kind not in SOURCE_KEYS:
-        raise bad("sourceKind", "must be one of GitRepository, Bucket, AzureBlob")
+        raise bad("sourceKind", f"must be one of {', '.join(SOURCE_KEYS)}")
     if "suspend" in props and not isinstance(props["suspend"], bool):
         raise bad("suspend", "must be a boolean")
     for key in SOURCE_KEYS.values():
@@ -200,7 +292,7 @@ def check_flux(props: dict[str, Any]) -> None:
 
 
 def flux_defaults(props: dict[str, Any]) -> None:
-    """Fill the defaults ARM fills (swagger ``default`` values of 2023-05-01)."""
+    """Fill the defaults ARM fills (swagger ``default`` values of 2023-05-01 and 2025-04-01)."""
     props.setdefault("scope", "cluster")
     props.setdefault("namespace", "default")
     props.setdefault("sourceKind", "GitRepository")
@@ -211,6 +303,7 @@ def flux_defaults(props: dict[str, Any]) -> None:
         for k in ("branch", "tag", "semver", "commit"):
             ref.setdefault(k, None)
     _source_defaults(props.get("bucket"), insecure=True)
+    _source_defaults(props.get("ociRepository"), insecure=False, useWorkloadIdentity=False)
     blob = _source_defaults(props.get("azureBlob"))
     principal = blob.get("servicePrincipal") if blob else None
     if isinstance(principal, dict):
@@ -274,6 +367,9 @@ RULES: dict[str, KindRules] = {
                 "customLocationSettings",
                 "packageUri",
                 "isSystemExtension",
+                "extensionState",
+                "additionalDetails",
+                "managementDetails",
             }
         ),
         patchable=frozenset(
@@ -281,12 +377,14 @@ RULES: dict[str, KindRules] = {
                 "autoUpgradeMinorVersion",
                 "releaseTrain",
                 "version",
+                "autoUpgradeMode",
                 "configurationSettings",
                 "configurationProtectedSettings",
             }
         ),
         create_only=("extensionType", "scope"),
         accept=_accept_extension,
+        versions={"2023-05-01": _EXTENSION_AFTER_2023, "2025-03-01": frozenset()},
     ),
     "fluxConfigurations": KindRules(
         readonly=frozenset(
@@ -308,12 +406,14 @@ RULES: dict[str, KindRules] = {
                 "gitRepository",
                 "bucket",
                 "azureBlob",
+                "ociRepository",
                 "kustomizations",
                 "configurationProtectedSettings",
             }
         ),
         create_only=("scope", "namespace"),
         accept=_accept_flux,
+        versions={"2023-05-01": _FLUX_AFTER_2023, "2025-04-01": frozenset()},
     ),
     # Flux v1 takes no PATCH (writes.py answers MethodNotAllowed before the rules apply).
     "sourceControlConfigurations": KindRules(
@@ -321,6 +421,7 @@ RULES: dict[str, KindRules] = {
         patchable=frozenset(),
         create_only=(),
         accept=_accept_scc,
+        versions={"2023-05-01": frozenset()},
     ),
 }
 

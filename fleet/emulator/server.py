@@ -40,7 +40,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from fleet.emulator import responses
+from fleet.emulator import admin, responses
 from fleet.emulator import snapshot as snapshots
 from fleet.emulator.backend import Backend
 from fleet.emulator.clock import iso
@@ -231,7 +231,7 @@ class EmulatorApp:
         c = self.c
         method: str = scope["method"]
         path = normalize(scope["path"])
-        query = dict(
+        query = responses.Query(
             urllib.parse.parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         )
         host = authorization = correlation = None
@@ -246,6 +246,9 @@ class EmulatorApp:
         c.backend.tick()
         if path == "/_emulator" or path.startswith("/_emulator/"):
             return self._admin(scope, method, path, query, body)
+        if method == "GET" and path.lower() == "/metadata/endpoints":
+            # Anonymous in ARM (``az cloud register`` reads it before it has a token).
+            return responses.metadata_endpoints(base_url, query)
 
         request_id = str(uuid.uuid4())
         extra: list[tuple[bytes, bytes]] = [
@@ -390,7 +393,7 @@ class EmulatorApp:
         )
 
     def _admin(
-        self, scope: Any, method: str, path: str, query: dict[str, str], body: bytes
+        self, scope: Any, method: str, path: str, query: responses.Query, body: bytes
     ) -> responses.Reply:
         client = scope.get("client")
         try:
@@ -398,7 +401,7 @@ class EmulatorApp:
                 raise AuthenticationFailed(
                     "The /_emulator/ admin routes answer loopback clients only."
                 )
-            return responses.admin(self.c, method, path, query, body)
+            return admin.serve(self.c, method, path, query, body)
         except ArmError as exc:
             return responses.json_reply(status_of(exc), exc.body())
 

@@ -4,8 +4,15 @@ What an extension, a flux configuration or a Flux v1 configuration shows while i
 runs, once it succeeded or failed, and once Flux reconciled it: ``provisioningState``,
 ``currentVersion``, ``statuses``, ``errorInfo``, ``complianceState``, the Flux object statuses
 and the synced commit. The LRO machine (lro.py) decides *when* each step happens; this module
-alone decides what the resource then looks like, so that answers of another api-version can be
-shaped beside these.
+alone decides what the resource then looks like.
+
+Resources are kept in the shape of the newest api-version; ``for_version`` cuts an answer down
+to the version it is asked with: members that version does not define are left out (as the
+resource provider's model of that version has no place for them), defaults the provider reports
+without storing are filled in where the version defines them, and ``null`` is left out where
+the version's model does not allow it. An enumeration value is never rewritten: a 2023-05-01
+client reading an ``OCIRepository`` configuration sees ``sourceKind: OCIRepository`` (the spec
+marks its enums ``modelAsString``, so clients must accept values they do not know).
 """
 
 from __future__ import annotations
@@ -15,7 +22,68 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleet.emulator.errors import LroError
-from fleet.emulator.rules import source_of
+from fleet.emulator.rules import REPORTED_DEFAULTS, RULES, drop_path, source_of
+
+#: Members of each Flux object status that are not nullable from 2025-04-01 on (2023-05-01
+#: marks them ``x-nullable``), and the versions that say so.
+_STATUS_NOT_NULL = ("helmReleaseProperties", "statusConditions")
+_STATUS_NOT_NULL_IN = frozenset({"2025-04-01"})
+
+
+def for_version(kind: str, resource: dict[str, Any], api_version: str) -> dict[str, Any]:
+    """``resource`` as the resource provider answers it in ``api_version`` (a copy where it
+    differs from the stored resource; the stored resource itself otherwise)."""
+    rules = RULES[kind]
+    unknown = rules.unknown_to(api_version)
+    out = resource
+    for path in unknown:
+        if out is resource:
+            out = dict(resource)
+        drop_path(out, path)
+    defaults = REPORTED_DEFAULTS.get(kind, {})
+    props = out.get("properties")
+    if defaults and isinstance(props, dict):
+        missing = {
+            p.split(".", 1)[1]: v
+            for p, v in defaults.items()
+            if p not in unknown and p.split(".", 1)[1] not in props
+        }
+        if missing:
+            out = dict(out) if out is resource else out
+            out["properties"] = {**props, **missing}
+    if kind == "fluxConfigurations" and api_version in _STATUS_NOT_NULL_IN:
+        out = _statuses_without_null(out, resource)
+    return out
+
+
+def operation_for_version(kind: str, status: dict[str, Any], api_version: str) -> dict[str, Any]:
+    """An operation status as answered in ``api_version``: fluxConfigurations 2025-04-01 has
+    its own ``OperationStatusResult``, whose ``error`` is not nullable (left out instead)."""
+    not_null = kind == "fluxConfigurations" and api_version in _STATUS_NOT_NULL_IN
+    if not_null and "error" in status and status["error"] is None:
+        return {k: v for k, v in status.items() if k != "error"}
+    return status
+
+
+def _statuses_without_null(out: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    props = out.get("properties")
+    if not isinstance(props, dict):
+        return out
+    statuses = props.get("statuses")
+    if not isinstance(statuses, list) or not any(
+        isinstance(s, dict) and any(k in s and s[k] is None for k in _STATUS_NOT_NULL)
+        for s in statuses
+    ):
+        return out
+    cleaned = [
+        {k: v for k, v in s.items() if not (v is None and k in _STATUS_NOT_NULL)}
+        if isinstance(s, dict)
+        else s
+        for s in statuses
+    ]
+    out = dict(out) if out is stored else out
+    out["properties"] = {**props, "statuses": cleaned}
+    return out
 
 
 def accepted(kind: str, props: dict[str, Any], action: str, status: str) -> None:

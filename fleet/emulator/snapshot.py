@@ -8,9 +8,9 @@ same document, keys in the same order and unknown top-level keys (``generator``,
 ...) untouched, so that load followed by dump is the identity for any secret-free snapshot.
 
 Secrets never enter the state: ``configurationProtectedSettings`` keep their keys with empty
-values and the other ``x-ms-secret`` fields of the 2023-05-01 spec become ``""`` (the
-convention of the spec's AzureBlob example). The same rule applies to request bodies, GET
-responses and dumps, so the three always agree.
+values and the other ``x-ms-secret`` fields of the 2023-05-01 and 2025-04-01 specs become
+``""`` (the convention of the spec's AzureBlob example). The same rule applies to request
+bodies, GET responses and dumps, so the three always agree.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ _SECRET_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("azureBlob", "servicePrincipal", "clientSecret"),
         ("azureBlob", "servicePrincipal", "clientCertificate"),
         ("azureBlob", "servicePrincipal", "clientCertificatePassword"),
+        # 2025-04-01's OCI source.
+        ("ociRepository", "tlsConfig", "clientCertificate"),
+        ("ociRepository", "tlsConfig", "privateKey"),
+        ("ociRepository", "tlsConfig", "caCertificate"),
     ),
 }
 
@@ -278,6 +282,14 @@ def validate(doc: Any, label: str = "snapshot") -> list[str]:
         issue("kind", f"must be {KIND!r}")
     subs = _validate_subscriptions(doc.get("subscriptions"), issue)
     _validate_catalog(doc.get("extensionTypeVersions"), issue)
+    types = doc.get("extensionTypes")
+    if types is not None and not (
+        isinstance(types, dict)
+        and all(
+            isinstance(t, dict) and isinstance(t.get("properties"), dict) for t in types.values()
+        )
+    ):
+        issue("extensionTypes", "must be an object {extensionType: {properties: {...}}}")
     resources = _validate_resources(doc.get("resources"), subs, issue)
     _validate_emulator(doc.get("emulator"), resources, issue)
     if len(issues) == _MAX_ISSUES:
@@ -313,6 +325,11 @@ def _validate_subscriptions(value: Any, issue: Any) -> set[str]:
         for key in ("displayName", "state", "tenantId"):
             if key in sub and not isinstance(sub[key], str):
                 issue(f"{where}.{key}", "must be a string")
+        providers = sub.get("providers")
+        if providers is not None and not (
+            isinstance(providers, dict) and all(isinstance(v, str) for v in providers.values())
+        ):
+            issue(f"{where}.providers", "must map provider namespaces to a registrationState")
     return subs
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from fleet.core.ids import KC_PROVIDER
 from fleet.emulator import errors as e
-from fleet.emulator import shapes
+from fleet.emulator import keys, shapes
 from fleet.emulator.clock import iso
 from fleet.emulator.errors import LroError
 from fleet.emulator.lro import Lro, Operation
@@ -49,6 +49,8 @@ class WriteContext:
     authorize: Callable[[str, str], None] = lambda action, scope: None
     lro_error: LroError | None = None
     non_compliant: bool = False
+    #: The api-version the write was sent with (which members its body may carry).
+    api_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Writes(Lro):
     ) -> WriteResult:
         cluster = self._cluster(ref, nested=True)
         rules = RULES[kind]
+        rules.refuse_unknown(body, ctx.api_version)
         writable = rules.writable(properties_of(body))
         key = self._child_key(cluster, kind, name)
         existing = self._resources.get(key) if key else None
@@ -97,7 +100,11 @@ class Writes(Lro):
                 res["identity"] = self._identity(res, body["identity"])
             if isinstance(body.get("plan"), dict):
                 res["plan"] = body["plan"]
+            if creating and isinstance(body.get("managedBy"), str):
+                res["managedBy"] = body["managedBy"]  # read and create only (2025-03-01)
         self._write(res, kind, writable, ctx, creating=creating)
+        if kind == "fluxConfigurations":
+            self._deploy_key(res, properties_of(body))
         action = "create" if creating else "update"
         op = self._start(cluster, res, kind, action, error, ctx.non_compliant)
         if ext_op is not None:
@@ -111,9 +118,10 @@ class Writes(Lro):
         if kind == "sourceControlConfigurations":
             raise e.MethodNotAllowed("sourceControlConfigurations do not support PATCH.")
         self._refuse_if_stopped(cluster)
+        rules = RULES[kind]
+        rules.refuse_unknown(body, ctx.api_version)
         patch = properties_of(body)
         props = res.get("properties") or {}
-        rules = RULES[kind]
         for field_name in patch:
             if field_name in rules.create_only:
                 if not same_value(field_name, patch[field_name], props.get(field_name)):
@@ -136,6 +144,8 @@ class Writes(Lro):
         if kind == "extensions":
             error = error or self._extension_precheck(cluster, merged, creating=False)
         self._write(res, kind, merged, ctx, creating=False)
+        if kind == "fluxConfigurations":
+            self._deploy_key(res, patch)
         op = self._start(cluster, res, kind, "update", error, ctx.non_compliant)
         return WriteResult(202, res, op)
 
@@ -186,6 +196,22 @@ class Writes(Lro):
         self._write(res, "sourceControlConfigurations", writable, ctx, creating=existing is None)
         shapes.scc_installed(res["properties"], iso(self.clock.now()))
         return WriteResult(201 if existing is None else 200, res)
+
+    def _deploy_key(self, res: dict[str, Any], requested: Mapping[str, Any]) -> None:
+        """``repositoryPublicKey`` after a write: of the key the request gave, else of the pair
+        ARM generated for an SSH source (made once, kept), else none."""
+        props = res["properties"]
+        meta = self._meta_of(key_of(res["id"]))
+        given = keys.given_key(requested)
+        if given is not None:
+            meta.ssh_private_key = None
+            props["repositoryPublicKey"] = keys.public_of_given(given)
+        elif not keys.is_ssh(props):
+            meta.ssh_private_key = None
+            props["repositoryPublicKey"] = ""
+        elif not props.get("repositoryPublicKey"):
+            # Once: a deploy key registered with the repository must not change under it.
+            meta.ssh_private_key, props["repositoryPublicKey"] = keys.generate()
 
     def _identity(self, res: Mapping[str, Any], identity: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(identity)

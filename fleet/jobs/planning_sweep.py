@@ -18,7 +18,6 @@ from fleet.apply.choose import blocker
 from fleet.apply.outcomes import Category
 from fleet.azure.observe import observe
 from fleet.core.clusters import ClusterFacts
-from fleet.evaluate.versions import Catalog
 from fleet.jobs.sweep import Sweep
 from fleet.jobs.work import Target
 from fleet.observe.observed import ObservedCluster
@@ -47,14 +46,6 @@ class PlanningSweep(Sweep):
         self.facts: dict[str, ClusterFacts] = {}
         self.would: dict[str, list[Action]] = {}
 
-    def _catalog(self, observed: ObservedCluster) -> Catalog:
-        try:
-            return self.catalogs.get(
-                observed.facts.subscription_id, observed.facts.location or "global"
-            )
-        except Exception:  # as the sweep does: a missing catalogue must not sink a cluster
-            return Catalog.from_mapping({})
-
     def _judge(self, target: Target) -> pipeline.Judgement:
         # A bulk inventory (Resource Graph) may carry the observation; the writes themselves
         # never trust it: every cluster is read from ARM again right before it is written.
@@ -63,7 +54,7 @@ class PlanningSweep(Sweep):
             observed = observe(self.session, target.facts, should_stop=self.cancel.is_set)
             if target.notes:
                 observed = dataclasses.replace(observed, notes=(*observed.notes, *target.notes))
-        catalog = self._catalog(observed)
+        observed, catalog = self.catalogs.for_cluster(observed)
 
         def judge(observed: ObservedCluster) -> pipeline.Judgement:
             return pipeline.judge(

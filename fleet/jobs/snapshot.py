@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.azure import retrying
+from fleet.azure.inventory import Subscription, registration_states
 from fleet.azure.observe import observe
 from fleet.core.clusters import ClusterFacts
-from fleet.core.ids import RESOURCE_GROUPS
+from fleet.core.ids import KC_PROVIDER, RESOURCE_GROUPS
 from fleet.jobs.pool import Interrupted, bounded_map
 from fleet.jobs.runs import Environment
 from fleet.jobs.work import discover, scope
@@ -25,17 +26,17 @@ from fleet.observe.observed import ObservedCluster
 from fleet.policy.loading import PolicySet
 
 
-def export_snapshot(
+def observed_in_scope(
     env: Environment,
     policy_set: PolicySet | None,
     *,
-    on_cluster: Callable[[ObservedCluster], None] | None = None,
     cancel: threading.Event | None = None,
-) -> tuple[dict[str, Any], list[str]]:
-    """The snapshot of every cluster in scope, and the ids of clusters that could not be read.
+    interrupted: Interrupted | None = None,
+) -> tuple[list[Subscription], Iterator[ObservedCluster]]:
+    """The subscriptions in scope and every cluster of them, observed as a sweep observes it.
 
-    With policies, only clusters some policy targets are exported (and only the subscriptions
-    they name); without, every cluster of the subscriptions in scope.
+    With policies, only clusters some policy targets (and only the subscriptions they name);
+    without, every cluster of the subscriptions in scope.
     """
     wanted = (
         scope(policy_set, env.settings.subscriptions)
@@ -55,19 +56,35 @@ def export_snapshot(
     def read(facts: ClusterFacts) -> ObservedCluster:
         return observe(env.session, facts)
 
-    resources: list[dict[str, Any]] = []
-    failed: list[str] = []
-    groups: set[tuple[str, str]] = set()
-    locations: dict[str, str] = {}
-    interrupted = Interrupted()
-    for observed in bounded_map(
+    observed = bounded_map(
         read,
         facts_iter,
         concurrency=env.settings.concurrency,
         cancel=cancel or threading.Event(),
         interrupted=interrupted,
-        name="fleet-snapshot",
-    ):
+        name="fleet-read",
+    )
+    return subscriptions, observed
+
+
+def export_snapshot(
+    env: Environment,
+    policy_set: PolicySet | None,
+    *,
+    on_cluster: Callable[[ObservedCluster], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The snapshot of every cluster in scope (``observed_in_scope``), and the ids of clusters
+    that could not be read."""
+    interrupted = Interrupted()
+    subscriptions, observed_clusters = observed_in_scope(
+        env, policy_set, cancel=cancel, interrupted=interrupted
+    )
+    resources: list[dict[str, Any]] = []
+    failed: list[str] = []
+    groups: set[tuple[str, str]] = set()
+    locations: dict[str, str] = {}
+    for observed in observed_clusters:
         if on_cluster:
             on_cluster(observed)
         if observed.read_error or observed.resource is None:
@@ -109,10 +126,17 @@ def export_snapshot(
             merged = versions.setdefault(train, [])
             merged.extend(v for v in items if v not in merged)
 
+    # One provider read per subscription, so that a replay knows where the resource provider
+    # of the configurations is not registered.
+    states = registration_states(env.session, [s.id for s in subscriptions])
     resources.sort(key=lambda r: (str(r["id"]).lower().count("/providers/"), str(r["id"]).lower()))
     snapshot: dict[str, Any] = {
         "kind": "FleetSnapshot",
-        "subscriptions": [{"subscriptionId": s.id, "displayName": s.name} for s in subscriptions],
+        "subscriptions": [
+            {"subscriptionId": s.id, "displayName": s.name}
+            | ({"providers": {KC_PROVIDER: states[s.id]}} if states[s.id] != "Registered" else {})
+            for s in subscriptions
+        ],
         "extensionTypeVersions": {"microsoft.flux": versions},
         "resources": resources,
         "exportedAt": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -23,7 +23,6 @@ from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts
 from fleet.desired.fingerprints import Fingerprints
-from fleet.evaluate.versions import Catalog
 from fleet.observe.observed import ObservedCluster
 from fleet.plan import pipeline
 from fleet.policy.loading import PolicySet
@@ -144,11 +143,7 @@ def judge_cluster(
         observed = observe(session, target.facts, should_stop=should_stop)
         if target.notes:
             observed = replace(observed, notes=(*observed.notes, *target.notes))
-    try:
-        catalog = catalogs.get(target.facts.subscription_id, observed.facts.location or "global")
-    except Exception as exc:  # the catalogue is shared: a failure must not sink one cluster
-        log.warning("version catalogue unavailable for %s: %s", observed.facts.location, exc)
-        catalog = Catalog.from_mapping({})
+    observed, catalog = catalogs.for_cluster(observed)
     return pipeline.judge(
         observed, list(target.applicable), catalog=catalog, now=now, fingerprints=fingerprints
     )

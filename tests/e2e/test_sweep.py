@@ -273,3 +273,20 @@ def test_invalid_policies_stop_before_any_request(tmp_path: Path, clean_fleet_en
     )
     assert result.exit_code == 2
     assert "bad.yaml:4: spec.mode" in result.stderr
+
+
+def test_snapshot_keeps_where_the_provider_is_not_registered(tmp_path: Path) -> None:
+    """A subscription not registered for Microsoft.KubernetesConfiguration stays so in an
+    export (one provider read per subscription), and one that is registered says nothing."""
+    doc = generate(clusters=6, subscriptions=2, seed=3)
+    unregistered = doc["subscriptions"][1]["subscriptionId"]
+    doc["subscriptions"][1]["providers"] = {"Microsoft.KubernetesConfiguration": "NotRegistered"}
+    with running_emulator(doc, throttle="off", retry_after=0) as emu:
+        exported = tmp_path / "export.json"
+        result = run(["snapshot", "--out", str(exported)], emulator_env(emu, tmp_path))
+    data = json.loads(exported.read_text())
+    providers = {s["subscriptionId"]: s.get("providers") for s in data["subscriptions"]}
+    assert providers[unregistered] == {"Microsoft.KubernetesConfiguration": "NotRegistered"}
+    assert [p for s, p in providers.items() if s != unregistered] == [None]
+    # Its clusters could not be read (ARM refuses the namespace), so the export says so.
+    assert result.exit_code == 1

@@ -5,6 +5,11 @@ The swagger files vendored in ``tests/arm-spec`` (copies of Azure/azure-rest-api
 turned into one JSON Schema (draft 4) document: every definition of every file reachable by
 ``$ref`` becomes ``#/definitions/<file>:<name>``, so references across files resolve.
 
+Each api-version the emulator serves has its own files (``DEFINITIONS[version]``): an answer is
+checked against the definitions of the version it was asked with. ``extensible_enums`` relaxes
+the enumerations the spec marks ``modelAsString`` (clients must accept values they do not
+know), for answers that carry a value only a later version defines.
+
 Swagger-isms are translated:
 
 - ``x-nullable: true`` allows ``null`` besides the declared schema (``anyOf``); a property
@@ -32,12 +37,51 @@ import jsonschema
 SPEC_ROOT = Path(__file__).resolve().parents[1] / "arm-spec"
 KC_DIR = SPEC_ROOT / "kubernetesconfiguration/resource-manager/Microsoft.KubernetesConfiguration"
 STABLE = KC_DIR / "stable/2023-05-01"
-EXAMPLES = [
-    *sorted((KC_DIR / "stable/2023-05-01/examples").glob("*.json")),
-    *sorted((KC_DIR / "stable/2022-11-01/examples").glob("*.json")),
-]
+FLUX_2025 = KC_DIR / "fluxConfigurations/stable/2025-04-01"
+EXTENSIONS_2025 = KC_DIR / "extensions/stable/2025-03-01"
+TYPES_2026 = KC_DIR / "extensionTypes/stable/2026-05-01"
+#: The example files of each api-version (the 2022-11-01 ones are 2023-05-01's operations).
+EXAMPLES_BY_VERSION = {
+    "2023-05-01": [
+        *sorted((STABLE / "examples").glob("*.json")),
+        *sorted((KC_DIR / "stable/2022-11-01/examples").glob("*.json")),
+    ],
+    "2025-04-01": sorted((FLUX_2025 / "examples").glob("*.json")),
+    "2025-03-01": sorted((EXTENSIONS_2025 / "examples").glob("*.json")),
+    "2026-05-01": sorted((TYPES_2026 / "examples").glob("*.json")),
+}
+EXAMPLES = [p for paths in EXAMPLES_BY_VERSION.values() for p in paths]
+_V2_ERROR = (SPEC_ROOT / "common-types/resource-management/v2/types.json", "ErrorResponse")
+_V3_ERROR = (SPEC_ROOT / "common-types/resource-management/v3/types.json", "ErrorResponse")
+_OPERATION = (KC_DIR / "common/2022-03-01/definitions.json", "OperationStatusResult")
 
-#: Where each definition a response is checked against lives.
+#: Where each definition a response is checked against lives, per api-version.
+DEFINITIONS_BY_VERSION: dict[str, dict[str, tuple[Path, str]]] = {
+    "2025-04-01": {
+        "FluxConfiguration": (FLUX_2025 / "fluxconfiguration.json", "FluxConfiguration"),
+        "FluxConfigurationsList": (FLUX_2025 / "fluxconfiguration.json", "FluxConfigurationsList"),
+        "OperationStatusResult": (FLUX_2025 / "fluxconfiguration.json", "OperationStatusResult"),
+        "ErrorResponse": _V3_ERROR,
+    },
+    "2025-03-01": {
+        "Extension": (EXTENSIONS_2025 / "extensions.json", "Extension"),
+        "ExtensionsList": (EXTENSIONS_2025 / "extensions.json", "ExtensionsList"),
+        "OperationStatusResult": _OPERATION,
+        "ErrorResponse": _V2_ERROR,
+    },
+    "2026-05-01": {
+        name: (TYPES_2026 / "extensionTypes.json", name)
+        for name in (
+            "ExtensionType",
+            "ExtensionTypesList",
+            "ExtensionTypeVersionForReleaseTrain",
+            "ExtensionTypeVersionsList",
+        )
+    }
+    | {"ErrorResponse": _V3_ERROR},
+}
+
+#: Where each definition a response is checked against lives (2023-05-01).
 DEFINITIONS = {
     "Extension": (STABLE / "extensions.json", "Extension"),
     "ExtensionsList": (STABLE / "extensions.json", "ExtensionsList"),
@@ -66,6 +110,8 @@ DEFINITIONS = {
     ),
 }
 
+DEFINITIONS_BY_VERSION["2023-05-01"] = DEFINITIONS
+
 #: Properties ARM sends beyond the vendored definitions (see the module docstring).
 EXTRAS: dict[str, dict[str, Any]] = {
     "OperationStatusResult": {
@@ -84,9 +130,18 @@ def _load(path: Path) -> dict[str, Any]:
 class ArmSpec:
     """The vendored specification as a JSON Schema document."""
 
-    def __init__(self, root: Path = SPEC_ROOT, *, strict: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path = SPEC_ROOT,
+        *,
+        strict: bool = True,
+        version: str = "2023-05-01",
+        extensible_enums: bool = False,
+    ) -> None:
         self.root = root
         self.strict = strict
+        self.version = version
+        self.extensible_enums = extensible_enums
         self._files: dict[Path, dict[str, Any]] = {}
         self._defs: dict[str, Any] = {}
         self._pending: list[tuple[Path, str]] = []
@@ -148,6 +203,8 @@ class ArmSpec:
         if not isinstance(node, dict):
             return node
         nullable = bool(node.get("x-nullable"))
+        if self.extensible_enums and (node.get("x-ms-enum") or {}).get("modelAsString"):
+            node = {k: v for k, v in node.items() if k != "enum"}
         if "$ref" in node:
             out: dict[str, Any] = self._ref(node["$ref"], path)
         else:
@@ -175,7 +232,7 @@ class ArmSpec:
     # validation
 
     def schema(self, definition: str) -> dict[str, Any]:
-        path, name = DEFINITIONS[definition]
+        path, name = DEFINITIONS_BY_VERSION[self.version][definition]
         ref = self._ref(f"{path.name}#/definitions/{name}", path)
         return {
             "$schema": "http://json-schema.org/draft-04/schema#",
@@ -198,8 +255,10 @@ class ArmSpec:
 
 
 @cache
-def spec(strict: bool = True) -> ArmSpec:
-    return ArmSpec(strict=strict)
+def spec(
+    strict: bool = True, version: str = "2023-05-01", extensible_enums: bool = False
+) -> ArmSpec:
+    return ArmSpec(strict=strict, version=version, extensible_enums=extensible_enums)
 
 
 def load_example(path: Path) -> dict[str, Any]:

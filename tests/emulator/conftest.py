@@ -20,6 +20,12 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
+from azure.mgmt.kubernetesconfiguration.extensions import (
+    KubernetesConfigurationExtensionsMgmtClient,
+)
+from azure.mgmt.kubernetesconfiguration.fluxconfigurations import (
+    KubernetesConfigurationFluxConfigurationsMgmtClient,
+)
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.mgmt.resourcegraph import ResourceGraphClient
@@ -283,6 +289,24 @@ def kc_client(
     )
 
 
+def flux_client(
+    emu: RunningEmulator, sub: str = SUB1, **extra: Any
+) -> KubernetesConfigurationFluxConfigurationsMgmtClient:
+    """The fluxConfigurations 2025-04-01 client (its package's only api-version)."""
+    return KubernetesConfigurationFluxConfigurationsMgmtClient(
+        FakeCredential(), sub, **client_kwargs(emu, **extra)
+    )
+
+
+def extensions_client(
+    emu: RunningEmulator, sub: str = SUB1, **extra: Any
+) -> KubernetesConfigurationExtensionsMgmtClient:
+    """The extensions 2025-03-01 client (its package's only api-version)."""
+    return KubernetesConfigurationExtensionsMgmtClient(
+        FakeCredential(), sub, **client_kwargs(emu, **extra)
+    )
+
+
 def rm_client(emu: RunningEmulator, sub: str = SUB1, **extra: Any) -> ResourceManagementClient:
     return ResourceManagementClient(FakeCredential(), sub, **client_kwargs(emu, **extra))
 
@@ -336,6 +360,8 @@ class Recorder:
 
     def __call__(self, pipeline_response: Any) -> None:
         http = pipeline_response.http_response
+        if hasattr(http, "read"):
+            http.read()  # an LRO's first response may still be streaming when the hook sees it
         text = http.text()
         self.responses.append(
             Recorded(

@@ -24,9 +24,11 @@ from azure.mgmt.kubernetesconfiguration.v2023_05_01 import models
 
 from fleet.emulator.testing import RunningEmulator, running_emulator
 
-from .armspec import EXAMPLES, load_example
+from .armspec import EXAMPLES_BY_VERSION, load_example
 from .conftest import FAST, Recorded, Recorder, kc_client
 
+#: The 2023-05-01 examples (test_examples_versions.py replays the newer versions').
+EXAMPLES = EXAMPLES_BY_VERSION["2023-05-01"]
 SUB, RG, CLUSTER = "subId1", "rg1", "clusterName1"
 CID = (
     f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Kubernetes/connectedClusters/"

@@ -83,13 +83,22 @@ def test_principal_is_the_jwt_subject_or_a_token_hash() -> None:
     assert identity_of("other").principal != opaque.principal
 
 
-def test_api_version_is_required_but_any_value_is_accepted(emulator: RunningEmulator) -> None:
+def test_api_version_is_required_and_must_be_one_the_type_serves(
+    emulator: RunningEmulator,
+) -> None:
     auth = {"Authorization": "Bearer t"}
     status, _, body = _get(emulator, EXT_PATH, auth)
     assert status == 400
     assert orjson.loads(body)["error"]["code"] == "MissingApiVersionParameter"
-    for version in ("2023-05-01", "2022-11-01", "2099-01-01-preview"):
+    for version in ("2023-05-01", "2025-03-01"):
         assert _get(emulator, f"{EXT_PATH}?api-version={version}", auth)[0] == 200
+    # Query parameter names are matched without case, as ARM matches them.
+    assert _get(emulator, f"{EXT_PATH}?api-Version=2025-03-01", auth)[0] == 200
+    for version in ("2022-11-01", "2099-01-01-preview"):
+        status, _, body = _get(emulator, f"{EXT_PATH}?api-version={version}", auth)
+        error = orjson.loads(body)["error"]
+        assert (status, error["code"]) == (400, "NoRegisteredProviderFound")
+        assert "2023-05-01, 2025-03-01" in error["message"]
 
 
 def test_provider_and_type_segments_are_case_insensitive(emulator: RunningEmulator) -> None:
