@@ -22,6 +22,7 @@ the multi-API client.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -133,10 +134,44 @@ def _ops(client: Any) -> Any:
     return client
 
 
+def _json_of_stored_response() -> None:
+    """Give azure-core's stand-in for a response rebuilt from a continuation token a ``json()``.
+
+    A poller resumed from a token (a Celery poll task, ``fleet remediate --resume``) may finish
+    on the response stored in the token, which azure-core rebuilds as
+    ``_ContinuationTokenHttpResponse``: it has ``text()`` but no ``json()``, and the
+    fluxConfigurations and extensions SDKs call ``response.json()`` on the final response
+    before fleet's ``cls`` sees it, so such a write ended ``failed (AttributeError)`` although
+    ARM had done it. Added once, only where azure-core lacks it.
+    """
+    from azure.core.polling import base_polling
+
+    stand_in = getattr(base_polling, "_ContinuationTokenHttpResponse", None)
+    if stand_in is not None and not hasattr(stand_in, "json"):
+
+        def _json(self: Any) -> Any:
+            return json.loads(self.text()) if self.content else None
+
+        stand_in.json = _json
+
+
+_json_of_stored_response()
+
+
 def _raw(pipeline_response: PipelineResponse, model: Any, headers: Any) -> Any:  # type: ignore[type-arg]
-    """An LRO's final resource as the JSON ARM sent (``cls`` of the SDK's operations)."""
+    """An LRO's final resource as the JSON ARM sent (``cls`` of the SDK's operations).
+
+    A poller rebuilt from a continuation token may hand over azure-core's stand-in for the
+    response it stored (``_ContinuationTokenHttpResponse``), which has ``text()`` but no
+    ``json()``: the body is decoded from the text, whichever response it is.
+    """
     response = pipeline_response.http_response
-    return response.json() if response.content else None
+    if not response.content:
+        return None
+    try:
+        return json.loads(response.text())
+    except ValueError:
+        return None
 
 
 def start(

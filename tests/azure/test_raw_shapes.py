@@ -209,3 +209,59 @@ def test_registration_state_per_subscription(odd: tuple[RunningEmulator, AzureSe
         SUB1: "Registered",
         SUB2: "NotRegistered",
     }
+
+
+@pytest.mark.parametrize("polls", [0, 1, 3])
+def test_a_write_resumed_from_its_token_ends_with_the_resource(tmp_path: Path, polls: int) -> None:
+    """What the Celery poll tasks and ``fleet remediate --resume`` do: rebuild the poller from
+    the stored continuation token in another call and poll it to the end. azure-core may hand
+    the final step a stand-in of the stored response (no ``json()``); the write still ends
+    ``Succeeded`` with the resource's provisioning state, whether the operation was already
+    over when it was resumed or not."""
+    rid = f"{CLUSTER['id']}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/app"
+    body = {
+        "properties": {
+            "scope": "cluster",
+            "namespace": "apps",
+            "sourceKind": "GitRepository",
+            "gitRepository": {"url": "https://github.com/x/y", "repositoryRef": {"branch": "main"}},
+            "kustomizations": {"app": {"path": "./", "prune": True}},
+        }
+    }
+    action = Action(
+        kind=ActionKind.PUT_FLUX_CONFIG,
+        cluster_id=CLUSTER["id"],
+        resource_id=rid,
+        method="PUT",
+        body=body,
+    )
+    options = {**FAST, "lro_polls": polls}
+    with (
+        running_emulator(_snapshot([flux_extension(CLUSTER["id"])]), **options) as emu,
+        AzureSession(settings_for(emu, tmp_path)) as session,
+    ):
+        for attempt in ("create", "again, unchanged"):  # ARM may answer the second at once
+            started = apply.start(session, action)
+            assert started.failed is None and started.continuation_token, attempt
+            for _ in range(polls + 1):  # let the operation end before it is resumed
+                token = started.continuation_token
+                apply.finish(apply.resume(session, action, token), timeout=0.01)
+            resumed = apply.resume(session, action, started.continuation_token)
+            done = apply.finish(resumed, timeout=30)
+            assert done.succeeded, (attempt, done.error)
+            assert done.provisioning_state in ("Succeeded", None), attempt
+
+
+def test_a_response_rebuilt_from_a_token_reads_as_json() -> None:
+    """The SDKs call ``json()`` on an LRO's final response, which for a poller resumed from a
+    continuation token can be azure-core's stand-in of the stored response (no ``json()`` of
+    its own): fleet gives it one, so a resumed write that ARM finished is not a failure."""
+    from azure.core.polling import base_polling
+
+    stored = base_polling._ContinuationTokenHttpResponse(
+        None, 201, {"content-type": "application/json"}, b'{"properties": {"x": 1}}'
+    )
+    assert apply is not None  # importing fleet.azure.apply adds json() where it is missing
+    assert stored.json() == {"properties": {"x": 1}}
+    empty = base_polling._ContinuationTokenHttpResponse(None, 204, {}, b"")
+    assert empty.json() is None
