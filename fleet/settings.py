@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     """Client id of a user-assigned managed identity (``auth=managed``)."""
     subscriptions: Annotated[list[str] | None, NoDecode] = None
     """Limit every job to these subscription ids (comma-separated in the environment)."""
+    keyvault_url: str = "https://{vault}.vault.azure.net"
+    """URL of a Key Vault for ``fromKeyVault`` references, ``{vault}`` standing for the vault's
+    name: the public cloud's by default; ``https://{vault}.vault.azure.cn`` or
+    ``https://{vault}.vault.usgovcloudapi.net`` for sovereign clouds, and the emulator's
+    ``https://127.0.0.1:PORT/vaults/{vault}`` offline."""
+    keyvault_ca_bundle: str | None = None
+    """CA bundle (PEM) to trust for Key Vault; unset, the one trusted for ARM."""
 
     # --- concurrency and ARM's budget ----------------------------------------------------
     concurrency: int = Field(default=32, ge=1, le=1024)
@@ -202,6 +209,16 @@ class Settings(BaseSettings):
     def _https_only(cls, value: str) -> str:
         if urlsplit(value).scheme != "https":
             raise ValueError("the ARM endpoint must be https:// (the SDK refuses tokens over http)")
+        return value.rstrip("/")
+
+    @field_validator("keyvault_url")
+    @classmethod
+    def _vault_template(cls, value: str) -> str:
+        if urlsplit(value).scheme != "https" or "{vault}" not in value:
+            raise ValueError(
+                "the Key Vault URL must be https:// and name the vault as {vault} "
+                "(e.g. https://{vault}.vault.azure.net)"
+            )
         return value.rstrip("/")
 
     @field_validator("api_jwks_url")

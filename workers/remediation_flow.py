@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from fleet.apply import lifecycle, steps
+from fleet.apply import lifecycle, secrets, steps
 from fleet.apply.lifecycle import Budget, JobStatus, StopReason
 from fleet.apply.outcomes import RETRY_STATUSES, ClusterOutcome, ClusterStatus
 from fleet.apply.spec import JobRequest, JobSpec
@@ -100,7 +100,11 @@ class Context:
                 return found
         edges = self.edges(meta)[1]
         spec = load_spec(
-            edges.history, job_id, self.policy_set(meta["policies"]), edges.fingerprint_key
+            edges.history,
+            job_id,
+            self.policy_set(meta["policies"]),
+            edges.fingerprint_key,
+            edges.session.vaults(),
         )
         with self._lock:
             self._specs[job_id] = spec
@@ -274,7 +278,7 @@ def _begin(
     index: int,
     cluster: str,
     state: dict[str, Any],
-    values: dict[str, str],
+    values: secrets.Protected,
 ) -> None:
     """Send action ``state['step']`` and hand its operation to a poll task."""
     jobs = ctx.jobs
@@ -361,7 +365,7 @@ def _end(
         following = Action.model_validate(state["actions"][state["step"] + 1])
         # Protected values are read again at this moment, never carried in Redis; a worker
         # that cannot read them fails the cluster (as the local engine does), never loops.
-        values = steps.next_values(spec, outcome, following)
+        values = steps.next_values(edges, spec, outcome, following)
         if values is not None:
             state["step"] += 1
             state["outcome"] = outcome.to_state()

@@ -95,7 +95,10 @@ def fingerprints_for(job_id: str, policy_set: PolicySet) -> Fingerprints:
         return found
     rt = runtime()
     fps = secrets.fingerprints_for(
-        policy_set, secrets.fingerprint_key(rt.settings), rt.history.applied_fingerprints(None)
+        policy_set,
+        secrets.fingerprint_key(rt.settings),
+        rt.history.applied_fingerprints(None),
+        rt.session.vaults(),
     )
     with _lock:
         if len(_fingerprints) > 64:

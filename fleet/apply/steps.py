@@ -44,7 +44,7 @@ from fleet.azure.session import AzureSession
 from fleet.core.duties import Actor
 from fleet.core.errors import SecretUnavailable
 from fleet.core.ids import key
-from fleet.desired.fingerprints import Fingerprints, fingerprint
+from fleet.desired.fingerprints import Fingerprints
 from fleet.observe.observed import ObservedCluster
 from fleet.plan import pipeline
 from fleet.plan.actions import Action
@@ -81,7 +81,7 @@ class Decision:
 
     outcome: ClusterOutcome
     actions: list[Action] = field(default_factory=list)
-    values: list[dict[str, str]] = field(default_factory=list)
+    values: list[secrets.Protected] = field(default_factory=list)
 
 
 # --- recording a job ------------------------------------------------------------------------
@@ -234,19 +234,22 @@ def decide_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
     if not choice.actions:
         assert choice.reason is not None and choice.category is not None
         return final(ClusterStatus.SKIPPED, choice.reason, choice.category)
+    vaults = edges.session.vaults()
     try:
-        values = [secrets.resolve_protected(spec.policy_set, a) for a in choice.actions]
+        values = [secrets.resolve_protected(spec.policy_set, a, vaults) for a in choice.actions]
     except SecretUnavailable as exc:
         return final(ClusterStatus.FAILED, f"secret unavailable: {exc}", Category.SECRET)
     outcome = ClusterOutcome(task.id, task.facts.name, task.wave, ClusterStatus.APPLIED)
     return Decision(outcome, choice.actions, values)
 
 
-def next_values(spec: JobSpec, outcome: ClusterOutcome, action: Action) -> dict[str, str] | None:
+def next_values(
+    edges: Edges, spec: JobSpec, outcome: ClusterOutcome, action: Action
+) -> secrets.Protected | None:
     """The protected values of a cluster's next action, read again now (they are never kept
     between tasks); None, with the cluster failed, when a reference cannot be read."""
     try:
-        return secrets.resolve_protected(spec.policy_set, action)
+        return secrets.resolve_protected(spec.policy_set, action, edges.session.vaults())
     except SecretUnavailable as exc:
         outcome.settle(ClusterStatus.FAILED, f"secret unavailable: {exc}", Category.SECRET)
         return None
@@ -279,7 +282,7 @@ def _start(edges: Edges, action: Action, values: dict[str, str]) -> apply.Starte
 
 
 def begin_write(
-    edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: dict[str, str]
+    edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: secrets.Protected
 ) -> tuple[int, apply.Started]:
     """Record a write in the audit trail and send it to ARM; persists the operation's
     continuation token so any process can poll it to the end (``end_write``)."""
@@ -295,10 +298,10 @@ def begin_write(
         wave=task.wave or None,
         outcome="started",
     )
-    started = _start(edges, action, values)
+    started = _start(edges, action, values.values)
     if started.failed is None:
         token = started.continuation_token
-        if not token_is_clean(token, values.values()):
+        if not token_is_clean(token, values.values.values()):
             log.warning(
                 "continuation token of %s not stored: it echoes a protected value",
                 action.resource_id,
@@ -311,9 +314,10 @@ def begin_write(
     return write_id, started
 
 
-def protected_fingerprints(edges: Edges, values: Mapping[str, str]) -> dict[str, str]:
-    """Keyed fingerprints of the protected values a write sends (never the values)."""
-    return {s: fingerprint(edges.fingerprint_key, v) for s, v in values.items()}
+def protected_fingerprints(edges: Edges, values: secrets.Protected) -> dict[str, str]:
+    """Keyed fingerprints of the protected values a write sends, with the Key Vault version of
+    each read from a vault (never the values)."""
+    return values.fingerprints(edges.fingerprint_key)
 
 
 def end_write(
@@ -350,7 +354,7 @@ def end_write(
 
 
 def write_action(
-    edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: dict[str, str]
+    edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: secrets.Protected
 ) -> WriteResult:
     """One audited ARM write: record, start, persist the token, poll to the end, record."""
     write_id, started = begin_write(edges, spec, task, action, values)

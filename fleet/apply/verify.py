@@ -22,7 +22,7 @@ from typing import Any
 
 from fleet.core.diffing import diff
 from fleet.core.ids import key
-from fleet.desired.fingerprints import Fingerprints
+from fleet.desired.fingerprints import Fingerprints, same
 from fleet.observe import essence
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.view import properties, resource_name
@@ -101,7 +101,8 @@ def problem(
         applied = fingerprints.applied.get(key(action.resource_id), {})
         for setting, ref in sorted(action.protected.items()):
             want_fp = fingerprints.desired.get(ref)
-            if want_fp is None or applied.get(setting) != want_fp:
+            have_fp = applied.get(setting)
+            if want_fp is None or have_fp is None or not same(want_fp, have_fp):
                 return f"{what}: protected setting {setting!r} ({ref}) is not the one applied"
     return None
 

@@ -36,6 +36,7 @@ from requests.adapters import HTTPAdapter
 
 from fleet.azure import api_versions
 from fleet.azure.credentials import make_credential
+from fleet.azure.keyvault import Vaults
 from fleet.azure.ratelimit import BudgetPolicy, Limiter, TokenBucketLimiter, arm_budgets
 from fleet.settings import Settings, is_loopback_url
 
@@ -133,6 +134,7 @@ class AzureSession:
         self._clients: dict[tuple[type, str], Any] = {}
         self._sub: SubscriptionClient | None = None
         self._graph: ResourceGraphClient | None = None
+        self._vaults: Vaults | None = None
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {
@@ -208,8 +210,17 @@ class AzureSession:
                 self._graph = ResourceGraphClient(self.credential, **self._client_kwargs())
             return self._graph
 
+    def vaults(self) -> Vaults:
+        """Key Vault secrets with this session's credential (``fromKeyVault``; cached)."""
+        with self._lock:
+            if self._vaults is None:
+                self._vaults = Vaults(self.settings, self.credential)
+            return self._vaults
+
     def close(self) -> None:
         self._http.close()
+        if self._vaults is not None:
+            self._vaults.close()
 
     def __enter__(self) -> AzureSession:
         return self

@@ -378,7 +378,9 @@ def _resume(
                 f"{job.get('policyRevision')}, now {policy_set.revision}): it cannot be "
                 f"resumed; fleet remediate --retry {job_id} re-applies what it left undone"
             )
-        spec = load_spec(edges.history, job_id, policy_set, edges.fingerprint_key)
+        spec = load_spec(
+            edges.history, job_id, policy_set, edges.fingerprint_key, edges.session.vaults()
+        )
         spec.resumed = True
         err.print(f"resuming job {job_id}", soft_wrap=True)
         with JobDisplay() as display:

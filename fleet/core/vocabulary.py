@@ -55,6 +55,8 @@ class Code(StrEnum):
     CLUSTER_STOPPED = "CLUSTER_STOPPED"
     POLICY_CONFLICT = "POLICY_CONFLICT"
     READ_ERROR = "READ_ERROR"
+    #: A Key Vault reference resolves to a newer version than the one fleet applied.
+    SECRET_ROTATION_PENDING = "SECRET_ROTATION_PENDING"
 
 
 class Severity(StrEnum):
@@ -106,6 +108,7 @@ CODE_SEVERITY: dict[Code, Severity] = {
     Code.CLUSTER_STOPPED: Severity.LOW,
     Code.POLICY_CONFLICT: Severity.HIGH,
     Code.READ_ERROR: Severity.HIGH,
+    Code.SECRET_ROTATION_PENDING: Severity.MEDIUM,
 }
 
 #: Severities that never change a state (reported, but informational).

@@ -8,6 +8,11 @@ sweep time). When the two differ the secret was rotated (or changed behind fleet
 re-apply) and the resource needs a PUT. Only fingerprints ever enter the engine: the key lives
 with the shell, and a fingerprint cannot be turned back into the value.
 
+A secret read from Azure Key Vault carries the vault's version id after an ``@``
+(``hmac-sha256:<hex>@<version>``): version ids are not secret, and they tell a rotation (the
+vault now has another version than the one applied: ``SecretDrift.rotation``) from any other
+change of the value.
+
 Setting names: a plain name (``httpsKey``) is an entry of ``configurationProtectedSettings``; a
 name starting with ``/`` is a JSON pointer below ``properties`` for the secret fields of an
 Azure Blob source (``/azureBlob/accountKey``, ``/azureBlob/servicePrincipal/clientSecret``).
@@ -27,18 +32,36 @@ from fleet.core.ids import key as id_key
 PREFIX = "hmac-sha256:"
 
 
-def fingerprint(key: bytes, value: str) -> str:
-    """Keyed fingerprint of a secret value: ``hmac-sha256:`` + 32 hex digits (128 bits)."""
+def fingerprint(key: bytes, value: str, version: str | None = None) -> str:
+    """Keyed fingerprint of a secret value: ``hmac-sha256:`` + 32 hex digits (128 bits), and
+    ``@`` + the Key Vault version id when the value came from a vault."""
     digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-    return PREFIX + digest[:32]
+    return PREFIX + digest[:32] + (f"@{version}" if version else "")
+
+
+def version_of(fp: str | None) -> str | None:
+    """The Key Vault version id a fingerprint records (None for other references)."""
+    if fp is None:
+        return None
+    return fp.partition("@")[2] or None
+
+
+def same(want: str, have: str) -> bool:
+    """Whether two fingerprints mean the same applied value: equal, or (when only one side
+    records a version, e.g. a reference moved from ``fromEnv`` to Key Vault) equal HMACs."""
+    if version_of(want) and version_of(have):
+        return want == have
+    return want.partition("@")[0] == have.partition("@")[0]
 
 
 def short(fp: str | None) -> str | None:
-    """A short, still secret-free form for reports: ``hmac-sha256:1a2b3c4d``."""
+    """A short, still secret-free form for reports: ``hmac-sha256:1a2b3c4d`` (``@version``
+    kept)."""
     if fp is None:
         return None
-    body = fp[len(PREFIX) :] if fp.startswith(PREFIX) else fp
-    return PREFIX + body[:8]
+    mac, _, version = fp.partition("@")
+    body = mac[len(PREFIX) :] if mac.startswith(PREFIX) else mac
+    return PREFIX + body[:8] + (f"@{version}" if version else "")
 
 
 def setting_path(setting: str) -> str:
@@ -56,6 +79,12 @@ class SecretDrift(NamedTuple):
     ref: str
     desired: str
     applied: str
+
+    @property
+    def rotation(self) -> bool:
+        """The reference now resolves to another Key Vault version than the one applied."""
+        want, have = version_of(self.desired), version_of(self.applied)
+        return want is not None and have is not None and want != have
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +115,7 @@ class Fingerprints:
             ref = protected[setting]
             want = self.desired.get(ref)
             have = applied.get(setting)
-            if want is None or have is None or want == have:
+            if want is None or have is None or same(want, have):
                 continue
             out.append(SecretDrift(setting, setting_path(setting), ref, want, have))
         return out

@@ -3,7 +3,8 @@
 ``Findings`` collects findings with the default severity of their code, one per owning policy.
 ``drift_findings`` turns the differences between a desired and an observed essence into drift
 findings (conflicting fields are never judged), and ``secret_findings`` the protected settings
-whose fingerprints no longer match what fleet applied. Pure.
+whose fingerprints no longer match what fleet applied (``SECRET_ROTATION_PENDING`` when a Key
+Vault reference now resolves to another version). Pure.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from fleet.core.diffing import Difference, copy_json, overlaps
 from fleet.core.vocabulary import CODE_SEVERITY, Code, Severity
-from fleet.desired.fingerprints import Fingerprints, short
+from fleet.desired.fingerprints import Fingerprints, short, version_of
 from fleet.evaluate.verdicts import Finding
 
 #: Who owns the field at a JSON pointer (the policies a finding there counts against).
@@ -120,6 +121,19 @@ def secret_findings(
     if fingerprints is None or not protected:
         return
     for drift in fingerprints.drift(resource, protected):
+        if drift.rotation:
+            found.add(
+                Code.SECRET_ROTATION_PENDING,
+                owners(drift.path),
+                resource,
+                f"protected setting {drift.setting} ({drift.ref}): Key Vault has version "
+                f"{version_of(drift.desired)}, fleet applied {version_of(drift.applied)}: the "
+                "rotation is pending (a remediation re-applies it)",
+                path=drift.path,
+                desired=version_of(drift.desired),
+                actual=version_of(drift.applied),
+            )
+            continue
         found.add(
             code,
             owners(drift.path),

@@ -38,6 +38,7 @@ from fleet.apply.steps import Edges, applied_fingerprints, judge_fresh
 from fleet.apply.waves import RolloutChoice, WavePlan, assign_waves, choose_rollout, position
 from fleet.azure.catalogs import CatalogCache
 from fleet.azure.credentials import principal_of
+from fleet.azure.keyvault import Vaults
 from fleet.azure.observe import observe
 from fleet.azure.session import credential_scope
 from fleet.core.clusters import ClusterFacts
@@ -94,7 +95,9 @@ def _check_policy(policy_set: PolicySet, policy: str | None) -> None:
         raise PrepareError(f"policy {policy!r} is in audit mode: it never writes")
 
 
-def _finish(spec: JobSpec, *, max_clusters: int, choice: RolloutChoice | None = None) -> JobSpec:
+def _finish(
+    spec: JobSpec, *, max_clusters: int, vaults: Vaults, choice: RolloutChoice | None = None
+) -> JobSpec:
     """The rails every job passes: rollout, waves, the cluster limit, readable secrets."""
     if len(spec.tasks) > max_clusters:
         raise TooManyClusters(len(spec.tasks), max_clusters)
@@ -107,7 +110,7 @@ def _finish(spec: JobSpec, *, max_clusters: int, choice: RolloutChoice | None = 
             spec.tasks[key(cid)] = replace(spec.tasks[key(cid)], wave=wave.name)
     spec.choice, spec.waves = choice, waves
     try:
-        secrets.check_secrets(spec.policy_set, spec.tasks.values())
+        secrets.check_secrets(spec.policy_set, spec.tasks.values(), vaults)
     except SecretsUnavailable as exc:
         raise PrepareError(
             f"secret references cannot be read now ({exc}); nothing was written"
@@ -138,7 +141,9 @@ def prepare_live(
     now = now or datetime.now(UTC)
     subscriptions = env.inventory.subscriptions(scope(policy_set, settings.subscriptions))
     applied = env.history.applied_fingerprints(None) if env.history is not None else {}
-    fingerprints = secrets.fingerprints_for(policy_set, secrets.fingerprint_key(settings), applied)
+    fingerprints = secrets.fingerprints_for(
+        policy_set, secrets.fingerprint_key(settings), applied, env.session.vaults()
+    )
     sweep = PlanningSweep(
         session=env.session,
         inventory=env.inventory,
@@ -226,7 +231,9 @@ def prepare_live(
                     facts, ClusterStatus.SKIPPED, reason, category, skips=list(plan.skipped)
                 )
             )
-    return _finish(spec, max_clusters=max_clusters or settings.max_clusters)
+    return _finish(
+        spec, max_clusters=max_clusters or settings.max_clusters, vaults=env.session.vaults()
+    )
 
 
 def _facts_of(cluster_id: str) -> ClusterFacts:
@@ -274,7 +281,9 @@ def prepare_from_plan(
         waves=[],
         tasks={},
         policy=policy,
-        desired_fingerprints=secrets.desired_fingerprints(policy_set, edges.fingerprint_key),
+        desired_fingerprints=secrets.desired_fingerprints(
+            policy_set, edges.fingerprint_key, edges.session.vaults()
+        ),
         sweep_id=saved.sweep_id,
         policy_paths=list(policy_paths),
         plan_file=plan_file,
@@ -314,7 +323,9 @@ def prepare_from_plan(
         spec.outcomes.append(
             _left_alone(facts, status, reason, category, facts=facts, skips=list(p.skipped))
         )
-    return _finish(spec, max_clusters=max_clusters or env.settings.max_clusters)
+    return _finish(
+        spec, max_clusters=max_clusters or env.settings.max_clusters, vaults=env.session.vaults()
+    )
 
 
 def _rollout_of(job: Mapping[str, Any], *, why: str | None = None) -> RolloutChoice:
@@ -353,7 +364,9 @@ def prepare_retry(
         waves=[],
         tasks={},
         policy=options.get("policy"),
-        desired_fingerprints=secrets.desired_fingerprints(policy_set, edges.fingerprint_key),
+        desired_fingerprints=secrets.desired_fingerprints(
+            policy_set, edges.fingerprint_key, edges.session.vaults()
+        ),
         retry_of=job_id,
         sweep_id=job.get("sweepId"),
         policy_paths=list(policy_paths) or list(options.get("policies") or []),
@@ -368,7 +381,10 @@ def prepare_retry(
         actions = tuple(Action.model_validate(a) for a in row.get("actions") or ())
         spec.tasks[facts.key] = ClusterTask(facts, actions)
     return _finish(
-        spec, max_clusters=max_clusters or env.settings.max_clusters, choice=_rollout_of(job)
+        spec,
+        max_clusters=max_clusters or env.settings.max_clusters,
+        vaults=env.session.vaults(),
+        choice=_rollout_of(job),
     )
 
 
@@ -422,10 +438,16 @@ def prepare(
     return spec
 
 
-def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: bytes) -> JobSpec:
+def load_spec(
+    history: History,
+    job_id: str,
+    policy_set: PolicySet,
+    key_bytes: bytes,
+    vaults: Vaults | None = None,
+) -> JobSpec:
     """The spec of a recorded job, rebuilt from the history database (for a worker that runs
     its clusters one at a time, or a resumed job): tasks are its clusters with actions, waves
-    as recorded."""
+    as recorded; ``vaults`` reads the job's Key Vault references for its desired fingerprints."""
     job = history.get_job(job_id)
     if job is None:
         raise PrepareError(f"no job {job_id!r}")
@@ -439,7 +461,7 @@ def load_spec(history: History, job_id: str, policy_set: PolicySet, key_bytes: b
         tasks={},
         compliant=int(options.get("compliant") or 0),
         policy=options.get("policy"),
-        desired_fingerprints=secrets.desired_fingerprints(policy_set, key_bytes),
+        desired_fingerprints=secrets.desired_fingerprints(policy_set, key_bytes, vaults),
         sweep_id=job.get("sweepId"),
         retry_of=options.get("retryOf"),
         plan_file=options.get("planFile"),

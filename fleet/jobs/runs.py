@@ -122,7 +122,9 @@ def run_sweep(
     settings = env.settings
     subscriptions = env.inventory.subscriptions(scope(policy_set, settings.subscriptions))
     applied = env.history.applied_fingerprints(None) if env.history is not None else {}
-    fingerprints = secrets.fingerprints_for(policy_set, secrets.fingerprint_key(settings), applied)
+    fingerprints = secrets.fingerprints_for(
+        policy_set, secrets.fingerprint_key(settings), applied, env.session.vaults()
+    )
     sweep = Sweep(
         session=env.session,
         inventory=env.inventory,

@@ -54,6 +54,31 @@ def touches(path: str | None, prefixes: Sequence[str]) -> bool:
     return path is not None and any(is_under(path, p) for p in prefixes)
 
 
+#: Provisioning states of a write ARM accepted and has not finished. On an Arc cluster that is
+#: not connected a write waits in these states until the cluster connects, at most 48 h.
+PENDING_STATES = frozenset({"creating", "updating", "deleting", "accepted", "running"})
+
+
+def rotation_still_pending(resource: Any, findings: Sequence[Finding]) -> str | None:
+    """Why a Key Vault rotation is not sent again now, or None when it should be.
+
+    When every finding of a resource is ``SECRET_ROTATION_PENDING`` and ARM still shows a write
+    of it in progress, that write is waiting for the cluster: sending it again would only
+    restart Azure's 48 h wait. Once ARM gives up on it (``Failed`` after 48 h) the resource is
+    written again, so ARM's own data decides, whatever the clocks of fleet's machines say.
+    """
+    if not findings or any(f.code is not Code.SECRET_ROTATION_PENDING for f in findings):
+        return None
+    props = resource.get("properties") if isinstance(resource, _MAP) else None
+    state = str(props.get("provisioningState") or "") if isinstance(props, _MAP) else ""
+    if state.lower() not in PENDING_STATES:
+        return None
+    return (
+        f"a write is still pending on ARM ({state}): it reaches the cluster when the cluster "
+        "connects; after Azure's 48 h limit ARM fails it and the rotation is sent again"
+    )
+
+
 class PlanBuilder:
     """The plan of one cluster while it is drawn up: its inputs, and the actions and skips
     recorded so far (one action per kind and resource; reasons of a repeat are merged)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from fleet.core.diffing import MAPPING as _MAP
 from fleet.core.diffing import copy_json, pointer
+from fleet.core.ids import key
 from fleet.core.vocabulary import Code
 from fleet.desired.fingerprints import setting_path
 from fleet.desired.state import VERSION_PATH, DesiredExtension
@@ -23,7 +24,13 @@ from fleet.evaluate.verdicts import Finding
 from fleet.observe import essence
 from fleet.observe.view import properties as properties_of
 from fleet.plan.actions import ActionKind, SkipCategory
-from fleet.plan.builder import PlanBuilder, field_changes, reason_of, touches
+from fleet.plan.builder import (
+    PlanBuilder,
+    field_changes,
+    reason_of,
+    rotation_still_pending,
+    touches,
+)
 
 _EXTENSION_CREATE_ONLY = ("/name", "/properties/extensionType", "/properties/scope")
 _VERSION_CODES = (Code.EXTENSION_VERSION_OUT_OF_WINDOW, Code.EXTENSION_VERSION_UNSUPPORTED_ARCH)
@@ -34,7 +41,13 @@ _IN_PROGRESS = frozenset({"creating", "updating", "deleting", "accepted", "runni
 def plan_extension(b: PlanBuilder, v1_blocking: bool) -> bool:
     """Plan the extension; True when it is deleted and recreated."""
     d = b.desired.extension
-    findings = [f for f in b.verdict.findings if f.code.value.startswith("EXTENSION_")]
+    ext_key = key(b.seen.extension_id) if b.seen.extension_id else None
+    findings = [
+        f
+        for f in b.verdict.findings
+        if f.code.value.startswith("EXTENSION_")
+        or (f.code is Code.SECRET_ROTATION_PENDING and key(f.resource) == ext_key)
+    ]
     version_findings = [f for f in findings if f.code in _VERSION_CODES]
     findings = [f for f in findings if f.code not in _VERSION_CODES]
     recreated = _extension_fields(b, d, findings, version_findings, v1_blocking)
@@ -204,6 +217,10 @@ def _fix_extension(
         return False
 
     ext = b.seen.extension
+    pending = rotation_still_pending(ext, findings)
+    if pending is not None:
+        b.skip_all(findings, pending, SkipCategory.IN_PROGRESS)
+        return False
     writable: list[Finding] = []
     for f in findings:
         if f.code is Code.EXTENSION_FAILED:

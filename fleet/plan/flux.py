@@ -6,8 +6,9 @@ body, so a kustomization the policy dropped is removed; a create-only field that
 (``scope``, ``namespace``) needs delete + create, done only with
 ``remediation.recreateOnImmutableChange``, else the other fields are fixed in place and the
 create-only one is skipped. Every configuration is PUT again when its extension is recreated
-(deleting the extension deletes them). Conflicting and audit-owned configurations are never
-written.
+(deleting the extension deletes them), and when a Key Vault secret it carries was rotated,
+unless ARM still holds the previous write (``rotation_still_pending``). Conflicting and
+audit-owned configurations are never written.
 
 What no Flux v2 policy declares: Flux v1 configurations (``sourceControlConfigurations``) block
 the extension install; they are deleted first, and only when an enforce policy sets
@@ -28,9 +29,17 @@ from fleet.desired.state import DesiredFluxConfig
 from fleet.evaluate.verdicts import Finding
 from fleet.observe.view import ConfigView
 from fleet.plan.actions import EXTENSION_RECREATED, ActionKind, Reason, SkipCategory
-from fleet.plan.builder import PlanBuilder, field_changes, flatten, reason_of, touches
+from fleet.plan.builder import (
+    PlanBuilder,
+    field_changes,
+    flatten,
+    reason_of,
+    rotation_still_pending,
+    touches,
+)
 
 _FLUX_CREATE_ONLY = ("/properties/scope", "/properties/namespace")
+_WRITABLE = (Code.FLUX_CONFIG_DRIFT, Code.FLUX_CONFIG_FAILED, Code.SECRET_ROTATION_PENDING)
 
 
 def plan_flux_configs(b: PlanBuilder, blocked: bool, recreated_extension: bool) -> None:
@@ -89,7 +98,11 @@ def _flux_config(
             protected=dc.protected,
         )
         return
-    writable = [f for f in findings if f.code in (Code.FLUX_CONFIG_DRIFT, Code.FLUX_CONFIG_FAILED)]
+    writable = [f for f in findings if f.code in _WRITABLE]
+    pending = rotation_still_pending(seen.resource, writable)
+    if pending is not None:
+        b.skip_all(writable, pending, SkipCategory.IN_PROGRESS)
+        return
     create_only = [f for f in writable if touches(f.path, _FLUX_CREATE_ONLY)]
     in_place = [f for f in writable if f not in create_only]
     recreate = b.flag(enforce, "recreate_on_immutable_change")

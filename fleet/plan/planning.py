@@ -45,7 +45,7 @@ import orjson
 from fleet.core.diffing import MAPPING as _MAP
 from fleet.core.ids import key
 from fleet.core.vocabulary import Code
-from fleet.desired.fingerprints import Fingerprints, setting_path, short
+from fleet.desired.fingerprints import Fingerprints, same, setting_path, short
 from fleet.desired.state import DesiredState
 from fleet.evaluate.verdicts import Verdict
 from fleet.observe import essence
@@ -198,7 +198,7 @@ def _with_secret_changes(action: Action, fingerprints: Fingerprints) -> Action:
         path = setting_path(setting)
         want = fingerprints.desired.get(ref)
         have = applied.get(setting)
-        if path in known or want == have:
+        if path in known or want == have or (want and have and same(want, have)):
             continue
         extra.append(
             {"path": path, "desired": short(want) if want else f"({ref})", "actual": short(have)}

@@ -58,6 +58,9 @@ VERSION_PATTERN = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
 GIT_URL_PATTERN = r"^(https?|ssh)://|^git@"
 DURATION_PATTERN = r"^P(T?\d+[HMS])+$"
 PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
+VAULT_NAME_PATTERN = r"^[A-Za-z](-?[A-Za-z0-9])*$"
+KV_SECRET_NAME_PATTERN = r"^[A-Za-z0-9-]{1,127}$"
+KV_VERSION_PATTERN = r"^[0-9A-Za-z]{1,64}$"
 
 #: What each pattern means, in words: the loader says this instead of printing a regex.
 PATTERN_HINTS: dict[str, str] = {
@@ -71,6 +74,10 @@ PATTERN_HINTS: dict[str, str] = {
     GIT_URL_PATTERN: "must start with https://, http://, ssh:// or git@",
     DURATION_PATTERN: "must be an ISO-8601 duration such as PT5M",
     PERCENT_PATTERN: "must be a percentage such as '5%'",
+    VAULT_NAME_PATTERN: "must be a Key Vault name: letters, digits and single '-', starting "
+    "with a letter",
+    KV_SECRET_NAME_PATTERN: "must be a Key Vault secret name: 1-127 letters, digits or '-'",
+    KV_VERSION_PATTERN: "must be a Key Vault version id (letters and digits)",
 }
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -88,39 +95,73 @@ Glob = Annotated[str, StringConstraints(min_length=1, max_length=260), AfterVali
 # --- secrets -----------------------------------------------------------------------------
 
 
+class KeyVaultSecret(_Model):
+    """A secret in Azure Key Vault, read with fleet's own credential when it is written.
+
+    fleet's principal needs the data-plane role "Key Vault Secrets User" on the vault. The
+    vault's URL comes from its name (``https://{vault}.vault.azure.net``; ``FLEET_KEYVAULT_URL``
+    changes it for sovereign clouds and the emulator).
+    """
+
+    vault: str = Field(min_length=3, max_length=24, pattern=VAULT_NAME_PATTERN)
+    """The vault's name: the first label of its host name."""
+    name: str = Field(pattern=KV_SECRET_NAME_PATTERN)
+    """The secret's name in the vault."""
+    version: str | None = Field(default=None, pattern=KV_VERSION_PATTERN)
+    """A version id to pin. Left out, the vault's current version is used, and a newer version
+    than the one fleet applied is reported as ``SECRET_ROTATION_PENDING`` (a remediation
+    applies it in waves)."""
+
+
 class SecretRef(_Model):
     """A reference to a secret value, resolved only at the moment of writing to ARM.
 
-    Exactly one of ``fromEnv`` and ``fromFile``. The value is never logged, stored or shown;
-    fleet stores a keyed fingerprint of what it applied, so a rotated secret shows as drift.
+    Exactly one of ``fromEnv``, ``fromFile`` and ``fromKeyVault``. The value is never logged,
+    stored or shown; fleet stores a keyed fingerprint of what it applied (and, for Key Vault,
+    the version id), so a rotated secret shows as drift or as a pending rotation.
     """
 
     # The JSON Schema says what the validator below checks, so editors flag it too.
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["fromEnv"]}, {"required": ["fromFile"]}]}
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["fromEnv"]},
+                {"required": ["fromFile"]},
+                {"required": ["fromKeyVault"]},
+            ]
+        }
     )
 
     from_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
     """Name of an environment variable holding the value."""
     from_file: str | None = Field(default=None, min_length=1)
     """Path of a file holding the value (trailing newline stripped); relative to the policy file."""
+    from_key_vault: KeyVaultSecret | None = None
+    """A secret in Azure Key Vault (its current version unless one is pinned)."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        if (self.from_env is None) == (self.from_file is None):
-            raise ValueError("give exactly one of fromEnv and fromFile")
+        given = [v for v in (self.from_env, self.from_file, self.from_key_vault) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of fromEnv, fromFile and fromKeyVault")
         return self
 
     def describe(self) -> str:
-        """A printable, secret-free description: ``env:GIT_TOKEN`` or ``file:/run/key``."""
-        return f"env:{self.from_env}" if self.from_env else f"file:{self.from_file}"
+        """A printable, secret-free description: ``env:GIT_TOKEN``, ``file:/run/key`` or
+        ``keyvault:VAULT/NAME`` (``/VERSION`` when pinned)."""
+        if self.from_env:
+            return f"env:{self.from_env}"
+        kv = self.from_key_vault
+        if kv is not None:
+            return f"keyvault:{kv.vault}/{kv.name}" + (f"/{kv.version}" if kv.version else "")
+        return f"file:{self.from_file}"
 
 
 def _reject_inline_secret(value: Any) -> Any:
     if isinstance(value, str | int | float | bool):
         raise ValueError(
-            "inline secrets are not allowed; reference the value with {fromEnv: VAR} or "
-            "{fromFile: PATH}"
+            "inline secrets are not allowed; reference the value with {fromEnv: VAR}, "
+            "{fromFile: PATH} or {fromKeyVault: {vault: NAME, name: SECRET}}"
         )
     return value
 

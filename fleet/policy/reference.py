@@ -165,12 +165,19 @@ reference:
 configurationProtectedSettings:
   httpsKey: {fromEnv: GIT_TOKEN}          # an environment variable of the fleet process
   sshPrivateKey: {fromFile: keys/id_rsa}  # a file, relative to the policy file's directory
+  bucketSecretKey: {fromKeyVault: {vault: kv-platform, name: bucket-key}}  # Azure Key Vault
 ```
 
 A reference is resolved only at the moment of writing to ARM. The value is never logged,
 stored, printed or put in a plan. Azure never returns protected settings, so drift cannot be
 read back: fleet keeps a keyed fingerprint (HMAC) of what it applied, and a rotated secret
 shows as drift of that setting. An inline value is a load-time error that does not echo it.
+
+`fromKeyVault` reads the secret with fleet's own credential (the role "Key Vault Secrets User"
+on the vault). Without `version` the vault's current version is used; fleet records the
+version id it applied next to the fingerprint, and when the vault has a newer one the setting
+is reported as `SECRET_ROTATION_PENDING` until a remediation job has re-applied it, wave by
+wave ([keyvault.md](keyvault.md)).
 
 ## Rollout waves
 

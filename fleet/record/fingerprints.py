@@ -2,7 +2,8 @@
 
 ARM never returns protected settings, so what fleet applied is remembered as keyed HMAC
 fingerprints (``fleet.desired.fingerprints.fingerprint``), one row per resource, setting and
-time; the latest per setting is what a sweep compares the desired fingerprint with. Anything not
+time (with the Key Vault version id for a secret read from a vault); the latest per setting
+is what a sweep compares the desired fingerprint with. Anything not
 shaped like a fingerprint is refused without being echoed: it may be the secret itself.
 """
 
@@ -18,9 +19,10 @@ from fleet.core.ids import key as id_key
 from fleet.record.db import Store, chunks, now_utc, utc
 from fleet.record.schema import applied_fingerprints as fp_table
 
-#: ``hmac-sha256:`` + hex, as ``fleet.desired.fingerprints.fingerprint`` makes them. Anything
-#: else is refused: a caller passing a secret value by mistake must not get it stored.
-_FINGERPRINT = re.compile(r"^(?:[a-z0-9-]+:)?[0-9a-f]{16,128}$")
+#: ``hmac-sha256:`` + hex, as ``fleet.desired.fingerprints.fingerprint`` makes them, with the
+#: Key Vault version id after ``@`` for a secret read from a vault. Anything else is refused: a
+#: caller passing a secret value by mistake must not get it stored.
+_FINGERPRINT = re.compile(r"^(?:[a-z0-9-]+:)?[0-9a-f]{16,128}(?:@[0-9A-Za-z]{1,64})?$")
 
 
 class AppliedFingerprints(Store):

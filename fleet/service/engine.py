@@ -220,7 +220,13 @@ class Engine:
             try:
                 with environment(self.settings) as env:
                     edges = make_edges(env)
-                    spec = load_spec(edges.history, job["id"], policy_set, edges.fingerprint_key)
+                    spec = load_spec(
+                        edges.history,
+                        job["id"],
+                        policy_set,
+                        edges.fingerprint_key,
+                        edges.session.vaults(),
+                    )
                     spec.resumed = True
                     resume_job(env, spec, edges, approval_timeout=approval_timeout)
             except Exception:

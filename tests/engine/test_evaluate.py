@@ -233,7 +233,10 @@ def test_scenario_defect_kinds(
 
 
 def test_the_scenario_covers_every_code_and_state() -> None:
-    assert set().union(*(s[3] for s in SCENARIO)) == set(Code)
+    # A rotation is judged from fingerprints, not from what ARM shows: see
+    # test_key_vault_rotation_is_pending_until_applied.
+    judged_from_arm = set(Code) - {Code.SECRET_ROTATION_PENDING}
+    assert set().union(*(s[3] for s in SCENARIO)) == judged_from_arm
     assert {s[4] for s in SCENARIO} == set(State)
 
 
@@ -797,6 +800,39 @@ def test_secret_drift_by_fingerprint() -> None:
     )
     assert verdict(observed, applicable(p), fingerprints=same).findings == []
     assert verdict(observed, applicable(p)).findings == []
+
+
+def test_key_vault_rotation_is_pending_until_applied() -> None:
+    """A Key Vault reference resolving to another version than the one applied is a pending
+    rotation (its versions shown, never values); the same version is compliant; a value that
+    changed without a version (a reference moved from the environment) is plain drift."""
+    f = aks()
+    key = b"0" * 32
+    ref = {"fromKeyVault": {"vault": "kv-platform", "name": "git-token"}}
+    spec = dict(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": ref})
+    p = policy("cc", fluxConfigurations=[spec])
+    observed = compliant(f, CLUSTER_CONFIG)
+    cc_id = observed.flux_configurations[0]["id"].lower()
+    desc = "keyvault:kv-platform/git-token"
+
+    def judged(desired: str, applied: str) -> list[tuple[Code, object, object]]:
+        fps = Fingerprints(desired={desc: desired}, applied={cc_id: {"httpsKey": applied}})
+        v = verdict(observed, applicable(p), fingerprints=fps)
+        assert "token-v1" not in str(v.to_report()) and "token-v2" not in str(v.to_report())
+        return [(x.code, x.desired, x.actual) for x in v.findings]
+
+    v1, v2 = fingerprint(key, "token-v1", "aaa111"), fingerprint(key, "token-v2", "bbb222")
+    assert judged(v2, v1) == [(Code.SECRET_ROTATION_PENDING, "bbb222", "aaa111")]
+    assert judged(v2, v2) == []
+    assert judged(v1, fingerprint(key, "token-v1")) == []  # same value, moved to Key Vault
+    [(code, _, _)] = judged(v2, fingerprint(key, "token-v1"))
+    assert code is Code.FLUX_CONFIG_DRIFT
+    rotation = verdict(
+        observed,
+        applicable(p),
+        fingerprints=Fingerprints(desired={desc: v2}, applied={cc_id: {"httpsKey": v1}}),
+    )
+    assert rotation.state is State.NONCOMPLIANT
 
 
 def test_verdict_fields_and_report_round_trip() -> None:

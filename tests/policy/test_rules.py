@@ -12,7 +12,8 @@ import pytest
 from tests.policy.helpers import VALID, edit, errors_of
 
 INLINE = (
-    "inline secrets are not allowed; reference the value with {fromEnv: VAR} or {fromFile: PATH}"
+    "inline secrets are not allowed; reference the value with {fromEnv: VAR}, {fromFile: PATH} "
+    "or {fromKeyVault: {vault: NAME, name: SECRET}}"
 )
 NAME_RULE = (
     "must be 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit"
@@ -64,7 +65,7 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "httpsKey: {value: GIT_TOKEN}",
         [
             "p.yaml:36: spec.fluxConfigurations[0].configurationProtectedSettings.httpsKey.value: "
-            "unknown field 'value'; expected one of: fromEnv, fromFile",
+            "unknown field 'value'; expected one of: fromEnv, fromFile, fromKeyVault",
         ],
     ),
     # --- wrong types ---------------------------------------------------------------------------
@@ -271,7 +272,7 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "{fromEnv: GIT_TOKEN, fromFile: token.txt}",
         [
             "p.yaml:36: spec.fluxConfigurations[0].configurationProtectedSettings.httpsKey: "
-            "give exactly one of fromEnv and fromFile"
+            "give exactly one of fromEnv, fromFile and fromKeyVault"
         ],
     ),
     # --- flux configurations -------------------------------------------------------------------

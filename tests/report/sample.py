@@ -276,7 +276,16 @@ def _fleet(stage: int) -> list[Verdict]:
                 desired="Succeeded",
                 actual="Failed",
                 severity=HIGH,
-            )
+            ),
+            _f(
+                Code.SECRET_ROTATION_PENDING,
+                "protected setting httpsKey (keyvault:kv-platform/git-token): Key Vault has "
+                "version 0f1e2d3c, fleet applied 9a8b7c6d: the rotation is pending",
+                "cfg",
+                path="/properties/configurationProtectedSettings/httpsKey",
+                desired="0f1e2d3c",
+                actual="9a8b7c6d",
+            ),
         ],
     )
     b.add(
