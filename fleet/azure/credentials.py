@@ -19,21 +19,32 @@ from fleet.settings import Settings, is_loopback_url
 
 
 class EmulatorCredential:
-    """A fixed, unsigned JWT-shaped token for the local ARM emulator.
+    """Unsigned JWT-shaped tokens for the local emulator, one per scope.
 
     The emulator throttles per principal (the token's ``oid``), so tests can act as several
-    principals by giving each a different ``principal``.
+    principals by giving each a different ``principal``. The token's ``aud`` is the scope's
+    resource (``https://vault.azure.net`` for the scope a Key Vault challenge names), so the
+    emulator's Key Vault can refuse a token meant for ARM, as Key Vault does.
     """
 
     def __init__(self, principal: str = "fleet-emulator-principal") -> None:
-        header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=")
-        claims = json.dumps({"oid": principal, "sub": principal, "tid": "emulator"}).encode()
-        body = base64.urlsafe_b64encode(claims).rstrip(b"=")
-        self._token = f"{header.decode()}.{body.decode()}."
         self.principal = principal
+        self._tokens: dict[str, str] = {}
+
+    def _token(self, audience: str) -> str:
+        found = self._tokens.get(audience)
+        if found is None:
+            header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=")
+            claims = {"oid": self.principal, "sub": self.principal, "tid": "emulator"}
+            if audience:
+                claims["aud"] = audience
+            body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
+            found = self._tokens[audience] = f"{header.decode()}.{body.decode()}."
+        return found
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self._token, int(time.time()) + 3600)
+        audience = scopes[0].removesuffix("/.default") if scopes else ""
+        return AccessToken(self._token(audience), int(time.time()) + 3600)
 
 
 def make_credential(settings: Settings) -> TokenCredential:

@@ -1,9 +1,10 @@
 """``fleet emulator serve``: run the ARM emulator on loopback over HTTPS.
 
 Prints exactly one JSON line on stdout when ready, ``{"endpoint": "https://127.0.0.1:PORT",
-"caBundle": "<path to ca.pem>"}``, so a script can start it with ``--port 0`` and read where it
-listens; logs go to stderr. SIGINT and SIGTERM stop it cleanly (exit 0). An invalid snapshot
-exits 2 with one ``FILE: where: what`` line per problem.
+"caBundle": "<path to ca.pem>", "keyvaultUrl": "https://127.0.0.1:PORT/vaults/{vault}"}``, so a
+script can start it with ``--port 0`` and read where it listens (``keyvaultUrl`` is the
+``FLEET_KEYVAULT_URL`` of its Key Vaults); logs go to stderr. SIGINT and SIGTERM stop it
+cleanly (exit 0). An invalid snapshot exits 2 with one ``FILE: where: what`` line per problem.
 """
 
 from __future__ import annotations
@@ -149,7 +150,12 @@ def serve(
             f"fleet emulator serve: cannot bind {host}:{port}: {exc.strerror or exc}", err=True
         )
         raise typer.Exit(2) from None
-    sys.stdout.write(json.dumps({"endpoint": endpoint, "caBundle": str(ca_path)}) + "\n")
+    ready = {
+        "endpoint": endpoint,
+        "caBundle": str(ca_path),
+        "keyvaultUrl": endpoint + "/vaults/{vault}",
+    }
+    sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
     try:
         while not stop.wait(0.5):

@@ -1,4 +1,5 @@
-"""The admin routes under ``/_emulator/``: state, clock, faults, catalogue, roles, statistics.
+"""The admin routes under ``/_emulator/``: state, clock, faults, catalogue, roles, statistics
+(and the Key Vaults', served by ``keyvault.admin``).
 
 Loopback clients only (server.py checks); docs/emulator.md lists every route. Tests and the
 demo drive the emulator through these (``fleet.emulator.testing.AdminClient``).
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from fleet.emulator import keyvault
 from fleet.emulator.backend import Backend
 from fleet.emulator.clock import parse_time
 from fleet.emulator.errors import InvalidRequestContent, ResourceNotFound
@@ -28,6 +30,8 @@ def serve(c: Components, method: str, path: str, query: Query, body: bytes) -> R
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise InvalidRequestContent("The admin request body is not JSON.") from None
+    if sub == "vaults" or sub.startswith("vaults/"):
+        return keyvault.admin(c, method, sub, payload)
     backend = c.backend
     route = (method, sub.split("/")[0] if "/" in sub and sub.startswith("faults/") else sub)
     if route == ("GET", "snapshot"):

@@ -12,7 +12,8 @@ so it needs no locks. It is made of one layer per job, each in its own module:
 - catalog.py: the extension types and their versions (2022-01-15-preview and 2026-05-01);
 - writes.py: PUT, PATCH and DELETE, with ARM's body rules (rules.py) and the read-only
   properties the resource provider fills in (shapes.py);
-- here: the admin operations that span them (the version catalogue and its auto-upgrade).
+- here: the admin operations that span them (the version catalogue and its auto-upgrade),
+  and the Key Vaults of the snapshot (vaults.py; served by keyvault.py).
 
 Behaviours that mirror Azure (docs/emulator.md has the full table and the error codes):
 
@@ -33,17 +34,40 @@ lazily by ``tick()`` at the start of each request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fleet.emulator import errors as e
 from fleet.emulator.catalog import Catalog
+from fleet.emulator.clock import Clock
+from fleet.emulator.options import EmulatorOptions
 from fleet.emulator.reads import Reads
 from fleet.emulator.rules import disconnected, power_stopped, target_version
+from fleet.emulator.stats import Stats
+from fleet.emulator.vaults import Vaults
 from fleet.emulator.writes import Writes
 
 
 class Backend(Reads, Writes, Catalog):
     """In-memory ARM for one fleet snapshot."""
+
+    def __init__(
+        self,
+        snapshot: Mapping[str, Any],
+        options: EmulatorOptions | None = None,
+        *,
+        stats: Stats | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(snapshot, options, stats=stats, clock=clock)
+        self.vaults = Vaults(snapshot.get("vaults"), self.clock.now)
+
+    def dump(self) -> dict[str, Any]:
+        """The snapshot, with the vaults' versions but none of their values."""
+        out = super().dump()
+        if self.vaults or "vaults" in out:
+            out["vaults"] = self.vaults.dump()
+        return out
 
     def set_catalog(self, catalog: Any) -> list[str]:
         """Replace the version catalogue; auto-upgrade extensions move to their train's newest.

@@ -4,7 +4,9 @@
 ``allow_remote=True``), writes the CA to a file and returns ``(endpoint, ca_path)``; ``stop()``
 shuts it down. The CLI and ``testing.running_emulator`` both use it.
 
-Every ARM request goes through one pipeline, in the order Azure's front door would apply it::
+Key Vault data-plane requests (``/vaults/{vault}/...``) are handed to keyvault.py, which does
+Key Vault's own challenge authentication. Every ARM request goes through one pipeline, in the
+order Azure's front door would apply it::
 
     authenticate (any bearer token; its subject is the throttling principal)
     -> api-version required -> route -> injected latency / delay / reset
@@ -40,7 +42,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from fleet.emulator import admin, responses
+from fleet.emulator import admin, keyvault, responses
 from fleet.emulator import snapshot as snapshots
 from fleet.emulator.backend import Backend
 from fleet.emulator.clock import iso
@@ -117,26 +119,29 @@ class Identity:
     expires: float | None = None
 
 
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT-shaped token, unverified (None when it is not one)."""
+    if token.count(".") != 2:
+        return None
+    try:
+        middle = token.split(".")[1]
+        claims = orjson.loads(base64.urlsafe_b64decode(middle + "=" * (-len(middle) % 4)))
+    except (ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
 def identity_of(token: str) -> Identity:
     """Derive the principal from a bearer token without verifying it (any token is accepted)."""
-    if token.count(".") == 2:
-        try:
-            middle = token.split(".")[1]
-            claims = orjson.loads(base64.urlsafe_b64decode(middle + "=" * (-len(middle) % 4)))
-        except (ValueError, TypeError):
-            claims = None
-        if isinstance(claims, dict) and (claims.get("oid") or claims.get("sub")):
-            principal = str(claims.get("oid") or claims.get("sub"))
-            exp = claims.get("exp")
-            expires = (
-                float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
-            )
-            user = claims.get("upn") or claims.get("unique_name")
-            if user:
-                return Identity(principal, str(user), "User", expires)
-            return Identity(
-                principal, str(claims.get("appid") or principal), "Application", expires
-            )
+    claims = jwt_claims(token)
+    if claims is not None and (claims.get("oid") or claims.get("sub")):
+        principal = str(claims.get("oid") or claims.get("sub"))
+        exp = claims.get("exp")
+        expires = float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+        user = claims.get("upn") or claims.get("unique_name")
+        if user:
+            return Identity(principal, str(user), "User", expires)
+        return Identity(principal, str(claims.get("appid") or principal), "Application", expires)
     digest = "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
     return Identity(digest, digest, "Application")
 
@@ -226,6 +231,19 @@ class EmulatorApp:
             )
         return found
 
+    def _caller(self, authorization: str | None) -> keyvault.Caller:
+        """Who calls the Key Vault data plane (its own challenge handles a missing token)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return keyvault.Caller(None)
+        identity = identity_of(token)
+        claims = jwt_claims(token) or {}
+        audience = claims.get("aud")
+        return keyvault.Caller(
+            token, identity.principal, str(audience) if audience else None, identity.expires
+        )
+
     async def handle(self, scope: Any, body: bytes) -> responses.Reply | None:
         """Serve one request; None means: reset the connection."""
         c = self.c
@@ -249,6 +267,8 @@ class EmulatorApp:
         if method == "GET" and path.lower() == "/metadata/endpoints":
             # Anonymous in ARM (``az cloud register`` reads it before it has a token).
             return responses.metadata_endpoints(base_url, query)
+        if keyvault.is_vault_path(path):
+            return keyvault.serve(c, method, path, query, self._caller(authorization), base_url)
 
         request_id = str(uuid.uuid4())
         extra: list[tuple[bytes, bytes]] = [

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
+from fleet.emulator import vaults
 from fleet.emulator.faults import FaultSpecError, parse_fault
 
 KIND = "FleetSnapshot"
@@ -292,6 +293,7 @@ def validate(doc: Any, label: str = "snapshot") -> list[str]:
         issue("extensionTypes", "must be an object {extensionType: {properties: {...}}}")
     resources = _validate_resources(doc.get("resources"), subs, issue)
     _validate_emulator(doc.get("emulator"), resources, issue)
+    vaults.validate(doc.get("vaults"), issue)
     if len(issues) == _MAX_ISSUES:
         issues.append(f"{label}: (further problems not listed)")
     return issues

@@ -128,6 +128,19 @@ class AdminClient:
     def reset_throttle(self) -> None:
         self.call("POST", "throttle/reset")
 
+    def vaults(self) -> dict[str, Any]:
+        """The emulated Key Vaults (no values) and the data plane's recent requests."""
+        result: dict[str, Any] = self.call("GET", "vaults")
+        return result
+
+    def add_secret_version(self, vault: str, name: str, value: str, **attributes: Any) -> str:
+        """A new current version of a Key Vault secret (a rotation); returns its version id."""
+        added = self.call("POST", f"vaults/{vault}/secrets/{name}", {"value": value, **attributes})
+        return str(added["version"])
+
+    def set_secret_enabled(self, vault: str, name: str, version: str, enabled: bool) -> None:
+        self.call("PATCH", f"vaults/{vault}/secrets/{name}/{version}", {"enabled": enabled})
+
 
 @dataclass(frozen=True, slots=True)
 class RunningEmulator:
@@ -137,6 +150,11 @@ class RunningEmulator:
     ca_bundle: Path
     admin: AdminClient
     server: EmulatorServer
+
+    @property
+    def keyvault_url(self) -> str:
+        """``FLEET_KEYVAULT_URL`` for this emulator's Key Vaults."""
+        return f"{self.endpoint}/vaults/{{vault}}"
 
 
 @contextmanager

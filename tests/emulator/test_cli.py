@@ -43,7 +43,7 @@ def test_serve_prints_one_json_line_and_stops_on_signals(
         assert proc.stdout is not None
         line = proc.stdout.readline()
         ready = json.loads(line)
-        assert set(ready) == {"endpoint", "caBundle"}
+        assert set(ready) == {"endpoint", "caBundle", "keyvaultUrl"}
         assert ready["endpoint"].startswith("https://127.0.0.1:")
         ca = Path(ready["caBundle"])
         assert ca.is_file()
