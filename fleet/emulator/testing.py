@@ -83,6 +83,9 @@ class AdminClient:
         result: list[dict[str, Any]] = self.call("GET", "requests")["value"]
         return result
 
+    def clear_requests(self) -> None:
+        self.call("DELETE", "requests")
+
     def clock(self) -> datetime:
         return datetime.fromisoformat(self.call("GET", "clock")["now"].replace("Z", "+00:00"))
 

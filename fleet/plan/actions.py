@@ -99,7 +99,7 @@ class Action(BaseModel):
     method: str  # "PUT" | "DELETE"
     #: The full desired ARM body for PUTs, without secrets: ``{"properties": {...}}``.
     body: dict[str, Any] | None = None
-    #: Protected settings to resolve at write time: setting name -> ``env:VAR`` / ``file:PATH``.
+    #: Protected settings to resolve at write time: setting name -> ``SecretRef.describe()``.
     protected: dict[str, str] = Field(default_factory=dict)
     #: Why: the findings (codes and paths) this action fixes.
     reasons: list[Reason] = Field(default_factory=list)
