@@ -1,15 +1,18 @@
 """Planted secrets appear nowhere: not in any output, log, report, database, Redis or the
 emulator's state — on the local engine and through real Celery workers.
 
-A test policy references five secret values, by environment variable and by file: a git token
-and an SSH key as a flux configuration's ``configurationProtectedSettings``, an Azure Blob
-source's ``accountKey`` and another's ``sasToken``, and an extension protected setting. Every
-fleet command that touches them runs (sweep, plan, remediate with debug logs, every report
-format, ``jobs show/audit``, ``--engine celery`` for a sweep and a remediation), and afterwards
-every byte fleet produced or stored is searched for each value — raw, JSON-escaped,
-URL-encoded, HTML-escaped and base64-encoded at every alignment: stdout and stderr, files
-written with ``--out``, the SQLite database and its WAL, every Redis key's value, the worker
-logs, the emulator's request log and state dump.
+A test policy references seven secret values, by environment variable, by file and in Azure
+Key Vault: a git token and an SSH key as a flux configuration's
+``configurationProtectedSettings``, an Azure Blob source's ``accountKey`` and another's
+``sasToken``, an extension protected setting, and another configuration's git token read from
+the emulator's Key Vault through the real SDK, in two versions (the second one a rotation,
+which a second job applies). Every fleet command that touches them runs (sweep, plan,
+remediate with debug logs, every report format, ``jobs show/audit``, ``--engine celery`` for a
+sweep and a remediation), and afterwards every byte fleet produced or stored is searched for
+each value — raw, JSON-escaped, URL-encoded, HTML-escaped and base64-encoded at every
+alignment: stdout and stderr, files written with ``--out``, the SQLite database and its WAL,
+every Redis key's value, the worker logs, the emulator's request log and state dump, and the
+emulated vaults' own dump and request log.
 
 The values must have been used, or the test proves nothing: the emulator's state shows the
 protected keys (with the blanked values ARM keeps), the history holds their fingerprints, and
@@ -42,13 +45,18 @@ SSH_KEY = "sshKEY-0a9b8c7d6e5f4a3b-PLANTED"
 ACCOUNT_KEY = "acctKEY+9Z8Y7X6W5V4U3T2S1R/PLANTED=="
 SAS_TOKEN = "sv=2026-01-01&sig=PLANTEDsasSIG%2Bq1w2e3r4&se=2027"
 EXT_SECRET = "extSECRET-4d5e6f7a8b9c-PLANTED"
+KV_TOKEN = "kvTOKEN-8e7f6a5b4c3d-PLANTED"
+KV_ROTATED = "kvROTATED-2b3c4d5e6f7a-PLANTED"
 SECRETS = {
     "git token": GIT_TOKEN,
     "ssh key": SSH_KEY,
     "account key": ACCOUNT_KEY,
     "sas token": SAS_TOKEN,
     "extension secret": EXT_SECRET,
+    "key vault token": KV_TOKEN,
+    "rotated key vault token": KV_ROTATED,
 }
+VAULT, KV_SECRET = "kv-fleet", "private-git-token"
 
 PRIVATE = """\
 apiVersion: fleet/v1
@@ -88,6 +96,16 @@ spec:
         sasToken: {fromEnv: FLEET_TEST_SAS}
       kustomizations:
         apps: {path: ./apps, prune: true}
+    - name: kv-git
+      namespace: kv-git
+      gitRepository:
+        url: https://github.com/fleet-examples/private-apps
+        repositoryRef: {branch: main}
+        httpsUser: git
+      kustomizations:
+        apps: {path: ./apps, prune: true}
+      configurationProtectedSettings:
+        httpsKey: {fromKeyVault: {vault: kv-fleet, name: private-git-token}}
 """
 
 FORMATS = ("json", "csv", "md", "html", "policyreport", "junit", "prometheus")
@@ -146,6 +164,7 @@ class Haystack:
         self.add("emulator request log", json.dumps(emu.admin.requests()))
         self.add("emulator state", json.dumps(emu.admin.snapshot()))
         self.add("emulator stats", json.dumps(emu.admin.stats()))
+        self.add("emulator vaults and their request log", json.dumps(emu.admin.vaults()))
 
     def add_redis(self, url: str) -> int:
         client = redis.Redis.from_url(url)
@@ -213,7 +232,15 @@ def prove_the_secrets_were_used(
     git = [r for r in resources if r["id"].endswith("/fluxConfigurations/private-git")]
     by_key = [r for r in resources if r["id"].endswith("/fluxConfigurations/blob-by-key")]
     by_sas = [r for r in resources if r["id"].endswith("/fluxConfigurations/blob-by-sas")]
-    assert git and by_key and by_sas
+    kv_git = [r for r in resources if r["id"].endswith("/fluxConfigurations/kv-git")]
+    assert git and by_key and by_sas and kv_git
+    assert all(
+        r["properties"]["configurationProtectedSettings"] == {"httpsKey": ""} for r in kv_git
+    )
+    # the vault was read through the SDK's challenge, with tokens for the vault's audience
+    reads = emu.admin.vaults()["requests"]
+    assert {r["status"] for r in reads} == {200, 401}
+    assert {r["audience"] for r in reads if r["status"] == 200} == {"https://vault.azure.net"}
     assert all(
         r["properties"]["configurationProtectedSettings"] == {"httpsKey": "", "sshPrivateKey": ""}
         for r in git
@@ -234,7 +261,7 @@ def prove_the_secrets_were_used(
     # and the written configurations that carry them show no drift at all
     findings = [f for c in after["clusters"] for f in c["findings"]]
     assert [f for f in findings if "protected setting" in f["message"]] == []
-    private = ("/private-git", "/blob-by-key", "/blob-by-sas")
+    private = ("/private-git", "/blob-by-key", "/blob-by-sas", "/kv-git")
     assert [
         f for f in findings if f["resource"].endswith(private) and f["code"] == "FLUX_CONFIG_DRIFT"
     ] == []
@@ -244,9 +271,10 @@ def test_secrets_never_leave_the_write_on_the_local_engine(
     planted: dict[str, Any], emulator_factory: Any, tmp_path: Path
 ) -> None:
     emu = emulator_factory().running
+    emu.admin.add_secret_version(VAULT, KV_SECRET, KV_TOKEN)
     state = tmp_path / "state"
     out = tmp_path / "out"
-    env = env_of(emu, state)
+    env = env_of(emu, state, FLEET_KEYVAULT_URL=emu.keyvault_url)
     policies = str(planted["policies"])
     hay = Haystack()
 
@@ -271,6 +299,18 @@ def test_secrets_never_leave_the_write_on_the_local_engine(
     table = cli(["remediate", "-p", policies, "--yes", "-vv", "--out", str(out / "job.txt")], env)
     assert table.exit_code == 0, table.stderr
     hay.add_result("remediate table -vv", table)
+
+    # A rotation in the vault: reported pending, applied by the next job, then clean.
+    emu.admin.add_secret_version(VAULT, KV_SECRET, KV_ROTATED)
+    pending = cli(["sweep", "-p", policies, "-o", "json", "-vv"], env)
+    assert pending.exit_code == 0, pending.stderr
+    hay.add_result("sweep with a pending rotation", pending)
+    codes = {f["code"] for c in json.loads(pending.stdout)["clusters"] for f in c["findings"]}
+    assert "SECRET_ROTATION_PENDING" in codes
+    rotation = cli(["remediate", "-p", policies, "--yes", "-o", "json", "-vv"], env)
+    assert rotation.exit_code == 0, rotation.stderr
+    hay.add_result("remediate the rotation -vv", rotation)
+    assert json.loads(rotation.stdout)["summary"]["fixed"] > 0
 
     after = cli(["sweep", "-p", policies, "-o", "json", "-vv"], env)
     assert after.exit_code == 0, after.stderr
@@ -309,10 +349,12 @@ def test_secrets_never_leave_the_write_through_celery_workers(
     server.workdir.mkdir()
     server.start()
     emu = emulator_factory().running
+    emu.admin.add_secret_version(VAULT, KV_SECRET, KV_TOKEN)
     state = tmp_path / "state"
     env = env_of(
         emu,
         state,
+        FLEET_KEYVAULT_URL=emu.keyvault_url,
         FLEET_BROKER_URL=server.url,
         FLEET_REDIS_URL=server.url,
         FLEET_VISIBILITY_TIMEOUT=30,
