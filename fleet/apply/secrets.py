@@ -102,7 +102,8 @@ def _read(ref: SecretRef, base_dir: Path | None, vaults: Vaults | None) -> Secre
         raise SecretUnavailable(f"cannot read secret file {path}: {exc.strerror}") from None
 
 
-def _refs(policy: Policy) -> Iterator[SecretRef]:
+def references(policy: Policy) -> Iterator[SecretRef]:
+    """Every secret reference a policy makes."""
     spec = policy.spec
     if spec.extension and spec.extension.configuration_protected_settings:
         yield from spec.extension.configuration_protected_settings.values()
@@ -131,7 +132,7 @@ def desired_fingerprints(
     out: dict[str, str | None] = {}
     for policy in policy_set.policies:
         base = policy_set.base_dir(policy.name)
-        for ref in _refs(policy):
+        for ref in references(policy):
             desc = ref.describe()
             if desc in out:
                 continue

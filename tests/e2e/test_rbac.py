@@ -67,6 +67,27 @@ def test_scopes_come_from_the_policies() -> None:
     assert "placeholder" in result.stderr
 
 
+def test_key_vaults_the_policies_read_are_named_with_their_data_plane_role(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "kv.yaml"
+    policy.write_text(
+        (POLICIES / "baseline.yaml")
+        .read_text()
+        .replace(
+            '      multiTenancy.enforce: "true"\n',
+            '      multiTenancy.enforce: "true"\n'
+            "    configurationProtectedSettings:\n"
+            "      token: {fromKeyVault: {vault: kv-platform, name: telemetry}}\n",
+        )
+    )
+    result = CliRunner().invoke(app, ["rbac", "--scope", "/subscriptions/abc", "-p", str(policy)])
+    assert result.exit_code == 0, result.stderr
+    role = json.loads(result.stdout)  # stdout stays the role alone
+    assert role["DataActions"] == []  # never a subscription-wide right to read secrets
+    assert "'Key Vault Secrets User' on vault kv-platform" in " ".join(result.stderr.split())
+
+
 def test_an_audit_sweep_works_with_the_read_only_role(
     emulator: RunningEmulator, tmp_path: Path
 ) -> None:

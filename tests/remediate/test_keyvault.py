@@ -253,3 +253,51 @@ def test_a_pending_write_is_sent_again_after_azures_48_hours(
     assert [w["outcome"] for w in resent["writes"]] == ["succeeded"]
     assert rotations(sweep(p, env)) == {}
     assert v2 in applied_versions(tmp_path / "state")
+
+
+def test_an_unreadable_reference_stops_the_job_before_any_write(
+    vault_emu: RunningEmulator, tmp_path: Path
+) -> None:
+    """A principal without the vault's data-plane role, a secret that does not exist, and the
+    emulator's fake token pointed at the public cloud's vaults: the job refuses to start and
+    says why (never a value); a sweep reports no secret findings it cannot judge."""
+    emu = vault_emu
+    p, env = setup(emu, tmp_path)
+    arm_only = [
+        f"{rp}/*"
+        for rp in (
+            "Microsoft.Resources",
+            "Microsoft.ContainerService",
+            "Microsoft.Kubernetes",
+            "Microsoft.KubernetesConfiguration",
+            "Microsoft.ResourceGraph",
+        )
+    ]
+    emu.admin.set_role("fleet-emulator-principal", arm_only)
+    refused = run(["remediate", *p, "--yes"], env)
+    assert refused.exit_code == 2
+    said = " ".join(refused.stderr.split())
+    assert "Key Vault secret git-token in vault kv-platform" in said
+    assert "needs the role 'Key Vault Secrets User' on the vault" in said
+    assert emu.admin.requests() == []  # nothing was written
+    swept = sweep(p, env)
+    assert not [f for c in swept["clusters"] for f in c["findings"] if f["path"] == HTTPS_KEY]
+    emu.admin.clear_roles()
+
+    missing = policy_dir(
+        tmp_path / "missing",
+        only=["baseline.yaml"],
+        extra={"private.yaml": PRIVATE.replace(f"name: {SECRET}}}", "name: nope}")},
+    )
+    gone = run(["remediate", "-p", str(missing), "--yes"], env)
+    assert gone.exit_code == 2
+    assert "Key Vault secret nope does not exist in vault kv-platform" in " ".join(
+        gone.stderr.split()
+    )
+    public = {k: v for k, v in env.items() if k != "FLEET_KEYVAULT_URL"}
+    fake = run(["remediate", *p, "--yes"], public)
+    assert fake.exit_code == 2
+    assert "FLEET_AUTH=emulator is refused for https://kv-platform.vault.azure.net" in " ".join(
+        fake.stderr.split()
+    )
+    assert emu.admin.requests() == []
