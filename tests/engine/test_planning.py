@@ -351,6 +351,44 @@ def test_secret_rotation_is_a_put_with_references_and_fingerprints_only() -> Non
     assert created.actions[0].protected == {"httpsKey": "env:T"}
 
 
+def test_a_key_vault_rotation_is_re_put_unless_arm_still_holds_a_write() -> None:
+    """Extension and flux configuration alike: a pending rotation plans a PUT carrying the
+    reference; while the resource shows a write in progress, the rotation alone is skipped."""
+    kv = {"fromKeyVault": {"vault": "kv-platform", "name": "token"}}
+    ref = "keyvault:kv-platform/token"
+    spec = changed(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": kv})
+    ext_spec = {"name": "flux", "configurationProtectedSettings": {"telemetry": kv}}
+    p = policy("cc", fluxConfigurations=[spec], extension=ext_spec)
+
+    def planned(**state: Any) -> ClusterPlan:
+        observed = observe(
+            F,
+            extensions=[extension_json(F.id, **state)],
+            configs=[flux_json(F.id, CLUSTER_CONFIG, **state)],
+        )
+        ext_id = observed.extensions[0]["id"].lower()
+        cc_id = observed.flux_configurations[0]["id"].lower()
+        old, new = fingerprint(b"k", "v1", "aaa"), fingerprint(b"k", "v2", "bbb")
+        fps = Fingerprints(
+            desired={ref: new},
+            applied={ext_id: {"telemetry": old}, cc_id: {"httpsKey": old}},
+        )
+        return run(observed, p, fingerprints=fps).plan
+
+    plan = planned()
+    assert kinds(plan) == [
+        ("put_extension", "~", "flux"),
+        ("put_flux_config", "~", "cluster-config"),
+    ]
+    assert {r.code for a in plan.actions for r in a.reasons} == {Code.SECRET_ROTATION_PENDING}
+    assert [a.protected for a in plan.actions] == [{"telemetry": ref}, {"httpsKey": ref}]
+    held = planned(provisioningState="Updating")
+    assert held.actions == []
+    assert {(s.code, s.category.value) for s in held.skipped} == {
+        ("SECRET_ROTATION_PENDING", "in-progress")
+    }
+
+
 def test_observed_digest_ignores_status_but_not_configuration() -> None:
     base = compliant(F, CLUSTER_CONFIG)
     noisy = compliant(F, CLUSTER_CONFIG, current="1.16.12", statuses=[{"code": "x"}])
