@@ -22,39 +22,29 @@ import pytest
 
 from fleet.core import redact
 from fleet.emulator.testing import RunningEmulator, running_emulator
+from tests.remediate import test_secrets
 from tests.remediate.conftest import FAST, env_for, policy_dir, report, run
 
 VAULT, SECRET = "kv-platform", "git-token"
 V1_VALUE = "kvTOKEN-one-3c2b1a-PLANTED"
 V2_VALUE = "kvTOKEN-two-6f5e4d-PLANTED"
 V1 = "1" * 32
-PRIVATE = f"""\
-apiVersion: fleet/v1
-kind: FluxPolicy
-metadata:
-  name: private-repo
-spec:
-  mode: enforce
-  priority: 40
-  targets:
-    resourceGroups: ["rg-prod-*", "rg-edge-*"]
-  fluxConfigurations:
-    - name: private-apps
-      namespace: private-apps
-      gitRepository:
-        url: https://github.com/fleet-examples/private-apps
-        repositoryRef: {{branch: main}}
-        httpsUser: git
-      kustomizations:
-        apps: {{path: ./apps, prune: true}}
-      configurationProtectedSettings:
-        httpsKey: {{fromKeyVault: {{vault: {VAULT}, name: {SECRET}}}}}
+#: tests/remediate/test_secrets.py's policy, with the token in Key Vault, on the prod and edge
+#: resource groups (Arc clusters among them), rolled out in two waves.
+PRIVATE = (
+    test_secrets.PRIVATE.replace(
+        'resourceGroups: ["rg-prod-*"]', 'resourceGroups: ["rg-prod-*", "rg-edge-*"]'
+    ).replace(
+        "{fromEnv: FLEET_TEST_GIT_TOKEN}", f"{{fromKeyVault: {{vault: {VAULT}, name: {SECRET}}}}}"
+    )
+    + """\
   remediation:
     rollout:
       waves:
-        - {{name: canary, percent: 25}}
-        - {{name: rest, percent: 100}}
+        - {name: canary, percent: 25}
+        - {name: rest, percent: 100}
 """
+)
 HTTPS_KEY = "/properties/configurationProtectedSettings/httpsKey"
 
 
