@@ -97,11 +97,15 @@ def parse(text: str) -> list[Target]:
             )
         if "://" not in source:
             try:
-                secrets.parse_ref(source)
+                ref = secrets.parse_ref(source)
             except ValueError:
+                ref = None
+            # A Key Vault reference needs fleet's Azure credential, which delivery (from any
+            # process, the beat included) does not hold.
+            if ref is None or ref.from_key_vault is not None:
                 raise NotifyTargetInvalid(
                     f"FLEET_NOTIFY_URLS entry {position}: neither env:NAME, file:PATH nor a URL"
-                ) from None
+                )
         targets.append(Target(fmt, source, label))
     return targets
 

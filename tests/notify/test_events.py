@@ -182,6 +182,8 @@ def test_targets_and_their_labels() -> None:
     assert "secret-token" not in str(bad.value)
     with pytest.raises(NotifyTargetInvalid, match="entry 1: neither"):
         parse("hooks.example.test/secret")
+    with pytest.raises(NotifyTargetInvalid, match="entry 2: neither"):
+        parse("env:A, keyvault:kv-platform/webhook")  # delivery holds no Azure credential
     plain = parse("http://hooks.example.test/x")[0]
     with pytest.raises(NotifyTargetInvalid, match="not an https"):
         plain.url()
