@@ -26,7 +26,8 @@ from fleet.core.errors import SecretsUnavailable, SecretUnavailable
 from fleet.desired.fingerprints import Fingerprints, fingerprint
 from fleet.plan.actions import Action
 from fleet.policy.loading import PolicySet
-from fleet.policy.models import Policy, SecretRef
+from fleet.policy.models import Policy
+from fleet.policy.secret_refs import SecretRef
 from fleet.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from fleet.core.diffing import diff, resolve
 from fleet.desired.fingerprints import setting_path
 from fleet.desired.state import DesiredFluxConfig, relative_id
 from fleet.observe import essence
-from fleet.policy.models import FluxConfigurationSpec, Policy, SecretRef
+from fleet.policy.models import FluxConfigurationSpec, Policy
+from fleet.policy.secret_refs import SecretRef
 
 
 def flux_body(spec: FluxConfigurationSpec) -> tuple[dict[str, Any], dict[str, str]]:

@@ -1,7 +1,8 @@
 """The policy language (docs/contracts.md, Policy file, a contract): pydantic models of a
 ``FluxPolicy`` document.
 
-Every model forbids unknown keys and is frozen. Field names are the YAML names (camelCase);
+Every model forbids unknown keys and is frozen (``fleet.policy.model_base``); secret references
+are in ``fleet.policy.secret_refs``. Field names are the YAML names (camelCase);
 inside ``extension`` and ``fluxConfigurations`` they are the ARM property names, so what a user
 knows from ``az`` or an ARM template carries over. The attribute docstrings below are the
 policy reference: ``fleet schema`` puts them in the JSON Schema and docs/policy-reference.md
@@ -19,48 +20,34 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AliasGenerator,
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from fleet.core.ids import ClusterType
 from fleet.policy import globs
-
-_CONFIG = ConfigDict(
-    extra="forbid",
-    frozen=True,
-    alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
-    populate_by_name=True,
-    use_attribute_docstrings=True,
-    str_strip_whitespace=False,
+from fleet.policy.model_base import _Model
+from fleet.policy.secret_refs import (
+    ENV_VAR_PATTERN,
+    KV_SECRET_NAME_PATTERN,
+    KV_VERSION_PATTERN,
+    VAULT_NAME_PATTERN,
+    SecretField,
 )
-
-
-class _Model(BaseModel):
-    model_config = _CONFIG
-
 
 #: N-2: the newest extension release and the two before it comply (``versionWindow``).
 DEFAULT_WINDOW = 2
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
-ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RELEASE_TRAIN_PATTERN = r"^[A-Za-z][A-Za-z0-9-]*$"
 VERSION_PATTERN = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
 GIT_URL_PATTERN = r"^(https?|ssh)://|^git@"
 DURATION_PATTERN = r"^P(T?\d+[HMS])+$"
 PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
-VAULT_NAME_PATTERN = r"^[A-Za-z](-?[A-Za-z0-9])*$"
-KV_SECRET_NAME_PATTERN = r"^[A-Za-z0-9-]{1,127}$"
-KV_VERSION_PATTERN = r"^[0-9A-Za-z]{1,64}$"
 
 #: What each pattern means, in words: the loader says this instead of printing a regex.
 PATTERN_HINTS: dict[str, str] = {
@@ -90,87 +77,6 @@ def _valid_glob(value: str) -> str:
 
 
 Glob = Annotated[str, StringConstraints(min_length=1, max_length=260), AfterValidator(_valid_glob)]
-
-
-# --- secrets -----------------------------------------------------------------------------
-
-
-class KeyVaultSecret(_Model):
-    """A secret in Azure Key Vault, read with fleet's own credential when it is written.
-
-    fleet's principal needs the data-plane role "Key Vault Secrets User" on the vault. The
-    vault's URL comes from its name (``https://{vault}.vault.azure.net``; ``FLEET_KEYVAULT_URL``
-    changes it for sovereign clouds and the emulator).
-    """
-
-    vault: str = Field(min_length=3, max_length=24, pattern=VAULT_NAME_PATTERN)
-    """The vault's name: the first label of its host name."""
-    name: str = Field(pattern=KV_SECRET_NAME_PATTERN)
-    """The secret's name in the vault."""
-    version: str | None = Field(default=None, pattern=KV_VERSION_PATTERN)
-    """A version id to pin. Left out, the vault's current version is used, and a newer version
-    than the one fleet applied is reported as ``SECRET_ROTATION_PENDING`` (a remediation
-    applies it in waves)."""
-
-
-class SecretRef(_Model):
-    """A reference to a secret value, resolved only at the moment of writing to ARM.
-
-    Exactly one of ``fromEnv``, ``fromFile`` and ``fromKeyVault``. The value is never logged,
-    stored or shown; fleet stores a keyed fingerprint of what it applied (and, for Key Vault,
-    the version id), so a rotated secret shows as drift or as a pending rotation.
-    """
-
-    # The JSON Schema says what the validator below checks, so editors flag it too.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["fromEnv"]},
-                {"required": ["fromFile"]},
-                {"required": ["fromKeyVault"]},
-            ]
-        }
-    )
-
-    from_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
-    """Name of an environment variable holding the value."""
-    from_file: str | None = Field(default=None, min_length=1)
-    """Path of a file holding the value (trailing newline stripped); relative to the policy file."""
-    from_key_vault: KeyVaultSecret | None = None
-    """A secret in Azure Key Vault (its current version unless one is pinned)."""
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        given = [v for v in (self.from_env, self.from_file, self.from_key_vault) if v is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of fromEnv, fromFile and fromKeyVault")
-        return self
-
-    def describe(self) -> str:
-        """A printable, secret-free description: ``env:GIT_TOKEN``, ``file:/run/key`` or
-        ``keyvault:VAULT/NAME`` (``/VERSION`` when pinned)."""
-        if self.from_env:
-            return f"env:{self.from_env}"
-        kv = self.from_key_vault
-        if kv is not None:
-            return f"keyvault:{kv.vault}/{kv.name}" + (f"/{kv.version}" if kv.version else "")
-        return f"file:{self.from_file}"
-
-
-def _reject_inline_secret(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool):
-        raise ValueError(
-            "inline secrets are not allowed; reference the value with {fromEnv: VAR}, "
-            "{fromFile: PATH} or {fromKeyVault: {vault: NAME, name: SECRET}}"
-        )
-    return value
-
-
-SecretField = Annotated[
-    SecretRef,
-    BeforeValidator(_reject_inline_secret),
-    Field(json_schema_extra={"x-fleet-secret": True}),
-]
 
 
 # --- selection ---------------------------------------------------------------------------

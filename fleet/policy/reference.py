@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from fleet.policy import models
+from fleet.policy import models, secret_refs
 from fleet.policy.errors import yaml_name
 
 _RST_LITERAL = re.compile(r"``(.+?)``")
@@ -307,7 +307,7 @@ _NAMED: list[tuple[Any, str]] = [
     (models.Glob, "glob"),
     (models.Name, "name"),
     (models.K8sName, "Kubernetes name"),
-    (models.SecretField, "[SecretRef](#secretref)"),
+    (secret_refs.SecretField, "[SecretRef](#secretref)"),
 ]
 _SCALARS: dict[Any, str] = {
     str: "string",

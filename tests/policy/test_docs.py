@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel
 from ruamel.yaml import YAML
 
-from fleet.policy import models
+from fleet.policy import models, secret_refs
 from fleet.policy.errors import field_names
 from fleet.policy.reference import render_markdown
 from fleet.policy.schema import SCHEMA_ID, json_schema, render
@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 POLICY_FILES = sorted((REPO / "policies").glob("*.yaml"))
 ALL_MODELS = [
     cls
-    for _, cls in inspect.getmembers(models, inspect.isclass)
-    if issubclass(cls, BaseModel) and cls.__module__ == models.__name__ and cls is not models._Model
+    for module in (models, secret_refs)
+    for _, cls in inspect.getmembers(module, inspect.isclass)
+    if issubclass(cls, BaseModel) and cls.__module__ == module.__name__
 ]
 REGENERATE = "out of date: run scripts/gen-policy-docs"
 
