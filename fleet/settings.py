@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     beat sends ``fleet.sweep.missed`` for a scheduled sweep that did not run by then."""
 
     # --- safety rails --------------------------------------------------------------------
+    clock: Literal["system", "emulator"] = "system"
+    """Where jobs take "now" from for windows, freezes and schedules: the system clock, or
+    ``emulator`` (the emulator's admin clock at ``FLEET_ARM_ENDPOINT``, which tests move;
+    refused for endpoints that are not loopback)."""
     max_clusters: int = Field(default=500, ge=1)
     """A remediation job refuses to write more clusters than this unless raised explicitly."""
 
@@ -234,6 +238,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"FLEET_AUTH=emulator sends a fake token and is refused for {self.arm_endpoint}: "
                 "use it only with a loopback emulator endpoint"
+            )
+        if self.clock == "emulator" and not is_loopback_url(self.arm_endpoint):
+            raise ValueError(
+                f"FLEET_CLOCK=emulator reads the time of {self.arm_endpoint}: use it only with a "
+                "loopback emulator endpoint"
             )
         return self
 

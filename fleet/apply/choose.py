@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fleet.apply import verify
+from fleet.apply.auto import filter_auto
 from fleet.apply.outcomes import Category
 from fleet.apply.spec import ClusterTask, JobSpec, Mode
 from fleet.core.ids import key
@@ -191,6 +192,10 @@ def choose(
     if spec.mode is Mode.LIVE or (spec.mode is Mode.RETRY and not task.actions):
         if why:
             return Choice(reason=why, category=Category.DEPENDS)
+        # Kept to at write time too: the cluster may have drifted since preparation.
+        fresh, limited = filter_auto(fresh, spec.auto)
+        if limited and not fresh:
+            return Choice(reason=limited, category=Category.AUTO_LIMITS)
         if not fresh:
             if judgement.plan.skipped:
                 first = judgement.plan.skipped[0]

@@ -274,6 +274,7 @@ class JobResult:
             "failed": c["failed"],
             "skipped": c["skipped"],
             "retry": c["retry"],
+            "deferred": c["deferred"],
             "notStarted": c["not-started"] + c["pending"],
             "compliant": self.spec.compliant,
             "writes": writes,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,10 +32,20 @@ class ClusterStatus(StrEnum):
     SKIPPED = "skipped"  # deliberately not written (the reason says why); never a failure
     RETRY = "retry"  # unreachable, stopped or unreadable: not written, listed for retry
     NOT_STARTED = "not-started"  # the job stopped (budget, cancel, approval) before it
+    #: Outside its window (a freeze, AKS maintenance) or over an automatic run's limit: not
+    #: written, never a failure, listed for retry with its next window.
+    DEFERRED = "deferred"
 
 
 #: Statuses a later ``fleet remediate --retry JOB`` picks up.
-RETRY_STATUSES = frozenset({ClusterStatus.FAILED, ClusterStatus.RETRY, ClusterStatus.NOT_STARTED})
+RETRY_STATUSES = frozenset(
+    {
+        ClusterStatus.FAILED,
+        ClusterStatus.RETRY,
+        ClusterStatus.NOT_STARTED,
+        ClusterStatus.DEFERRED,
+    }
+)
 #: Statuses that end a cluster's part in a job.
 FINAL_STATUSES = frozenset(
     {
@@ -43,6 +54,7 @@ FINAL_STATUSES = frozenset(
         ClusterStatus.SKIPPED,
         ClusterStatus.RETRY,
         ClusterStatus.NOT_STARTED,
+        ClusterStatus.DEFERRED,
     }
 )
 
@@ -70,6 +82,12 @@ class Category(StrEnum):
     GUARD = "guard"  # a retried action is no longer allowed by today's policies
     NO_LONGER_TARGETED = "no-longer-targeted"
     LOCKED = "locked"  # another job is writing the cluster
+    AUTO_LIMITS = "auto-limits"  # an automatic job may not make this change (remediation.auto)
+    # Deferred (``fleet.plan.windows``): the gate that closed, or the run's cluster limit.
+    WINDOW = "window"
+    FREEZE = "freeze"
+    AKS_MAINTENANCE = "aks-maintenance"
+    RUN_LIMIT = "run-limit"
     # Failures (count against the failure budget).
     SECRET = "secret"  # a secret reference could not be read at write time
     WRITE = "write"  # ARM refused or failed a write
@@ -171,6 +189,8 @@ class ClusterOutcome:
     planned: list[Action] = field(default_factory=list)
     #: For clusters left alone at preparation: the planner's reasons, for the saved plan.
     skips: list[Skipped] = field(default_factory=list)
+    #: Deferred clusters: when they may be written next (None: not known).
+    next_window: datetime | None = None
 
     @property
     def final(self) -> bool:
@@ -205,6 +225,7 @@ class ClusterOutcome:
             "status": self.status.value,
             "category": self.category.value if self.category else None,
             "reason": redact.text(self.reason) if self.reason else None,
+            "nextWindow": _iso(self.next_window),
             "writes": [
                 {
                     "action": w.action.kind.value,
@@ -227,6 +248,7 @@ class ClusterOutcome:
                 "category": self.category.value if self.category else None,
                 "errors": list(self.errors),
                 "writes": [w.write_id for w in self.writes],
+                "nextWindow": _iso(self.next_window),
             },
         }
 
@@ -251,4 +273,13 @@ class ClusterOutcome:
             applied=[Action.model_validate(a) for a in data.get("applied") or []],
             writes=[WriteResult.from_state(w) for w in data.get("writeResults") or []],
             errors=list(data.get("errors") or []),
+            next_window=_moment(data.get("nextWindow")),
         )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

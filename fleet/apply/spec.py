@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from fleet.apply.auto import AutoJob
 from fleet.apply.outcomes import ClusterOutcome, ClusterStatus
 from fleet.apply.waves import RolloutChoice, WavePlan
 from fleet.core.clusters import ClusterFacts
 from fleet.core.duties import Actor
 from fleet.core.ids import key
 from fleet.plan.actions import Action
+from fleet.plan.windows import WindowState
 from fleet.policy.loading import PolicySet
 
 KIND = "remediation"
@@ -54,6 +56,8 @@ class JobRequest:
     policy_paths: tuple[str, ...] = ()
     #: Who asks (the job's creator: ``fleet.core.duties`` keeps them from approving it).
     requested_by: Actor | None = None
+    #: An automatic job (``remediation.auto`` after a scheduled sweep): what it may do.
+    auto: AutoJob | None = None
 
     def __post_init__(self) -> None:
         if self.mode is Mode.PLAN and self.plan_document is None:
@@ -73,6 +77,7 @@ class JobRequest:
             "operationTimeout": self.operation_timeout,
             "policyPaths": list(self.policy_paths),
             "requestedBy": self.requested_by.to_json() if self.requested_by else None,
+            "auto": self.auto.to_json() if self.auto else None,
         }
 
     @classmethod
@@ -88,6 +93,7 @@ class JobRequest:
             operation_timeout=float(data.get("operationTimeout") or 1800.0),
             policy_paths=tuple(data.get("policyPaths") or ()),
             requested_by=Actor.from_json(data.get("requestedBy")),
+            auto=AutoJob.from_json(data.get("auto")),
         )
 
 
@@ -126,7 +132,10 @@ def left_alone_record(o: ClusterOutcome) -> dict[str, Any]:
         "wave": o.wave or None,
         "status": o.status.value,
         "reason": o.reason,
-        "outcome": {"category": o.category.value if o.category else None},
+        "outcome": {
+            "category": o.category.value if o.category else None,
+            "nextWindow": o.next_window.isoformat() if o.next_window else None,
+        },
         "facts": o.facts.model_dump(mode="json") if o.facts is not None else None,
         "actions": [a.model_dump(mode="json", by_alias=True) for a in o.planned],
     }
@@ -162,6 +171,10 @@ class JobSpec:
     resumed: bool = False
     #: Who started the job (``JobRequest.requested_by``).
     requested_by: Actor | None = None
+    #: An automatic job's limits (``JobRequest.auto``): ``choose`` keeps to them at write time.
+    auto: AutoJob | None = None
+    #: The window gate of each cluster with time rules, by key, as preparation found it.
+    windows: dict[str, WindowState] = field(default_factory=dict)
 
     def task_of(self, cluster_id: str) -> ClusterTask:
         return self.tasks[key(cluster_id)]
@@ -194,4 +207,5 @@ class JobSpec:
                 for w in self.waves
             ],
             "createdBy": self.requested_by.to_json() if self.requested_by else None,
+            "auto": self.auto.to_json() if self.auto else None,
         }

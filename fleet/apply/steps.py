@@ -24,10 +24,10 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from fleet.apply import secrets
+from fleet.apply import gates, secrets
 from fleet.apply.choose import blocker, choose, remaining_problems
 from fleet.apply.outcomes import (
     Category,
@@ -39,6 +39,7 @@ from fleet.apply.outcomes import (
 from fleet.apply.spec import ClusterTask, JobSpec, left_alone_record
 from fleet.azure import apply, retrying
 from fleet.azure.catalogs import CatalogCache
+from fleet.azure.clock import Clock, system_now
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
 from fleet.core.duties import Actor
@@ -72,6 +73,8 @@ class Edges:
     principal: str
     #: Seconds to poll one long-running operation before recording it as timed out.
     operation_timeout: float = 1800.0
+    #: "Now" for judging and for the window gate (``fleet.azure.clock``, ``FLEET_CLOCK``).
+    clock: Clock = system_now
 
 
 @dataclass
@@ -195,7 +198,7 @@ def judge_fresh(
     now: datetime | None = None,
 ) -> pipeline.Judgement | None:
     """Judge a fresh observation with the job's policies (None: no policy targets it now)."""
-    now = now or datetime.now(UTC)
+    now = now or edges.clock()
     applicable = selection.applicable(spec.policy_set, observed.facts, today=now.date())
     if not applicable:
         return None
@@ -234,6 +237,12 @@ def decide_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
     if not choice.actions:
         assert choice.reason is not None and choice.category is not None
         return final(ClusterStatus.SKIPPED, choice.reason, choice.category)
+    # Asked again here, not only at preparation: a window may have closed since.
+    window = gates.window_of(
+        edges.session, spec.policy_set, task.facts, choice.actions, edges.clock()
+    )
+    if window is not None and not window.open:
+        return Decision(gates.deferral(task.id, task.facts.name, task.wave, window))
     vaults = edges.session.vaults()
     try:
         values = [secrets.resolve_protected(spec.policy_set, a, vaults) for a in choice.actions]

@@ -15,6 +15,9 @@ against the emulator; only the endpoint differs.
   the extensions client's pipeline (no SDK package speaks 2026-05-01; the
   ``extensiontypes`` package is a 2024-11-01-preview beta);
 - ``RESOURCES``: the generic resource list of ``azure-mgmt-resource``;
+- ``MAINTENANCE_CONFIGURATIONS``: an AKS cluster's planned maintenance, read only, through
+  ``azure-mgmt-containerservice``'s ``maintenance_configurations`` operations (when a policy
+  says ``respectAksMaintenance``);
 - ``CLUSTERS``: the generic GET of each cluster kind (both return the properties fleet reads:
   powerState/agentPoolProfiles, connectivityStatus/lastConnectivityTime).
 """
@@ -26,6 +29,7 @@ EXTENSIONS = "2025-03-01"
 SOURCE_CONTROL_CONFIGURATIONS = "2023-05-01"
 EXTENSION_TYPES = "2026-05-01"
 RESOURCES = "2025-04-01"
+MAINTENANCE_CONFIGURATIONS = "2026-08-01"
 CLUSTERS = {
     "managedClusters": "2024-05-01",
     "connectedClusters": "2024-01-01",

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 from azure.core.credentials import TokenCredential
 from azure.core.pipeline.transport import RequestsTransport
+from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
 from azure.mgmt.kubernetesconfiguration.extensions import (
     KubernetesConfigurationExtensionsMgmtClient,
@@ -192,6 +193,14 @@ class AzureSession:
             SourceControlConfigurationClient,
             subscription_id,
             api_version=api_versions.SOURCE_CONTROL_CONFIGURATIONS,
+        )
+
+    def container_service(self, subscription_id: str) -> ContainerServiceClient:
+        """The AKS client of a subscription (``api_versions``; maintenance configurations)."""
+        return self._client(
+            ContainerServiceClient,
+            subscription_id,
+            api_version=api_versions.MAINTENANCE_CONFIGURATIONS,
         )
 
     def resources(self, subscription_id: str) -> ResourceManagementClient:

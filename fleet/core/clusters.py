@@ -50,6 +50,18 @@ class ClusterFacts(BaseModel):
         """Case-insensitive comparison key of the id."""
         return self.id.lower()
 
+    @classmethod
+    def of_id(cls, cluster_id: str) -> ClusterFacts:
+        """Enough facts to address a cluster by id (a read fills in the rest)."""
+        cid = ClusterId.parse(cluster_id)
+        return cls(
+            id=cluster_id,
+            name=cid.name,
+            cluster_type=cid.cluster_type,
+            subscription_id=cid.subscription_id,
+            resource_group=cid.resource_group,
+        )
+
 
 def _parse_time(value: Any) -> datetime | None:
     if not value or not isinstance(value, str):

@@ -48,6 +48,7 @@ def recorded_report(history: History, job_id: str) -> dict[str, Any]:
             "status": row["status"],
             "category": (row.get("outcome") or {}).get("category"),
             "reason": row.get("reason"),
+            "nextWindow": (row.get("outcome") or {}).get("nextWindow"),
             "writes": writes.get(key(row["clusterId"]), []),
         }
         for row in history.job_clusters(job["id"])

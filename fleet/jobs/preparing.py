@@ -27,10 +27,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fleet.apply import secrets
+from fleet.apply.auto import AutoJob, filter_auto
 from fleet.apply.choose import blocker, explain, filter_policy
 from fleet.apply.outcomes import RETRY_STATUSES, Category, ClusterOutcome, ClusterStatus
 from fleet.apply.spec import ClusterTask, JobRequest, JobSpec, Mode
@@ -51,9 +52,9 @@ from fleet.core.errors import (
     StalePlan,
     TooManyClusters,
 )
-from fleet.core.ids import ClusterId, key
+from fleet.core.ids import key
 from fleet.core.vocabulary import State
-from fleet.jobs import killswitch
+from fleet.jobs import deferrals, killswitch
 from fleet.jobs.planning_sweep import PlanningSweep
 from fleet.jobs.pool import bounded_map
 from fleet.jobs.runs import Environment, HistorySink, kill_switch_halt
@@ -80,6 +81,7 @@ def make_edges(env: Environment, *, operation_timeout: float = 1800.0) -> Edges:
         fingerprint_key=secrets.fingerprint_key(settings),
         principal=principal_of(env.session.credential, credential_scope(settings.arm_endpoint)),
         operation_timeout=operation_timeout,
+        clock=env.now,
     )
 
 
@@ -96,9 +98,17 @@ def _check_policy(policy_set: PolicySet, policy: str | None) -> None:
 
 
 def _finish(
-    spec: JobSpec, *, max_clusters: int, vaults: Vaults, choice: RolloutChoice | None = None
+    env: Environment,
+    spec: JobSpec,
+    *,
+    max_clusters: int,
+    now: datetime,
+    choice: RolloutChoice | None = None,
 ) -> JobSpec:
-    """The rails every job passes: rollout, waves, the cluster limit, readable secrets."""
+    """The rails every job passes: windows, an automatic run's limit, rollout, waves, the
+    cluster limit, readable secrets."""
+    deferrals.defer_closed(env, spec, now)
+    deferrals.limit_run(spec, now)
     if len(spec.tasks) > max_clusters:
         raise TooManyClusters(len(spec.tasks), max_clusters)
     if choice is None:
@@ -110,7 +120,7 @@ def _finish(
             spec.tasks[key(cid)] = replace(spec.tasks[key(cid)], wave=wave.name)
     spec.choice, spec.waves = choice, waves
     try:
-        secrets.check_secrets(spec.policy_set, spec.tasks.values(), vaults)
+        secrets.check_secrets(spec.policy_set, spec.tasks.values(), env.session.vaults())
     except SecretsUnavailable as exc:
         raise PrepareError(
             f"secret references cannot be read now ({exc}); nothing was written"
@@ -134,11 +144,13 @@ def prepare_live(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     now: datetime | None = None,
+    auto: AutoJob | None = None,
 ) -> JobSpec:
-    """Plan every targeted cluster now (a recorded sweep) and make the job of it."""
+    """Plan every targeted cluster now (a recorded sweep) and make the job of it (``auto``: an
+    automatic job, limited to what ``remediation.auto`` allows)."""
     _check_policy(policy_set, policy)
     settings = env.settings
-    now = now or datetime.now(UTC)
+    now = now or env.now()
     subscriptions = env.inventory.subscriptions(scope(policy_set, settings.subscriptions))
     applied = env.history.applied_fingerprints(None) if env.history is not None else {}
     fingerprints = secrets.fingerprints_for(
@@ -184,6 +196,7 @@ def prepare_live(
         sweep_id=sweep.id,
         policy_paths=list(policy_paths),
         created=now,
+        auto=auto,
     )
     for judgement in outcome.judgements:
         verdict, plan = judgement.verdict, judgement.plan
@@ -193,6 +206,7 @@ def prepare_live(
         if facts is None:  # pragma: no cover - every judged cluster was observed
             continue
         actions, depends = filter_policy(plan.actions, policy)
+        actions, limited = filter_auto(actions, auto)
         found = blocker(judgement)
         if found is not None:
             planned, _ = filter_policy(sweep.would.get(facts.key, []), policy)
@@ -222,6 +236,10 @@ def prepare_live(
             spec.tasks[facts.key] = ClusterTask(
                 facts, tuple(actions), observed_digest=plan.observed_digest
             )
+        elif limited is not None:
+            spec.outcomes.append(
+                _left_alone(facts, ClusterStatus.SKIPPED, limited, Category.AUTO_LIMITS)
+            )
         elif verdict.state in (State.COMPLIANT, State.EXEMPT) or not plan.skipped:
             spec.compliant += 1
         else:
@@ -231,21 +249,7 @@ def prepare_live(
                     facts, ClusterStatus.SKIPPED, reason, category, skips=list(plan.skipped)
                 )
             )
-    return _finish(
-        spec, max_clusters=max_clusters or settings.max_clusters, vaults=env.session.vaults()
-    )
-
-
-def _facts_of(cluster_id: str) -> ClusterFacts:
-    """Enough facts to read a cluster by id (the read fills in the rest)."""
-    cid = ClusterId.parse(cluster_id)
-    return ClusterFacts(
-        id=cluster_id,
-        name=cid.name,
-        cluster_type=cid.cluster_type,
-        subscription_id=cid.subscription_id,
-        resource_group=cid.resource_group,
-    )
+    return _finish(env, spec, max_clusters=max_clusters or settings.max_clusters, now=now)
 
 
 def prepare_from_plan(
@@ -272,7 +276,7 @@ def prepare_from_plan(
             f"{saved.policy_revision}, now {policy_set.revision}); nothing was "
             "written. Make a new plan."
         )
-    now = now or datetime.now(UTC)
+    now = now or env.now()
     spec = JobSpec(
         id=new_sweep_id(now),
         mode=Mode.PLAN,
@@ -292,7 +296,7 @@ def prepare_from_plan(
     wanted = [p for p in saved.clusters if filter_policy(p.actions, policy)[0]]
 
     def fresh(p: ClusterPlan) -> tuple[ClusterPlan, ObservedCluster, str | None]:
-        observed = observe(edges.session, _facts_of(p.cluster_id))
+        observed = observe(edges.session, ClusterFacts.of_id(p.cluster_id))
         judgement = judge_fresh(edges, spec, observed, applied_fingerprints(edges, spec, observed))
         digest = judgement.plan.observed_digest if judgement is not None else None
         return p, observed, digest
@@ -318,14 +322,12 @@ def prepare_from_plan(
             continue
         reason, category = explain(p.skipped)
         blocked = any(s.category.blocks_writes for s in p.skipped)
-        facts = _facts_of(p.cluster_id)
+        facts = ClusterFacts.of_id(p.cluster_id)
         status = ClusterStatus.RETRY if blocked else ClusterStatus.SKIPPED
         spec.outcomes.append(
             _left_alone(facts, status, reason, category, facts=facts, skips=list(p.skipped))
         )
-    return _finish(
-        spec, max_clusters=max_clusters or env.settings.max_clusters, vaults=env.session.vaults()
-    )
+    return _finish(env, spec, max_clusters=max_clusters or env.settings.max_clusters, now=now)
 
 
 def _rollout_of(job: Mapping[str, Any], *, why: str | None = None) -> RolloutChoice:
@@ -355,7 +357,7 @@ def prepare_retry(
     if job["kind"] != "remediation":
         raise PrepareError(f"job {job_id} is a {job['kind']} job, not a remediation")
     options = job.get("options") or {}
-    now = now or datetime.now(UTC)
+    now = now or env.now()
     spec = JobSpec(
         id=new_sweep_id(now),
         mode=Mode.RETRY,
@@ -376,14 +378,15 @@ def prepare_retry(
         facts = (
             ClusterFacts.model_validate(row["facts"])
             if row.get("facts")
-            else _facts_of(row["clusterId"])
+            else ClusterFacts.of_id(row["clusterId"])
         )
         actions = tuple(Action.model_validate(a) for a in row.get("actions") or ())
         spec.tasks[facts.key] = ClusterTask(facts, actions)
     return _finish(
+        env,
         spec,
         max_clusters=max_clusters or env.settings.max_clusters,
-        vaults=env.session.vaults(),
+        now=now,
         choice=_rollout_of(job),
     )
 
@@ -432,6 +435,7 @@ def prepare(
             policy_paths=paths,
             progress=progress,
             cancel=cancel,
+            auto=request.auto,
         )
     spec.engine = engine
     spec.requested_by = request.requested_by
@@ -468,6 +472,7 @@ def load_spec(
         policy_paths=list(options.get("policies") or []),
         engine=str(options.get("engine") or "local"),
         requested_by=Actor.from_json(options.get("createdBy")),
+        auto=AutoJob.from_json(options.get("auto")),
     )
     members: dict[str, list[str]] = {}
     for row in history.job_clusters(job_id):
@@ -478,17 +483,16 @@ def load_spec(
             spec.tasks[facts.key] = ClusterTask(facts, actions, row["wave"], digest)
             members.setdefault(row["wave"], []).append(facts.id)
         else:
-            category = (row.get("outcome") or {}).get("category")
-            spec.outcomes.append(
-                ClusterOutcome(
-                    row["clusterId"],
-                    row["name"],
-                    "",
-                    ClusterStatus(row["status"]),
-                    row.get("reason"),
-                    Category(category) if category else None,
-                )
+            outcome = ClusterOutcome.from_state(
+                {
+                    "id": row["clusterId"],
+                    "name": row["name"],
+                    "status": row["status"],
+                    "reason": row.get("reason"),
+                    **(row.get("outcome") or {}),
+                }
             )
+            spec.outcomes.append(outcome)
     # Within a wave, clusters run in the order ``assign_waves`` gave them (by their stable
     # position), not in the history's row order.
     spec.waves = [
@@ -514,13 +518,21 @@ def plan_document(spec: JobSpec, *, subscriptions: Sequence[str] | None = None) 
             cluster_name=task.facts.name,
             actions=list(task.actions),
             observed_digest=task.observed_digest,
+            window=spec.windows.get(task.facts.key),
         )
         for task in spec.tasks.values()
     ]
+    # Deferred clusters keep their actions: ``--plan`` writes them once their window opens.
     plans += [
-        ClusterPlan(cluster_id=o.cluster_id, cluster_name=o.name, skipped=o.skips)
+        ClusterPlan(
+            cluster_id=o.cluster_id,
+            cluster_name=o.name,
+            actions=o.planned if o.status is ClusterStatus.DEFERRED else [],
+            skipped=o.skips,
+            window=spec.windows.get(key(o.cluster_id)),
+        )
         for o in spec.outcomes
-        if o.skips
+        if o.skips or o.status is ClusterStatus.DEFERRED
     ]
     rollout = spec.choice.rollout
     plan_rollout = document.PlanRollout(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.apply import secrets
+from fleet.azure.clock import Clock, make_clock
 from fleet.azure.inventory import ArmInventory, Inventory
 from fleet.azure.session import AzureSession
 from fleet.jobs import killswitch
@@ -67,12 +68,22 @@ class HistorySink:
 
 @dataclass
 class Environment:
-    """The I/O edges of one run: settings, session, inventory, history."""
+    """The I/O edges of one run: settings, session, inventory, history, and the clock every
+    part of a job takes "now" from (``FLEET_CLOCK``; built from the settings when not given)."""
 
     settings: Settings
     session: AzureSession
     inventory: Inventory
     history: History | None
+    clock: Clock | None = None
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = make_clock(self.settings)
+
+    def now(self) -> datetime:
+        assert self.clock is not None
+        return self.clock()
 
 
 @contextmanager
@@ -131,7 +142,7 @@ def run_sweep(
         policy_set=policy_set,
         subscriptions=subscriptions,
         fingerprints=fingerprints,
-        now=now,
+        now=now or env.now(),
         progress=progress,
         keep_judgements=keep_judgements,
         cancel=cancel,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from fleet.core.vocabulary import Code
+from fleet.plan.windows import WindowState
 
 _CONFIG = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
@@ -180,6 +181,9 @@ class ClusterPlan(BaseModel):
     #: A digest of the observed state the plan was made from; a saved plan is refused when
     #: the cluster's current digest differs (the world changed since the plan was made).
     observed_digest: str = ""
+    #: When its writes may happen (``fleet.plan.windows``): set when its policies have time
+    #: rules, by whoever made the plan with a clock (``fleet plan``, ``--dry-run``).
+    window: WindowState | None = None
 
     @property
     def changes(self) -> bool:

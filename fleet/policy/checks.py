@@ -13,6 +13,7 @@ Rules checked here (docs/contracts.md, Policy file):
   unique in the policy; ``repositoryRef.commit`` comes with a ``branch`` (ARM requires it);
 - ``dependsOn`` names kustomizations of the same configuration, with no cycle;
 - wave names are unique and percentages are cumulative (never decrease);
+- ``remediation.auto`` needs enforce mode and a ``schedule``;
 - an exemption's ``cluster`` is a cluster id or a glob over ids; an empty exclusion is refused
   because it would exclude every cluster;
 - warnings: an exemption that has expired, a policy that declares nothing.
@@ -60,6 +61,7 @@ def check_policy(policy: Policy) -> list[Finding]:
         findings += _check_source(config, base)
         findings += _check_kustomizations(config.kustomizations or {}, (*base, "kustomizations"))
     findings += _check_waves(policy)
+    findings += _check_auto(policy)
     return findings
 
 
@@ -267,3 +269,16 @@ def _check_waves(policy: Policy) -> list[Finding]:
                 )
             last_percent = wave.percent
     return findings
+
+
+def _check_auto(policy: Policy) -> list[Finding]:
+    """``remediation.auto`` follows scheduled sweeps and writes: it needs both."""
+    remediation = policy.spec.remediation
+    if remediation.auto is None:
+        return []
+    path: FieldPath = ("spec", "remediation", "auto")
+    if policy.spec.mode != "enforce":
+        return [(path, "remediation.auto writes: the policy must be in enforce mode")]
+    if remediation.schedule is None:
+        return [(path, "remediation.auto follows scheduled sweeps: give remediation.schedule")]
+    return []

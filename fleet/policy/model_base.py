@@ -2,8 +2,9 @@
 
 Every model forbids unknown keys and is frozen; field names are the YAML names (camelCase),
 and the attribute docstrings become the descriptions of ``fleet schema`` and
-docs/policy-reference.md. ``fleet.policy.models`` and ``fleet.policy.secret_refs`` build on it
-(``_Model`` is private to the package: nothing outside ``fleet.policy`` derives from it).
+docs/policy-reference.md. ``fleet.policy.models``, ``fleet.policy.secret_refs`` and
+``fleet.policy.timing`` build on it (``_Model`` is private to the package: nothing outside
+``fleet.policy`` derives from it).
 """
 
 from __future__ import annotations

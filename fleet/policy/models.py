@@ -15,7 +15,7 @@ live in ``fleet.policy.checks`` so that their errors can name the exact field pa
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -37,6 +37,7 @@ from fleet.policy.secret_refs import (
     VAULT_NAME_PATTERN,
     SecretField,
 )
+from fleet.policy.timing import AutoRemediation, Cron, Freeze, MaintenanceWindow
 
 #: N-2: the newest extension release and the two before it comply (``versionWindow``).
 DEFAULT_WINDOW = 2
@@ -454,7 +455,7 @@ class Rollout(_Model):
 class Remediation(_Model):
     """What a remediation job may do for this policy, and when sweeps run."""
 
-    schedule: str | None = None
+    schedule: Cron | None = None
     """Cron expression (UTC) of scheduled sweeps, e.g. ``0 */6 * * *``."""
     rollout: Rollout = Rollout()
     """Waves, concurrency and failure budget of remediation jobs."""
@@ -464,22 +465,14 @@ class Remediation(_Model):
     """Delete Flux v1 sourceControlConfigurations that block the extension."""
     recreate_on_immutable_change: bool = False
     """Allow delete + create when a create-only field (scope, namespace) differs."""
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            from croniter import croniter  # local: keeps the import cost off the hot path
-
-            if len(value.split()) != 5 or not croniter.is_valid(value):
-                raise ValueError(f"{value!r} is not a valid 5-field cron expression")
-            # ``0 0 31 2 *`` is well-formed but never fires; a schedule that never runs is
-            # certainly a mistake, so say so now rather than in the scheduler.
-            try:
-                croniter(value, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-            except Exception:  # croniter's CroniterBadDateError and friends
-                raise ValueError(f"{value!r} never fires (no such date)") from None
-        return value
+    windows: list[MaintenanceWindow] = []
+    """When remediation may write this policy's clusters (any one window); none: at any time."""
+    freezes: list[Freeze] = []
+    """Date ranges in which remediation never writes this policy's clusters."""
+    respect_aks_maintenance: bool = False
+    """Write an AKS cluster only inside its own planned maintenance window (docs/windows.md)."""
+    auto: AutoRemediation | None = None
+    """Continuous enforcement: a remediation after each scheduled sweep (docs/enforcement.md)."""
 
 
 # --- the document ------------------------------------------------------------------------
