@@ -19,6 +19,8 @@ READ_ACTIONS: tuple[str, ...] = (
     # registrationState of Microsoft.KubernetesConfiguration (azure.inventory.registration_states)
     "Microsoft.Resources/subscriptions/providers/read",
     "Microsoft.ContainerService/managedClusters/read",
+    # AKS planned maintenance, for policies with respectAksMaintenance (fleet.azure.maintenance)
+    "Microsoft.ContainerService/managedClusters/maintenanceConfigurations/read",
     "Microsoft.Kubernetes/connectedClusters/read",
     "Microsoft.KubernetesConfiguration/extensions/read",
     "Microsoft.KubernetesConfiguration/fluxConfigurations/read",

@@ -10,6 +10,7 @@ so it needs no locks. It is made of one layer per job, each in its own module:
 - lro.py: long-running operations, the emulated clock's due work, Flux reconciliation;
 - reads.py: GETs, lists and their pages, Resource Graph rows;
 - catalog.py: the extension types and their versions (2022-01-15-preview and 2026-05-01);
+- maintenance.py: AKS clusters' planned maintenance configurations;
 - writes.py: PUT, PATCH and DELETE, with ARM's body rules (rules.py) and the read-only
   properties the resource provider fills in (shapes.py);
 - here: the admin operations that span them (the version catalogue and its auto-upgrade),
@@ -40,6 +41,7 @@ from typing import Any
 from fleet.emulator import errors as e
 from fleet.emulator.catalog import Catalog
 from fleet.emulator.clock import Clock
+from fleet.emulator.maintenance import Maintenance
 from fleet.emulator.options import EmulatorOptions
 from fleet.emulator.reads import Reads
 from fleet.emulator.rules import disconnected, power_stopped, target_version
@@ -48,7 +50,7 @@ from fleet.emulator.vaults import Vaults
 from fleet.emulator.writes import Writes
 
 
-class Backend(Reads, Writes, Catalog):
+class Backend(Reads, Writes, Catalog, Maintenance):
     """In-memory ARM for one fleet snapshot."""
 
     def __init__(

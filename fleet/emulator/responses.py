@@ -27,6 +27,7 @@ from fleet.emulator.errors import (
 )
 from fleet.emulator.faults import FaultSet
 from fleet.emulator.kql import GraphQueryError
+from fleet.emulator.maintenance import MAINTENANCE_VERSIONS
 from fleet.emulator.rbac import Roles
 from fleet.emulator.routes import Resolved
 from fleet.emulator.rules import RULES
@@ -324,6 +325,36 @@ def rp_operations(call: Call) -> Reply:
     return _paged(call, RP_OPERATIONS)
 
 
+def _maintenance_version(call: Call) -> None:
+    if call.api_version not in MAINTENANCE_VERSIONS:
+        raise NoRegisteredProviderFound(
+            f"No registered resource provider found for API version '{call.api_version}' for "
+            "type 'managedClusters/maintenanceConfigurations'. The supported api-versions are "
+            f"'{', '.join(MAINTENANCE_VERSIONS)}'."
+        )
+
+
+def list_maintenance(call: Call) -> Reply:
+    assert call.resolved is not None
+    _maintenance_version(call)
+    return _paged(call, call.c.backend.list_maintenance(call.resolved.cluster))
+
+
+def maintenance_configuration(call: Call) -> Reply:
+    """GET, PUT (synchronous, 200) and DELETE (200, or 204 when absent) of one configuration."""
+    r = call.resolved
+    assert r is not None
+    _maintenance_version(call)
+    backend, name = call.c.backend, r.params["name"]
+    if call.method == "GET":
+        return json_reply(200, backend.get_maintenance(r.cluster, name))
+    if call.method == "PUT":
+        return json_reply(
+            200, backend.put_maintenance(r.cluster, name, call.json(), call.write.principal)
+        )
+    return Reply(200 if backend.delete_maintenance(r.cluster, name) else 204)
+
+
 def graph_query(call: Call) -> Reply:
     try:
         request = graph.parse_request(call.json())
@@ -347,6 +378,8 @@ HANDLERS: dict[str, Callable[[Call], Reply]] = {
     "list_resources": list_resources,
     "list_clusters": list_clusters,
     "get_cluster": get_cluster,
+    "list_maintenance": list_maintenance,
+    "maintenance_configuration": maintenance_configuration,
     "get_by_id": get_by_id,
     "get_provider": get_provider,
     "list_providers": list_providers,

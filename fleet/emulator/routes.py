@@ -27,6 +27,11 @@ _CLUSTER_TYPE = (
     r"/(?P<ctype>managedclusters|connectedclusters)"
 )
 _CL = _RG + r"/providers/" + _CLUSTER_TYPE + r"/(?P<cluster>[^/]+)"
+_AKS = (
+    _RG + r"/providers/(?P<rp>microsoft\.containerservice)/(?P<ctype>managedclusters)"
+    r"/(?P<cluster>[^/]+)/maintenanceconfigurations"
+)
+_MAINTENANCE = "Microsoft.ContainerService/managedClusters/maintenanceConfigurations"
 _KC = _CL + r"/providers/microsoft\.kubernetesconfiguration"
 _KIND = r"(?P<kind>extensions|fluxconfigurations|sourcecontrolconfigurations)"
 _KCP = r"/providers/microsoft\.kubernetesconfiguration"
@@ -70,6 +75,14 @@ ROUTES: tuple[Route, ...] = (
         "list_operations", _KC + "/operations", GET, "subscription", f"{KC_PROVIDER}/operations"
     ),
     _route("get_cluster", _CL, GET, "subscription", "{cluster}"),
+    _route(
+        "maintenance_configuration",
+        _AKS + r"/(?P<name>[^/]+)",
+        frozenset({"GET", "PUT", "DELETE"}),
+        "subscription",
+        _MAINTENANCE,
+    ),
+    _route("list_maintenance", _AKS, GET, "subscription", _MAINTENANCE),
     _route(
         "graph",
         r"/providers/microsoft\.resourcegraph/resources",

@@ -36,6 +36,9 @@ CLUSTER_TYPES = frozenset(
 KC_TYPES = frozenset(
     t.lower() for t in (EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS)
 )
+#: An AKS cluster's planned maintenance (children of a managed cluster, kept as ARM shows them).
+MAINTENANCE_TYPE = "Microsoft.ContainerService/managedClusters/maintenanceConfigurations"
+MAINTENANCE = MAINTENANCE_TYPE.lower()
 _EMULATOR_KEYS = frozenset({"faults", "failingSources", "operations", "reconciling"})
 _OP_KINDS = {"extensions", "fluxconfigurations", "sourcecontrolconfigurations"}
 _OP_ACTIONS = frozenset({"create", "update", "delete"})
@@ -407,6 +410,8 @@ def _validate_resources(value: Any, subs: set[str], issue: Any) -> dict[str, str
         if lowered in KC_TYPES:
             cluster_key = key[: key.rfind("/providers/microsoft.kubernetesconfiguration/")]
             parents.append((where, cluster_key))
+        if lowered == MAINTENANCE:
+            parents.append((where, key[: key.rfind("/maintenanceconfigurations/")]))
     for where, parent in parents:
         if parent not in groups and parent not in clusters:
             kind = "resource group" if parent.count("/") == 4 else "parent cluster"

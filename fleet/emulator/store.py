@@ -23,6 +23,7 @@ from fleet.emulator.options import EmulatorOptions
 from fleet.emulator.snapshot import (
     CLUSTER_TYPES,
     KC_TYPES,
+    MAINTENANCE,
     RESOURCE_GROUPS,
     redact,
     resource_type_of,
@@ -84,6 +85,8 @@ class Store:
         self._groups: dict[str, dict[str, Any]] = {}
         self._clusters: dict[str, dict[str, Any]] = {}
         self._children: dict[str, dict[str, dict[str, str]]] = {}
+        #: AKS maintenance configurations: cluster key -> lower-cased name -> resource key.
+        self._maintenance: dict[str, dict[str, str]] = {}
         self._catalog: dict[str, dict[str, list[str]]] = {}
         for sub in snapshot.get("subscriptions") or ():
             self._subs[str(sub["subscriptionId"]).lower()] = sub
@@ -104,6 +107,9 @@ class Store:
         elif rtype in KC_TYPES:
             cluster_key, kind, name = split_child(key)
             self._children.setdefault(cluster_key, {}).setdefault(kind, {})[name] = key
+        elif rtype == MAINTENANCE:
+            cluster_key, _, name = key.rpartition("/maintenanceconfigurations/")
+            self._maintenance.setdefault(cluster_key, {})[name] = key
 
     def _unindex(self, key: str) -> None:
         resource = self._resources.pop(key, None)
@@ -115,6 +121,9 @@ class Store:
         if rtype in KC_TYPES:
             cluster_key, kind, name = split_child(key)
             self._children.get(cluster_key, {}).get(kind, {}).pop(name, None)
+        if rtype == MAINTENANCE:
+            cluster_key, _, name = key.rpartition("/maintenanceconfigurations/")
+            self._maintenance.get(cluster_key, {}).pop(name, None)
 
     def _set_catalog(self, catalog: Mapping[str, Any]) -> None:
         """Index the version catalogue by lower-cased type and train (the document keeps the
@@ -213,8 +222,12 @@ class Store:
         key = key_of(rid)
         if rtype.lower() == RESOURCE_GROUPS:
             self._subscription(parts[1])
-        elif rtype.lower() in KC_TYPES:
-            cluster_key = split_child(key)[0]
+        elif rtype.lower() in KC_TYPES or rtype.lower() == MAINTENANCE:
+            cluster_key = (
+                split_child(key)[0]
+                if rtype.lower() in KC_TYPES
+                else key.rpartition("/maintenanceconfigurations/")[0]
+            )
             if cluster_key not in self._clusters:
                 raise e.ParentResourceNotFound(
                     "The parent cluster of the resource is not in the state."
