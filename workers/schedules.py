@@ -5,7 +5,9 @@ holds a Redis lock, so a second beat waits instead of scheduling twice). It re-r
 files named by ``FLEET_POLICY_PATHS`` and creates, updates or deletes one entry per scheduled
 policy, so edits are picked up without restarting workers or the beat. An entry fires
 ``fleet.sweep.scheduled``, which submits an audit sweep of that policy (read fresh from disk)
-unless the previous one of the same policy is still running.
+unless the previous one of the same policy is still running. A policy with ``remediation.auto``
+has its sweep carry the automatic job, which the sweep's finaliser submits once the sweep is
+recorded complete (``fleet.jobs.enforce``; docs/enforcement.md).
 
 ``fleet.notify.tick``, every minute under the beat too, announces scheduled sweeps that did not
 run and delivers the notifications still pending (``fleet.notify``).
@@ -123,7 +125,10 @@ def scheduled_sweep(policy: str) -> str | None:
     if running and jobs.exists(running) and jobs.status(running) in ("queued", "running"):
         log.info("scheduled sweep of %s: %s still running; skipped", policy, running)
         return None
-    job_id = submit_sweep(settings, one, jobs=jobs)
+    from fleet.jobs.enforce import after_sweep
+
+    then = after_sweep(policy_set, policy, settings)
+    job_id = submit_sweep(settings, one, jobs=jobs, then=then)
     jobs.set_guard(guard, job_id, ttl=24 * 3600)
     return job_id
 

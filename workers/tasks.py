@@ -207,6 +207,14 @@ def sweep_finalize(self: Any, job_id: str) -> None:
     )
     # Before the job is marked complete, so that a CLI following it returns once delivered.
     announce.sweep_finished(run.settings, history, info.id)
+    then = meta.get("then")
+    if complete and then and jobs.claim(job_id, "then", ttl=jobs.ttl):
+        # The automatic job of a scheduled sweep (remediation.auto), once: a redelivered
+        # finalize does not start a second one.
+        from fleet.jobs.enforce import submit_after_sweep
+
+        auto_job = submit_after_sweep(run.settings, then)
+        jobs.set_meta(job_id, autoJob=auto_job)
     jobs.set_meta(
         job_id,
         status="complete" if complete else "cancelled",

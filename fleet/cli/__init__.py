@@ -15,6 +15,7 @@ from fleet.cli import (  # noqa: F401
     deploy_keys_cmd,
     emulator_generate,
     emulator_serve,
+    enforce_cmd,
     jobs_cmds,
     notify_cmds,
     policy_cmds,

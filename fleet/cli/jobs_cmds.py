@@ -132,14 +132,10 @@ def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableT
         )
     )
     counts = Table(title="Clusters", title_justify="left", show_edge=False)
-    for name in ("fixed", "failed", "skipped", "retry", "notStarted", "compliant", "writes"):
+    columns = ("fixed", "failed", "skipped", "retry", "deferred", "notStarted", "compliant")
+    for name in (*columns, "writes"):
         counts.add_column(name, justify="right")
-    counts.add_row(
-        *(
-            str(summary.get(n, 0))
-            for n in ("fixed", "failed", "skipped", "retry", "notStarted", "compliant", "writes")
-        )
-    )
+    counts.add_row(*(str(summary.get(n, 0)) for n in (*columns, "writes")))
     parts.append(counts)
     if report.get("waves"):
         waves = Table(title="Waves", title_justify="left", show_edge=False)
@@ -160,6 +156,7 @@ def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableT
         ("failed", "Failed"),
         ("retry", "Left for retry (not written)"),
         ("skipped", "Skipped"),
+        ("deferred", "Deferred (outside their window, or the next automatic run)"),
         ("not-started", "Not started"),
     ):
         items = by_status.get(status) or []
@@ -170,7 +167,10 @@ def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableT
         table.add_column("why")
         table.add_column("reason", overflow="fold")
         for c in items[:limit]:
-            table.add_row(c["name"], c.get("category") or "", c.get("reason") or "")
+            reason = c.get("reason") or ""
+            if c.get("nextWindow") and "next window" not in reason:
+                reason += f" (next window {c['nextWindow']})"
+            table.add_row(c["name"], c.get("category") or "", reason)
         if len(items) > limit:
             table.add_row(f"... {len(items) - limit} more", "", "")
         parts.append(table)

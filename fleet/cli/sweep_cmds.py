@@ -23,6 +23,7 @@ from fleet.cli.common import (
 from fleet.cli.jobs_cmds import refuse_if_killed, refuse_if_killed_anywhere
 from fleet.cli.views import SweepProgress, format_plan, format_summary
 from fleet.core.errors import EXIT_INTERRUPTED, EXIT_INVALID
+from fleet.jobs.deferrals import plan_windows
 from fleet.jobs.runs import environment, run_sweep, sweep_plan
 from fleet.jobs.sweep import SweepOutcome
 
@@ -75,6 +76,12 @@ def _sweep(policies: list[Path], *, verbose: int, what: str) -> SweepOutcome:
         refuse_if_killed(env.history)
         with SweepProgress(what) as progress:
             outcome = run_sweep(env, policy_set, progress=progress, cancel=cancel)
+        if what == "planning":
+            # Each writing cluster's window, so the plan says when it would be written.
+            plans = plan_windows(env, policy_set, [j.plan for j in outcome.judgements], env.now())
+            outcome.judgements[:] = [
+                j._replace(plan=p) for j, p in zip(outcome.judgements, plans, strict=True)
+            ]
     if outcome.stopped_by is not None:
         err.print(
             f"[bold red]{outcome.stopped_by}[/]: the sweep stopped; the report holds the "

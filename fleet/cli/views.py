@@ -150,6 +150,14 @@ def format_plan(plan: dict[str, Any]) -> RenderableType:
             continue
         lines.append(f"\n# {cluster['clusterName']}", style="bold")
         lines.append(f"  {cluster['clusterId']}\n", style="dim")
+        window = cluster.get("window")
+        if window and window.get("open"):
+            lines.append("  window: open now\n", style="dim")
+        elif window:
+            when = window.get("nextWindow") or "none within 400 days"
+            lines.append(
+                f"  deferred: {window.get('reason')}; next window {when}\n", style="yellow"
+            )
         for action in actions:
             change = action["change"]
             counts[change] += 1

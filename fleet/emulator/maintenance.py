@@ -15,8 +15,8 @@ from typing import Any
 
 from fleet.emulator import errors as e
 from fleet.emulator.clock import iso
-from fleet.emulator.snapshot import MAINTENANCE_TYPE
 from fleet.emulator.lro import Lro
+from fleet.emulator.snapshot import MAINTENANCE_TYPE
 from fleet.emulator.store import ClusterRef, key_of
 
 #: The api-versions served (``azure-mgmt-containerservice`` 41 sends 2026-08-01).

@@ -79,22 +79,23 @@ def submit_sweep(
     *,
     jobs: JobState | None = None,
     app: Celery | None = None,
+    then: dict[str, Any] | None = None,
 ) -> str:
-    """Create a sweep job in Redis and send its start task. Returns the job id."""
+    """Create a sweep job in Redis and send its start task. Returns the job id. ``then``: what
+    its finaliser starts once it is recorded complete (``fleet.jobs.enforce.after_sweep``)."""
     jobs = jobs or JobState(settings.redis_url)
     now = datetime.now(UTC)
     job_id = new_job_id("sweep")
-    jobs.create(
-        job_id,
-        "sweep",
-        {
-            "policies": policies_document(policy_set),
-            "now": now.isoformat(),
-            "sweepId": new_sweep_id(now),
-            "subscriptions": settings.subscriptions or [],
-            "batchSize": settings.batch_size,
-        },
-    )
+    meta: dict[str, Any] = {
+        "policies": policies_document(policy_set),
+        "now": now.isoformat(),
+        "sweepId": new_sweep_id(now),
+        "subscriptions": settings.subscriptions or [],
+        "batchSize": settings.batch_size,
+    }
+    if then is not None:
+        meta["then"] = then
+    jobs.create(job_id, "sweep", meta)
     (app or client(settings)).send_task("fleet.sweep.start", args=[job_id], queue="fleet.control")
     return job_id
 
