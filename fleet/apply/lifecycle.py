@@ -222,11 +222,15 @@ def final_status(
     stop: StopReason | None, outcomes: Iterable[ClusterOutcome], total: int
 ) -> JobStatus:
     """How a job ends: its stop reason's status, else succeeded when every cluster it meant to
-    write is fixed, else completed."""
+    write is fixed (none deferred to a later window), else completed."""
     if stop is not None:
         return stop.status
     statuses = Counter(o.status for o in outcomes)
-    done = statuses[ClusterStatus.FIXED] == total and not statuses[ClusterStatus.FAILED]
+    done = (
+        statuses[ClusterStatus.FIXED] == total
+        and not statuses[ClusterStatus.FAILED]
+        and not statuses[ClusterStatus.DEFERRED]
+    )
     return JobStatus.SUCCEEDED if done else JobStatus.COMPLETED
 
 
