@@ -4,7 +4,8 @@ Each scenario runs ``fleet remediate`` as a separate process, once with ``--engi
 once with ``--engine celery`` (a real redis-server, a real worker process), each against its own
 emulator holding the same generated fleet and its own history database. A *director* acts on
 the job while it waits at the approval gate of its second wave, exactly as a person would:
-nothing (the approval times out), the kill switch, or deleting a secret file and approving.
+nothing (the approval times out), the kill switch, or deleting a secret file and approving; one
+scenario closes some AKS clusters' maintenance windows on the emulated clock (they are deferred).
 Then the two runs are compared field by field: exit code, the job report (status, stop kind and
 message, counters, waves, every cluster's status, category, reason and writes), the history's
 job row and its ``job_clusters`` rows, and the audit trail of ARM writes. Only what must differ
@@ -26,7 +27,7 @@ import pytest
 
 from fleet.core.errors import SchemaOutOfDate
 from fleet.emulator.generate import generate
-from fleet.emulator.testing import running_emulator
+from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.record.history import History
 from tests.comparing import comparable, difference
 from tests.conftest import REPO, emulator_env
@@ -76,7 +77,13 @@ spec:
 
 
 def policy_dir(
-    tmp: Path, *, approval: bool, budget: str, max_concurrency: int, token: Path | None = None
+    tmp: Path,
+    *,
+    approval: bool,
+    budget: str,
+    max_concurrency: int,
+    token: Path | None = None,
+    respect: bool = False,
 ) -> Path:
     """The policy of a run in ``tmp``; ``token`` is the secret file it references (the same
     path for both engines' runs, so that both run the very same policy revision)."""
@@ -90,6 +97,8 @@ def policy_dir(
         .replace("BUDGET", budget)
         .replace("MAXC", str(max_concurrency))
     )
+    if respect:
+        text = text.replace("  remediation:\n", "  remediation:\n    respectAksMaintenance: true\n")
     (folder / "parity.yaml").write_text(text)
     return folder
 
@@ -138,6 +147,31 @@ def lose_the_secret_then_approve(env: dict[str, str], tmp: Path) -> None:
     assert approved.returncode == 0, approved.stderr
 
 
+def closed_maintenance(emu: RunningEmulator) -> None:
+    """A Monday on the emulated clock; two AKS clusters' windows open on Saturdays only."""
+    emu.admin.set_clock("2027-03-01T12:00:00Z")
+    aks = sorted(
+        r["id"]
+        for r in FLEET["resources"]
+        if r["type"] == "Microsoft.ContainerService/managedClusters"
+    )
+    for cluster in aks[:2]:
+        emu.admin.put_resource(
+            {
+                "id": f"{cluster}/maintenanceConfigurations/aksManagedAutoUpgradeSchedule",
+                "name": "aksManagedAutoUpgradeSchedule",
+                "type": "Microsoft.ContainerService/managedClusters/maintenanceConfigurations",
+                "properties": {
+                    "maintenanceWindow": {
+                        "schedule": {"weekly": {"intervalWeeks": 1, "dayOfWeek": "Saturday"}},
+                        "durationHours": 4,
+                        "startTime": "02:00",
+                    }
+                },
+            }
+        )
+
+
 SCENARIOS: dict[str, dict[str, Any]] = {
     "success": {"approval": False, "budget": "100%", "max_concurrency": 4, "director": None},
     "budget": {
@@ -166,6 +200,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "max_concurrency": 4,
         "director": lose_the_secret_then_approve,
     },
+    "aks-maintenance": {
+        "approval": False,
+        "budget": "0",
+        "max_concurrency": 4,
+        "director": None,
+        "respect": True,
+        "setup": closed_maintenance,
+    },
 }
 
 
@@ -192,11 +234,15 @@ def engine_env(
     with running_emulator(FLEET, **FAST) as emu:
         if scenario.get("fault"):
             emu.admin.add_fault(**scenario["fault"])
+        extra = {}
+        if scenario.get("setup"):
+            scenario["setup"](emu)
+            extra["FLEET_CLOCK"] = "emulator"
         if engine == "local":
-            yield emulator_env(emu, tmp / "state")
+            yield emulator_env(emu, tmp / "state", **extra)
             return
         redis_server.restart()  # a clean broker and job state for this run
-        env = distributed_env(emu, redis_server.url, tmp / "state")
+        env = distributed_env(emu, redis_server.url, tmp / "state", **extra)
         workers = Workers(env, tmp)
         try:
             workers.start(f"parity-{tmp.name}", concurrency=8)
@@ -215,6 +261,7 @@ def run(
         budget=scenario["budget"],
         max_concurrency=scenario["max_concurrency"],
         token=tmp.parent / "git-token",
+        respect=bool(scenario.get("respect")),
     )
     args = remediate_args(policies, engine, scenario.get("timeout", "90"))
     with engine_env(engine, tmp, redis_server, scenario) as env:
@@ -258,6 +305,7 @@ EXPECTED = {
     "kill-switch": (130, "cancelled", "kill-switch"),
     "approval-timeout": (1, "stopped", "approval-timeout"),
     "secret-missing": (0, "completed", None),
+    "aks-maintenance": (0, "completed", None),
 }
 
 
@@ -279,5 +327,8 @@ def test_the_same_job_ends_the_same_on_both_engines(
     categories = {c["category"] for c in local["report"]["clusters"]}
     if name == "secret-missing":
         assert "secret" in categories  # the rest wave failed at its write, not earlier
+    if name == "aks-maintenance":
+        assert "aks-maintenance" in categories  # deferred, and (budget 0) never a failure
+        assert local["report"]["summary"]["deferred"] == 2
     if kind is not None:
         assert kind in categories  # the clusters it never reached say why
