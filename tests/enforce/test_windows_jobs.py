@@ -8,10 +8,18 @@ job, so a job that completes with deferred clusters proves they are never counte
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fleet.core.errors import SchemaOutOfDate
+from fleet.record.history import History
+from tests.conftest import REPO
 from tests.enforce.conftest import (
     aks_clusters,
     as_json,
@@ -123,3 +131,62 @@ def test_an_aks_cluster_outside_its_maintenance_window_is_deferred(
         assert by_id[open_now.lower()]["status"] == "fixed"
         assert "fluxconfigurations/auto-apps" not in children(emu, closed)
         assert "fluxconfigurations/auto-apps" in children(emu, open_now)
+
+
+def test_a_window_that_closes_while_a_wave_waits_defers_the_next_wave(
+    start: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The gate is asked again right before each write: a window open when the job was
+    prepared but closed when its second wave is approved defers that wave's clusters."""
+    policies = write_policy(
+        tmp_path,
+        '    windows:\n      - {cron: "0 10 * * *", duration: PT1H}\n'
+        "    rollout:\n      waves:\n        - {name: first, percent: 40}\n"
+        "        - {name: second, percent: 100, approval: true}\n      failureBudget: 0\n",
+    )
+    text = (policies / "auto-apps.yaml").read_text()
+    (policies / "auto-apps.yaml").write_text(
+        text.replace("    rollout:\n      failureBudget: 0\n", "", 1)
+    )
+    with start() as emu:
+        env = env_of(emu, tmp_path)
+        emu.admin.set_clock("2027-05-03T10:05:00Z")
+        args = ["remediate", "-p", str(policies), "--yes", "-o", "json", "--approval-timeout", "60"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleet", *args],
+            env={**os.environ, **env},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            job_id = _waiting(env, time.monotonic() + 60)
+            emu.admin.set_clock("2027-05-03T11:30:00Z")  # the window closed at 11:00
+            approved = cli(["jobs", "approve", job_id], env)
+            assert approved.exit_code == 0, approved.output
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+        job = json.loads(out)
+        waves = {c["wave"] for c in job["clusters"] if c["status"] == "deferred"}
+        assert waves == {"second"}
+        first = [c for c in job["clusters"] if c["wave"] == "first"]
+        assert first and {c["status"] for c in first} <= {"fixed", "retry", "skipped"}
+        nexts = {c["nextWindow"] for c in job["clusters"] if c["status"] == "deferred"}
+        assert nexts == {"2027-05-04T10:00:00+00:00"}
+
+
+def _waiting(env: dict[str, str], deadline: float) -> str:
+    while time.monotonic() < deadline:
+        try:
+            with History(env["FLEET_DATABASE_URL"]) as history:
+                for job in history.jobs(kind="remediation"):
+                    if job["status"] == "awaiting-approval":
+                        return str(job["id"])
+        except SchemaOutOfDate:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the job never waited for its second wave's approval")
