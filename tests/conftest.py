@@ -7,6 +7,7 @@ missing but fail in CI (``FLEET_CI=1``), so a green CI run always means they ran
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,23 @@ def require(condition: bool, reason: str) -> None:
         if IN_CI:
             pytest.fail(f"required in CI: {reason}")
         pytest.skip(reason)
+
+
+def waiting_job(env: dict[str, str], deadline: float) -> str:
+    """The id of the remediation job waiting at an approval gate (waits for it)."""
+    from fleet.core.errors import SchemaOutOfDate
+    from fleet.record.history import History
+
+    while time.monotonic() < deadline:
+        try:
+            with History(env["FLEET_DATABASE_URL"]) as history:
+                for job in history.jobs(kind="remediation"):
+                    if job["status"] == "awaiting-approval":
+                        return str(job["id"])
+        except SchemaOutOfDate:
+            pass  # the job's process has not created the database yet
+        time.sleep(0.2)
+    raise AssertionError("no job reached its approval gate")
 
 
 def emulator_env(emu: RunningEmulator, state_dir: Path, **extra: Any) -> dict[str, str]:

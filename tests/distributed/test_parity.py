@@ -25,12 +25,11 @@ from typing import Any
 
 import pytest
 
-from fleet.core.errors import SchemaOutOfDate
 from fleet.emulator.generate import generate
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.record.history import History
 from tests.comparing import comparable, difference
-from tests.conftest import REPO, emulator_env
+from tests.conftest import REPO, emulator_env, waiting_job
 from tests.distributed.conftest import RedisServer, Workers, distributed_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -112,20 +111,6 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
         text=True,
         timeout=120,
     )
-
-
-def waiting_job(env: dict[str, str], deadline: float) -> str:
-    """The id of the job waiting at an approval gate (waits for it)."""
-    while time.monotonic() < deadline:
-        try:
-            with History(env["FLEET_DATABASE_URL"]) as history:
-                for job in history.jobs(kind="remediation"):
-                    if job["status"] == "awaiting-approval":
-                        return str(job["id"])
-        except SchemaOutOfDate:
-            pass  # the job's process has not created the database yet
-        time.sleep(0.2)
-    raise AssertionError("no job reached its approval gate")
 
 
 Director = Callable[[dict[str, str], Path], None]

@@ -17,9 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fleet.core.errors import SchemaOutOfDate
-from fleet.record.history import History
-from tests.conftest import REPO
+from tests.conftest import REPO, waiting_job
 from tests.enforce.conftest import (
     aks_clusters,
     as_json,
@@ -161,7 +159,7 @@ def test_a_window_that_closes_while_a_wave_waits_defers_the_next_wave(
             text=True,
         )
         try:
-            job_id = _waiting(env, time.monotonic() + 60)
+            job_id = waiting_job(env, time.monotonic() + 60)
             emu.admin.set_clock("2027-05-03T11:30:00Z")  # the window closed at 11:00
             approved = cli(["jobs", "approve", job_id], env)
             assert approved.exit_code == 0, approved.output
@@ -177,16 +175,3 @@ def test_a_window_that_closes_while_a_wave_waits_defers_the_next_wave(
         assert first and {c["status"] for c in first} <= {"fixed", "retry", "skipped"}
         nexts = {c["nextWindow"] for c in job["clusters"] if c["status"] == "deferred"}
         assert nexts == {"2027-05-04T10:00:00+00:00"}
-
-
-def _waiting(env: dict[str, str], deadline: float) -> str:
-    while time.monotonic() < deadline:
-        try:
-            with History(env["FLEET_DATABASE_URL"]) as history:
-                for job in history.jobs(kind="remediation"):
-                    if job["status"] == "awaiting-approval":
-                        return str(job["id"])
-        except SchemaOutOfDate:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the job never waited for its second wave's approval")
