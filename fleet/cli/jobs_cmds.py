@@ -139,15 +139,12 @@ def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableT
     parts.append(counts)
     if report.get("waves"):
         waves = Table(title="Waves", title_justify="left", show_edge=False)
-        for column in ("wave", "clusters", "fixed", "failed", "skipped", "retry", "not started"):
+        statuses = ("fixed", "failed", "skipped", "retry", "deferred", "not-started")
+        for column in ("wave", "clusters", *statuses):
             waves.add_column(column, justify="left" if column == "wave" else "right")
         for w in report["waves"]:
             name = w["name"] + (" (approval)" if w.get("approval") else "")
-            waves.add_row(
-                name,
-                str(w["clusters"]),
-                *(str(w.get(k, 0)) for k in ("fixed", "failed", "skipped", "retry", "not-started")),
-            )
+            waves.add_row(name, str(w["clusters"]), *(str(w.get(k, 0)) for k in statuses))
         parts.append(waves)
     by_status: dict[str, list[dict[str, Any]]] = {}
     for c in report["clusters"]:

@@ -196,6 +196,10 @@ wave ([keyvault.md](keyvault.md)).
   `recreateOnImmutableChange` allow the destructive fixes (deleting flux configurations no
   policy declares, deleting Flux v1 configurations that block the extension, delete + create
   when a create-only field such as `scope` or `namespace` differs). All are off by default.
+- `windows`, `freezes` and `respectAksMaintenance` say when remediation may write the policy's
+  clusters; a cluster outside them is `deferred`, never a failure
+  ([windows.md](windows.md)). `auto` follows each scheduled sweep with a remediation that creates
+  what new clusters lack ([enforcement.md](enforcement.md)).
 
 ## Field reference
 
