@@ -166,11 +166,13 @@ class Settings(BaseSettings):
     """Seconds after a ``remediation.schedule`` time by which its sweep must have started; the
     beat sends ``fleet.sweep.missed`` for a scheduled sweep that did not run by then."""
 
-    # --- safety rails --------------------------------------------------------------------
+    # --- time ----------------------------------------------------------------------------
     clock: Literal["system", "emulator"] = "system"
     """Where jobs take "now" from for windows, freezes and schedules: the system clock, or
     ``emulator`` (the emulator's admin clock at ``FLEET_ARM_ENDPOINT``, which tests move;
     refused for endpoints that are not loopback)."""
+
+    # --- safety rails --------------------------------------------------------------------
     max_clusters: int = Field(default=500, ge=1)
     """A remediation job refuses to write more clusters than this unless raised explicitly."""
 
