@@ -13,36 +13,21 @@ from typing import Any
 
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import child_id
+from fleet.emulator import scenario
 from fleet.evaluate.versions import Catalog
 from fleet.observe.essence import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
 from fleet.observe.observed import ObservedCluster
+from fleet.plan.pipeline import Judgement, judge
 from fleet.policy.models import Exemption, Policy
 from fleet.select.selection import Applicable
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SUB = "00000000-0000-0000-0000-000000000001"
 
-STABLE = [
-    "1.17.3",
-    "1.17.2",
-    "1.16.12",
-    "1.16.3",
-    "1.15.2",
-    "1.15.1",
-    "1.14.4",
-    "1.13.3",
-    "1.12.1",
-    "1.11.5",
-    "1.10.1",
-    "1.9.1",
-    "1.8.2",
-    "1.7.6",
-    "1.7.5",
-    "1.7.0",
-    "1.6.3",
-    "1.6.1",
-]
-PREVIEW = ["1.18.0-preview.1", "1.17.3"]
+# The catalogue and the example configuration bodies are the scenario's (docs/scenario.md),
+# stated once in ``fleet.emulator.scenario``.
+STABLE = list(scenario.STABLE_VERSIONS)
+PREVIEW = list(scenario.PREVIEW_VERSIONS)
 CATALOG = Catalog.from_mapping({"Stable": STABLE, "Preview": PREVIEW})
 
 
@@ -58,42 +43,14 @@ def policy(name: str, *, mode: str = "enforce", priority: int = 0, **spec: Any) 
     )
 
 
-CLUSTER_CONFIG: dict[str, Any] = {
-    "name": "cluster-config",
-    "scope": "cluster",
-    "namespace": "cluster-config",
-    "sourceKind": "GitRepository",
-    "gitRepository": {
-        "url": "https://github.com/fluxcd/flux2-kustomize-helm-example",
-        "repositoryRef": {"branch": "main"},
-        "syncIntervalInSeconds": 600,
-    },
-    "kustomizations": {
-        "infra": {"path": "./infrastructure", "prune": True},
-        "apps": {"path": "./apps/staging", "prune": True, "dependsOn": ["infra"]},
-    },
-}
-TEAM_ALPHA: dict[str, Any] = {
-    "name": "team-alpha",
-    "scope": "namespace",
-    "namespace": "team-alpha",
-    "gitRepository": {
-        "url": "https://github.com/fleet-examples/team-alpha-apps",
-        "repositoryRef": {"branch": "main"},
-    },
-    "kustomizations": {"apps": {"path": "./deploy", "prune": True}},
-}
-EDGE_BASELINE: dict[str, Any] = {
-    "name": "edge-baseline",
-    "scope": "cluster",
-    "namespace": "edge-system",
-    "gitRepository": {
-        "url": "https://github.com/fleet-examples/edge-baseline",
-        "repositoryRef": {"branch": "main"},
-        "syncIntervalInSeconds": 300,
-    },
-    "kustomizations": {"base": {"path": "./base", "prune": True}},
-}
+def _declared(name: str) -> dict[str, Any]:
+    # A deep copy: tests edit these bodies, and the emulator's generator reads the originals.
+    return {"name": name, **copy.deepcopy(scenario.FLUX_CONFIGS[name])}
+
+
+CLUSTER_CONFIG = _declared(scenario.CLUSTER_CONFIG)
+TEAM_ALPHA = _declared(scenario.TEAM_ALPHA)
+EDGE_BASELINE = _declared(scenario.EDGE_BASELINE)
 
 
 def baseline(**remediation: Any) -> Policy:
@@ -140,6 +97,11 @@ def shared_tenancy() -> Policy:
 def applicable(*policies: Policy, exempt: dict[str, Exemption] | None = None) -> list[Applicable]:
     exempt = exempt or {}
     return [Applicable(p, exempt.get(p.name)) for p in policies]
+
+
+def judged(observed: ObservedCluster, *policies: Policy, **kw: Any) -> Judgement:
+    """``observed`` judged against ``policies`` (none exempt) at the scenario's clock."""
+    return judge(observed, applicable(*policies), catalog=CATALOG, now=NOW, **kw)
 
 
 def aks(

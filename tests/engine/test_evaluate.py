@@ -18,32 +18,11 @@ from fleet.observe.observed import ObservedCluster
 from fleet.policy.models import Policy
 from fleet.select.selection import Applicable
 from fleet.select.selection import applicable as select
-from tests.engine.fixtures import (
-    CATALOG,
-    CLUSTER_CONFIG,
-    EDGE_BASELINE,
-    NOW,
-    TEAM_ALPHA,
-    aks,
-    applicable,
-    arc,
-    arc_edge,
-    baseline,
-    cluster_config,
-    compliant,
-    extension_json,
-    flux_json,
-    flux_v1_json,
-    observe,
-    policy,
-    shared_tenancy,
-    team_alpha,
-    version_audit,
-)
+from tests.engine import fixtures as fx
 
 
 def verdict(observed: ObservedCluster, apps: list[Applicable], **kw: Any) -> Verdict:
-    return evaluate(observed, render(apps, observed.facts), catalog=CATALOG, now=NOW, **kw)
+    return evaluate(observed, render(apps, observed.facts), catalog=fx.CATALOG, now=fx.NOW, **kw)
 
 
 def codes(v: Verdict) -> list[tuple[str, str | None]]:
@@ -60,71 +39,71 @@ def with_config(spec: dict[str, Any], change: Any) -> dict[str, Any]:
     return spec
 
 
-STD = [baseline, cluster_config]
+STD = [fx.baseline, fx.cluster_config]
 
 # --- the scenario's defect kinds: one table that covers every code and every state --------
 
 
 def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], State]]:
-    f = aks()
-    ext = extension_json(f.id)
-    ok_cc = flux_json(f.id, CLUSTER_CONFIG)
-    legacy = dict(TEAM_ALPHA, name="legacy-apps")
-    lab = aks("aks-lab-00001", rg="rg-dev-1", tags={"env": "dev"})
+    f = fx.aks()
+    ext = fx.extension_json(f.id)
+    ok_cc = fx.flux_json(f.id, fx.CLUSTER_CONFIG)
+    legacy = dict(fx.TEAM_ALPHA, name="legacy-apps")
+    lab = fx.aks("aks-lab-00001", rg="rg-dev-1", tags={"env": "dev"})
     return [
-        ("compliant", compliant(f, CLUSTER_CONFIG), [], set(), State.COMPLIANT),
+        ("compliant", fx.compliant(f, fx.CLUSTER_CONFIG), [], set(), State.COMPLIANT),
         (
             "extension_missing",
-            observe(f),
+            fx.observe(f),
             [],
             {Code.EXTENSION_MISSING, Code.FLUX_CONFIG_MISSING},
             State.NONCOMPLIANT,
         ),
         (
             "extension_failed",
-            compliant(f, CLUSTER_CONFIG, provisioningState="Failed"),
+            fx.compliant(f, fx.CLUSTER_CONFIG, provisioningState="Failed"),
             [],
             {Code.EXTENSION_FAILED},
             State.NONCOMPLIANT,
         ),
         (
             "extension_drift",
-            compliant(f, CLUSTER_CONFIG, releaseTrain="Preview"),
+            fx.compliant(f, fx.CLUSTER_CONFIG, releaseTrain="Preview"),
             [],
             {Code.EXTENSION_DRIFT},
             State.NONCOMPLIANT,
         ),
         (
             "version_out_of_window",
-            compliant(f, CLUSTER_CONFIG, current="1.15.2"),
+            fx.compliant(f, fx.CLUSTER_CONFIG, current="1.15.2"),
             [],
             {Code.EXTENSION_VERSION_OUT_OF_WINDOW},
             State.NONCOMPLIANT,
         ),
         (
             "arm64_old_version",
-            compliant(aks(arm64=True), CLUSTER_CONFIG, current="1.6.3"),
+            fx.compliant(fx.aks(arm64=True), fx.CLUSTER_CONFIG, current="1.6.3"),
             [],
             {Code.EXTENSION_VERSION_UNSUPPORTED_ARCH, Code.EXTENSION_VERSION_OUT_OF_WINDOW},
             State.NONCOMPLIANT,
         ),
         (
             "flux_config_missing",
-            observe(f, extensions=[ext]),
+            fx.observe(f, extensions=[ext]),
             [],
             {Code.FLUX_CONFIG_MISSING},
             State.NONCOMPLIANT,
         ),
         (
             "branch_drift",
-            observe(
+            fx.observe(
                 f,
                 extensions=[ext],
                 configs=[
-                    flux_json(
+                    fx.flux_json(
                         f.id,
                         with_config(
-                            CLUSTER_CONFIG,
+                            fx.CLUSTER_CONFIG,
                             lambda s: s["gitRepository"]["repositoryRef"].update(branch="dev"),
                         ),
                     )
@@ -136,10 +115,10 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
         ),
         (
             "flux_config_failed",
-            observe(
+            fx.observe(
                 f,
                 extensions=[ext],
-                configs=[flux_json(f.id, CLUSTER_CONFIG, provisioningState="Failed")],
+                configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG, provisioningState="Failed")],
             ),
             [],
             {Code.FLUX_CONFIG_FAILED},
@@ -147,10 +126,10 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
         ),
         (
             "flux_config_noncompliant",
-            observe(
+            fx.observe(
                 f,
                 extensions=[ext],
-                configs=[flux_json(f.id, CLUSTER_CONFIG, complianceState="Non-Compliant")],
+                configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG, complianceState="Non-Compliant")],
             ),
             [],
             {Code.FLUX_CONFIG_NONCOMPLIANT},
@@ -158,43 +137,43 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
         ),
         (
             "unmanaged_config",
-            observe(f, extensions=[ext], configs=[ok_cc, flux_json(f.id, legacy)]),
+            fx.observe(f, extensions=[ext], configs=[ok_cc, fx.flux_json(f.id, legacy)]),
             [],
             {Code.FLUX_CONFIG_UNMANAGED},
             State.COMPLIANT,
         ),
         (
             "flux_v1",
-            observe(f, v1=[flux_v1_json(f.id)]),
+            fx.observe(f, v1=[fx.flux_v1_json(f.id)]),
             [],
             {Code.FLUX_V1_PRESENT, Code.EXTENSION_MISSING, Code.FLUX_CONFIG_MISSING},
             State.NONCOMPLIANT,
         ),
         (
             "arc_offline",
-            observe(arc(status="Offline", last=NOW - timedelta(days=5))),
-            [baseline(), arc_edge()],
+            fx.observe(fx.arc(status="Offline", last=fx.NOW - timedelta(days=5))),
+            [fx.baseline(), fx.arc_edge()],
             {Code.CLUSTER_UNREACHABLE, Code.EXTENSION_MISSING, Code.FLUX_CONFIG_MISSING},
             State.UNKNOWN,
         ),
         (
             "aks_stopped",
-            compliant(aks(power="Stopped"), CLUSTER_CONFIG),
+            fx.compliant(fx.aks(power="Stopped"), fx.CLUSTER_CONFIG),
             [],
             {Code.CLUSTER_STOPPED},
             State.UNKNOWN,
         ),
         (
             "conflict",
-            compliant(aks(tags={"env": "prod", "tenancy": "shared"}), CLUSTER_CONFIG),
-            [baseline(), cluster_config(), shared_tenancy()],
+            fx.compliant(fx.aks(tags={"env": "prod", "tenancy": "shared"}), fx.CLUSTER_CONFIG),
+            [fx.baseline(), fx.cluster_config(), fx.shared_tenancy()],
             {Code.POLICY_CONFLICT},
             State.CONFLICTING,
         ),
-        ("exempt", observe(lab), [], set(), State.EXEMPT),
+        ("exempt", fx.observe(lab), [], set(), State.EXEMPT),
         (
             "read_error",
-            observe(f, read_error="HTTP 500 after 3 retries"),
+            fx.observe(f, read_error="HTTP 500 after 3 retries"),
             [],
             {Code.READ_ERROR},
             State.ERROR,
@@ -212,7 +191,7 @@ def test_scenario_defect_kinds(
     kind: str, observed: ObservedCluster, policies: list[Policy], expected: set[Code], state: State
 ) -> None:
     if kind == "exempt":
-        base = policy(
+        base = fx.policy(
             "platform-baseline",
             priority=100,
             extension={"name": "flux"},
@@ -224,9 +203,9 @@ def test_scenario_defect_kinds(
                 }
             ],
         )
-        apps = select([base], observed.facts, today=NOW.date())
+        apps = select([base], observed.facts, today=fx.NOW.date())
     else:
-        apps = applicable(*(policies or [p() for p in STD]))
+        apps = fx.applicable(*(policies or [p() for p in STD]))
     v = verdict(observed, apps)
     assert {f.code for f in v.findings} == expected
     assert v.state is state
@@ -244,8 +223,10 @@ def test_the_scenario_covers_every_code_and_state() -> None:
 
 
 def test_resource_level_findings_go_to_every_contributing_policy() -> None:
-    f = aks()
-    v = verdict(observe(f), applicable(baseline(), cluster_config(), version_audit()))
+    f = fx.aks()
+    v = verdict(
+        fx.observe(f), fx.applicable(fx.baseline(), fx.cluster_config(), fx.version_audit())
+    )
     assert codes(v) == [
         ("EXTENSION_MISSING", "flux-version-audit"),
         ("EXTENSION_MISSING", "platform-baseline"),
@@ -259,17 +240,17 @@ def test_resource_level_findings_go_to_every_contributing_policy() -> None:
 
 
 def test_drift_is_attributed_to_the_owner_of_the_field() -> None:
-    f = aks()
-    observed = compliant(
-        f, CLUSTER_CONFIG, releaseTrain="Preview", settings={"multiTenancy.enforce": "false"}
+    f = fx.aks()
+    observed = fx.compliant(
+        f, fx.CLUSTER_CONFIG, releaseTrain="Preview", settings={"multiTenancy.enforce": "false"}
     )
-    low = policy(
+    low = fx.policy(
         "settings",
         priority=300,
         mode="audit",
         extension={"configurationSettings": {"multiTenancy.enforce": "true"}},
     )
-    v = verdict(observed, applicable(baseline(), cluster_config(), low))
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.cluster_config(), low))
     drift = {(x.path, x.policy, x.desired, x.actual) for x in v.findings}
     assert drift == {
         ("/properties/releaseTrain", "platform-baseline", "Stable", "Preview"),
@@ -291,9 +272,9 @@ def test_drift_is_attributed_to_the_owner_of_the_field() -> None:
 
 def test_defaults_and_noise_are_not_drift() -> None:
     """A fully defaulted, noisy GET against a minimal policy gives no findings at all."""
-    f = aks()
-    minimal_ext = policy("ext", extension={})
-    minimal_cfg = policy(
+    f = fx.aks()
+    minimal_ext = fx.policy("ext", extension={})
+    minimal_cfg = fx.policy(
         "cfg",
         fluxConfigurations=[
             {
@@ -303,19 +284,19 @@ def test_defaults_and_noise_are_not_drift() -> None:
             }
         ],
     )
-    observed = observe(
+    observed = fx.observe(
         f,
         extensions=[
-            extension_json(
+            fx.extension_json(
                 f.id,
                 extensionType="Microsoft.Flux",
                 releaseTrain="stable",
                 settings={"useKubeletIdentity": "true"},
             ),
-            extension_json(f.id, name="dapr", extensionType="Microsoft.Dapr"),
+            fx.extension_json(f.id, name="dapr", extensionType="Microsoft.Dapr"),
         ],
         configs=[
-            flux_json(
+            fx.flux_json(
                 f.id,
                 {
                     "name": "minimal",
@@ -330,15 +311,15 @@ def test_defaults_and_noise_are_not_drift() -> None:
             )
         ],
     )
-    v = verdict(observed, applicable(minimal_ext, minimal_cfg))
+    v = verdict(observed, fx.applicable(minimal_ext, minimal_cfg))
     assert v.findings == [] and v.state is State.COMPLIANT
     assert v.extension_version == "1.17.3" and v.extension_version_in_window is True
 
 
 def test_extension_is_matched_by_type_and_a_differing_name_is_drift() -> None:
-    f = aks()
-    observed = compliant(f, CLUSTER_CONFIG, name="flux-ext")
-    v = verdict(observed, applicable(baseline(), cluster_config()))
+    f = fx.aks()
+    observed = fx.compliant(f, fx.CLUSTER_CONFIG, name="flux-ext")
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.cluster_config()))
     [drift] = v.findings
     assert (drift.code, drift.path, drift.desired, drift.actual) == (
         Code.EXTENSION_DRIFT,
@@ -350,70 +331,71 @@ def test_extension_is_matched_by_type_and_a_differing_name_is_drift() -> None:
     # Same name in another case is the same ARM resource.
     assert (
         verdict(
-            compliant(f, CLUSTER_CONFIG, name="Flux"), applicable(baseline(), cluster_config())
+            fx.compliant(f, fx.CLUSTER_CONFIG, name="Flux"),
+            fx.applicable(fx.baseline(), fx.cluster_config()),
         ).findings
         == []
     )
     # Without a name in any policy, any name is fine.
-    unnamed = policy("ext", extension={"releaseTrain": "Stable"})
-    assert verdict(observed, applicable(unnamed, cluster_config())).findings == []
+    unnamed = fx.policy("ext", extension={"releaseTrain": "Stable"})
+    assert verdict(observed, fx.applicable(unnamed, fx.cluster_config())).findings == []
 
 
 def test_extension_of_another_type_is_not_the_flux_extension() -> None:
-    f = aks()
-    observed = observe(
-        f, extensions=[extension_json(f.id, name="flux", extensionType="microsoft.dapr")]
+    f = fx.aks()
+    observed = fx.observe(
+        f, extensions=[fx.extension_json(f.id, name="flux", extensionType="microsoft.dapr")]
     )
-    assert {x.code for x in verdict(observed, applicable(baseline())).findings} == {
+    assert {x.code for x in verdict(observed, fx.applicable(fx.baseline())).findings} == {
         Code.EXTENSION_MISSING
     }
 
 
 def test_ungoverned_extension_fields_are_not_drift() -> None:
-    f = aks()
-    observed = compliant(
+    f = fx.aks()
+    observed = fx.compliant(
         f, autoUpgradeMinorVersion=False, version="1.17.2", releaseTrain="Preview", current="1.17.2"
     )
-    only_settings = policy(
+    only_settings = fx.policy(
         "s", extension={"configurationSettings": {"multiTenancy.enforce": "true"}}
     )
     # releaseTrain is not governed: the version is judged against Stable's releases.
-    assert verdict(observed, applicable(only_settings)).findings == []
-    train = policy("t", extension={"releaseTrain": "Preview"})
-    [out] = verdict(observed, applicable(train)).findings
+    assert verdict(observed, fx.applicable(only_settings)).findings == []
+    train = fx.policy("t", extension={"releaseTrain": "Preview"})
+    [out] = verdict(observed, fx.applicable(train)).findings
     assert out.code is Code.EXTENSION_VERSION_OUT_OF_WINDOW and "Preview" in out.message
 
 
 def test_pinned_version_drift() -> None:
-    f = aks()
-    pin = policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.17.2"})
-    v = verdict(compliant(f), applicable(pin))
+    f = fx.aks()
+    pin = fx.policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.17.2"})
+    v = verdict(fx.compliant(f), fx.applicable(pin))
     assert {(x.path, x.desired, x.actual) for x in v.findings} == {
         ("/properties/autoUpgradeMinorVersion", False, True),
         ("/properties/version", "1.17.2", None),
     }
-    ok = compliant(f, autoUpgradeMinorVersion=False, version="1.17.2", current="1.17.2")
-    assert verdict(ok, applicable(pin)).findings == []
+    ok = fx.compliant(f, autoUpgradeMinorVersion=False, version="1.17.2", current="1.17.2")
+    assert verdict(ok, fx.applicable(pin)).findings == []
 
 
 def test_pinned_version_below_arm64_floor_is_unsupported_arch() -> None:
-    pin = policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.6.3"})
-    v = verdict(observe(aks(arm64=True)), applicable(pin))
+    pin = fx.policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.6.3"})
+    v = verdict(fx.observe(fx.aks(arm64=True)), fx.applicable(pin))
     arch = [x for x in v.findings if x.code is Code.EXTENSION_VERSION_UNSUPPORTED_ARCH]
     assert [(x.path, x.desired, x.policy) for x in arch] == [
         ("/properties/version", "1.6.3", "pin")
     ]
     assert not [
         x
-        for x in verdict(observe(aks()), applicable(pin)).findings
+        for x in verdict(fx.observe(fx.aks()), fx.applicable(pin)).findings
         if x.code is Code.EXTENSION_VERSION_UNSUPPORTED_ARCH
     ]
 
 
 def test_version_findings_go_to_the_window_owner() -> None:
-    f = aks()
-    observed = compliant(f, CLUSTER_CONFIG, current="1.16.12")  # N-2, not N-1
-    v = verdict(observed, applicable(baseline(), cluster_config(), version_audit()))
+    f = fx.aks()
+    observed = fx.compliant(f, fx.CLUSTER_CONFIG, current="1.16.12")  # N-2, not N-1
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.cluster_config(), fx.version_audit()))
     [out] = v.findings
     assert (out.code, out.policy, out.path, out.desired, out.actual) == (
         Code.EXTENSION_VERSION_OUT_OF_WINDOW,
@@ -426,38 +408,41 @@ def test_version_findings_go_to_the_window_owner() -> None:
     assert states(v)["platform-baseline"] == "compliant"
     assert states(v)["flux-version-audit"] == "noncompliant"
     # Without the audit policy the default N-2 holds.
-    assert verdict(observed, applicable(baseline(), cluster_config())).findings == []
+    assert verdict(observed, fx.applicable(fx.baseline(), fx.cluster_config())).findings == []
 
 
 def test_creating_extension_is_not_version_judged() -> None:
-    f = aks()
+    f = fx.aks()
     v = verdict(
-        compliant(f, CLUSTER_CONFIG, current=None, provisioningState="Creating"),
-        applicable(baseline(), cluster_config()),
+        fx.compliant(f, fx.CLUSTER_CONFIG, current=None, provisioningState="Creating"),
+        fx.applicable(fx.baseline(), fx.cluster_config()),
     )
     assert v.findings == [] and v.extension_version_in_window is None
 
 
 def test_flux_configs_alone_imply_the_extension() -> None:
-    f = aks()
+    f = fx.aks()
     # Not installed yet: no EXTENSION_MISSING (the first flux config PUT installs it).
-    v = verdict(observe(f, configs=[flux_json(f.id, CLUSTER_CONFIG)]), applicable(cluster_config()))
+    v = verdict(
+        fx.observe(f, configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG)]),
+        fx.applicable(fx.cluster_config()),
+    )
     assert v.findings == []
     # Installed but stuck: judged with the default window and charged to the config policy.
-    stuck = observe(
+    stuck = fx.observe(
         f,
-        extensions=[extension_json(f.id, current="1.15.2")],
-        configs=[flux_json(f.id, CLUSTER_CONFIG)],
+        extensions=[fx.extension_json(f.id, current="1.15.2")],
+        configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG)],
     )
-    v = verdict(stuck, applicable(cluster_config()))
+    v = verdict(stuck, fx.applicable(fx.cluster_config()))
     assert codes(v) == [("EXTENSION_VERSION_OUT_OF_WINDOW", "cluster-config")]
     assert v.findings[0].desired == ["1.17.3", "1.17.2", "1.16.12"]
 
 
 def test_flux_config_drift_paths() -> None:
-    f = aks()
+    f = fx.aks()
     drifted = with_config(
-        CLUSTER_CONFIG,
+        fx.CLUSTER_CONFIG,
         lambda s: (
             s["kustomizations"]["apps"].pop("dependsOn"),
             s["kustomizations"].update(debug={"path": "./debug"}),
@@ -465,8 +450,8 @@ def test_flux_config_drift_paths() -> None:
         ),
     )
     v = verdict(
-        observe(f, extensions=[extension_json(f.id)], configs=[flux_json(f.id, drifted)]),
-        applicable(*[p() for p in STD]),
+        fx.observe(f, extensions=[fx.extension_json(f.id)], configs=[fx.flux_json(f.id, drifted)]),
+        fx.applicable(*[p() for p in STD]),
     )
     assert [(x.path, x.desired, x.actual) for x in v.findings] == [
         ("/properties/kustomizations/apps/dependsOn", ["infra"], []),
@@ -489,39 +474,43 @@ def test_flux_config_drift_paths() -> None:
 
 
 def test_depends_on_order_is_not_drift() -> None:
-    f = aks()
-    spec = dict(CLUSTER_CONFIG, kustomizations={"a": {}, "b": {}, "c": {"dependsOn": ["a", "b"]}})
+    f = fx.aks()
+    spec = dict(
+        fx.CLUSTER_CONFIG, kustomizations={"a": {}, "b": {}, "c": {"dependsOn": ["a", "b"]}}
+    )
     observed_spec = dict(spec, kustomizations={"a": {}, "b": {}, "c": {"dependsOn": ["b", "a"]}})
     v = verdict(
-        observe(f, configs=[flux_json(f.id, observed_spec)]),
-        applicable(policy("p", fluxConfigurations=[spec])),
+        fx.observe(f, configs=[fx.flux_json(f.id, observed_spec)]),
+        fx.applicable(fx.policy("p", fluxConfigurations=[spec])),
     )
     assert v.findings == []
 
 
 @pytest.mark.parametrize("state", ["Compliant", "Pending", "Unknown", "Suspended", None])
 def test_other_compliance_states_are_not_findings(state: Any) -> None:
-    f = aks()
+    f = fx.aks()
     v = verdict(
-        observe(f, configs=[flux_json(f.id, CLUSTER_CONFIG, complianceState=state)]),
-        applicable(cluster_config()),
+        fx.observe(f, configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG, complianceState=state)]),
+        fx.applicable(fx.cluster_config()),
     )
     assert v.findings == []
 
 
 def test_flux_config_matched_by_name_case_insensitively() -> None:
-    f = aks()
-    config = flux_json(f.id, CLUSTER_CONFIG)
+    f = fx.aks()
+    config = fx.flux_json(f.id, fx.CLUSTER_CONFIG)
     config["name"] = "Cluster-Config"
-    assert verdict(observe(f, configs=[config]), applicable(cluster_config())).findings == []
+    assert (
+        verdict(fx.observe(f, configs=[config]), fx.applicable(fx.cluster_config())).findings == []
+    )
 
 
 def test_namespace_scoped_team_config() -> None:
-    f = aks(tags={"team": "alpha", "env": "prod"})
-    good = observe(f, configs=[flux_json(f.id, TEAM_ALPHA)])
-    assert verdict(good, applicable(team_alpha())).findings == []
-    moved = observe(f, configs=[flux_json(f.id, dict(TEAM_ALPHA, scope="cluster"))])
-    [drift] = verdict(moved, applicable(team_alpha())).findings
+    f = fx.aks(tags={"team": "alpha", "env": "prod"})
+    good = fx.observe(f, configs=[fx.flux_json(f.id, fx.TEAM_ALPHA)])
+    assert verdict(good, fx.applicable(fx.team_alpha())).findings == []
+    moved = fx.observe(f, configs=[fx.flux_json(f.id, dict(fx.TEAM_ALPHA, scope="cluster"))])
+    [drift] = verdict(moved, fx.applicable(fx.team_alpha())).findings
     assert (drift.path, drift.desired, drift.actual) == (
         "/properties/scope",
         "namespace",
@@ -533,23 +522,24 @@ def test_namespace_scoped_team_config() -> None:
 
 
 def test_unmanaged_without_delete_unmanaged_is_a_warning_nobody_owns() -> None:
-    f = aks()
-    observed = observe(f, configs=[flux_json(f.id, EDGE_BASELINE)])
-    v = verdict(observed, applicable(baseline(), cluster_config(), version_audit()))
+    f = fx.aks()
+    observed = fx.observe(f, configs=[fx.flux_json(f.id, fx.EDGE_BASELINE)])
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.cluster_config(), fx.version_audit()))
     unmanaged = [x for x in v.findings if x.code is Code.FLUX_CONFIG_UNMANAGED]
     assert [(x.policy, x.severity) for x in unmanaged] == [(None, Severity.WARNING)]
     assert unmanaged[0].resource.endswith("/fluxConfigurations/edge-baseline")
 
 
 def test_unmanaged_with_delete_unmanaged_counts_for_those_policies() -> None:
-    f = aks()
-    observed = observe(
+    f = fx.aks()
+    observed = fx.observe(
         f,
-        extensions=[extension_json(f.id)],
-        configs=[flux_json(f.id, CLUSTER_CONFIG), flux_json(f.id, EDGE_BASELINE)],
+        extensions=[fx.extension_json(f.id)],
+        configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG), fx.flux_json(f.id, fx.EDGE_BASELINE)],
     )
     v = verdict(
-        observed, applicable(baseline(deleteUnmanaged=True), cluster_config(), version_audit())
+        observed,
+        fx.applicable(fx.baseline(deleteUnmanaged=True), fx.cluster_config(), fx.version_audit()),
     )
     assert codes(v) == [("FLUX_CONFIG_UNMANAGED", "platform-baseline")]
     assert v.findings[0].severity is Severity.LOW
@@ -561,20 +551,20 @@ def test_unmanaged_with_delete_unmanaged_counts_for_those_policies() -> None:
 
 
 def test_configs_of_exempt_or_overridden_policies_are_not_unmanaged() -> None:
-    f = aks()
-    observed = observe(f, configs=[flux_json(f.id, CLUSTER_CONFIG)])
+    f = fx.aks()
+    observed = fx.observe(f, configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG)])
     ex = select(
         [
-            policy(
+            fx.policy(
                 "cc",
-                fluxConfigurations=[CLUSTER_CONFIG],
+                fluxConfigurations=[fx.CLUSTER_CONFIG],
                 exemptions=[{"cluster": "*", "reason": "r"}],
             )
         ],
         f,
-        today=NOW.date(),
+        today=fx.NOW.date(),
     )
-    v = verdict(observed, [*ex, *applicable(baseline(deleteUnmanaged=True))])
+    v = verdict(observed, [*ex, *fx.applicable(fx.baseline(deleteUnmanaged=True))])
     assert not [x for x in v.findings if x.code is Code.FLUX_CONFIG_UNMANAGED]
 
 
@@ -582,23 +572,23 @@ def test_configs_of_exempt_or_overridden_policies_are_not_unmanaged() -> None:
 
 
 def test_flux_v1_only_matters_when_a_policy_declares_flux() -> None:
-    f = aks()
-    observed = compliant(f, CLUSTER_CONFIG)
+    f = fx.aks()
+    observed = fx.compliant(f, fx.CLUSTER_CONFIG)
     observed = ObservedCluster(
         facts=f,
         extensions=observed.extensions,
         flux_configurations=observed.flux_configurations,
-        source_control_configurations=(flux_v1_json(f.id),),
+        source_control_configurations=(fx.flux_v1_json(f.id),),
     )
-    v = verdict(observed, applicable(baseline(), cluster_config()))
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.cluster_config()))
     assert codes(v) == [
         ("FLUX_V1_PRESENT", "cluster-config"),
         ("FLUX_V1_PRESENT", "platform-baseline"),
     ]
     assert v.findings[0].resource.endswith("/sourceControlConfigurations/legacy-v1")
-    nothing = policy("tags-only")
+    nothing = fx.policy("tags-only")
     assert Code.FLUX_V1_PRESENT not in {
-        x.code for x in verdict(observed, applicable(nothing)).findings
+        x.code for x in verdict(observed, fx.applicable(nothing)).findings
     }
 
 
@@ -617,9 +607,9 @@ def test_flux_v1_only_matters_when_a_policy_declares_flux() -> None:
     ],
 )
 def test_arc_reachability(status: str, age: timedelta, unreachable: bool) -> None:
-    facts = arc(status=status, last=NOW - age)
-    observed = compliant(facts, EDGE_BASELINE, releaseTrain="Preview")
-    v = verdict(observed, applicable(baseline(), arc_edge()))
+    facts = fx.arc(status=status, last=fx.NOW - age)
+    observed = fx.compliant(facts, fx.EDGE_BASELINE, releaseTrain="Preview")
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.arc_edge()))
     if unreachable:
         assert v.state is State.UNKNOWN and v.status == status
         assert codes(v) == [
@@ -636,22 +626,22 @@ def test_arc_reachability(status: str, age: timedelta, unreachable: bool) -> Non
 
 
 def test_unreachable_cluster_does_not_judge_stale_flux_status() -> None:
-    facts = arc(status="Offline", last=NOW - timedelta(days=3))
-    observed = observe(
+    facts = fx.arc(status="Offline", last=fx.NOW - timedelta(days=3))
+    observed = fx.observe(
         facts,
-        extensions=[extension_json(facts.id)],
-        configs=[flux_json(facts.id, EDGE_BASELINE, complianceState="Non-Compliant")],
+        extensions=[fx.extension_json(facts.id)],
+        configs=[fx.flux_json(facts.id, fx.EDGE_BASELINE, complianceState="Non-Compliant")],
     )
-    v = verdict(observed, applicable(arc_edge()))
+    v = verdict(observed, fx.applicable(fx.arc_edge()))
     assert codes(v) == [("CLUSTER_UNREACHABLE", "arc-edge")]
 
 
 def test_stopped_aks_is_unknown_but_conflicts_still_count() -> None:
-    f = aks(power="Stopped", tags={"env": "prod", "tenancy": "shared"})
-    v = verdict(compliant(f), applicable(baseline(), shared_tenancy()))
+    f = fx.aks(power="Stopped", tags={"env": "prod", "tenancy": "shared"})
+    v = verdict(fx.compliant(f), fx.applicable(fx.baseline(), fx.shared_tenancy()))
     assert states(v) == {"platform-baseline": "conflicting", "shared-tenancy": "conflicting"}
     assert v.state is State.CONFLICTING and v.status == "Stopped"
-    v = verdict(compliant(f), applicable(baseline()))
+    v = verdict(fx.compliant(f), fx.applicable(fx.baseline()))
     assert codes(v) == [("CLUSTER_STOPPED", "platform-baseline")]
     assert v.state is State.UNKNOWN
 
@@ -660,9 +650,9 @@ def test_stopped_aks_is_unknown_but_conflicts_still_count() -> None:
 
 
 def test_conflicting_field_is_not_judged_but_the_rest_is() -> None:
-    f = aks()
-    observed = compliant(f, releaseTrain="Preview", settings={"multiTenancy.enforce": "maybe"})
-    v = verdict(observed, applicable(baseline(), shared_tenancy()))
+    f = fx.aks()
+    observed = fx.compliant(f, releaseTrain="Preview", settings={"multiTenancy.enforce": "maybe"})
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.shared_tenancy()))
     assert {(x.code.value, x.path) for x in v.findings} == {
         ("POLICY_CONFLICT", "/properties/configurationSettings/multiTenancy.enforce"),
         ("EXTENSION_DRIFT", "/properties/releaseTrain"),
@@ -673,21 +663,21 @@ def test_conflicting_field_is_not_judged_but_the_rest_is() -> None:
 
 
 def test_flux_config_conflict_judges_the_agreed_fields() -> None:
-    f = aks()
-    rival = policy(
+    f = fx.aks()
+    rival = fx.policy(
         "rival",
         priority=50,
         fluxConfigurations=[
-            with_config(CLUSTER_CONFIG, lambda s: s["kustomizations"]["apps"].update(path="./x"))
+            with_config(fx.CLUSTER_CONFIG, lambda s: s["kustomizations"]["apps"].update(path="./x"))
         ],
     )
-    observed = observe(
+    observed = fx.observe(
         f,
         configs=[
-            flux_json(
+            fx.flux_json(
                 f.id,
                 with_config(
-                    CLUSTER_CONFIG,
+                    fx.CLUSTER_CONFIG,
                     lambda s: (
                         s["kustomizations"]["apps"].update(path="./y"),
                         s["gitRepository"]["repositoryRef"].update(branch="dev"),
@@ -696,7 +686,7 @@ def test_flux_config_conflict_judges_the_agreed_fields() -> None:
             )
         ],
     )
-    v = verdict(observed, applicable(cluster_config(), rival))
+    v = verdict(observed, fx.applicable(fx.cluster_config(), rival))
     assert codes(v) == [
         ("FLUX_CONFIG_DRIFT", "cluster-config"),
         ("FLUX_CONFIG_DRIFT", "rival"),
@@ -713,13 +703,13 @@ def test_flux_config_conflict_judges_the_agreed_fields() -> None:
 
 
 def test_active_and_expired_exemptions() -> None:
-    lab = aks("aks-lab-00001")
-    base = policy(
+    lab = fx.aks("aks-lab-00001")
+    base = fx.policy(
         "platform-baseline",
         extension={"name": "flux"},
         exemptions=[{"cluster": "*/aks-lab-*", "reason": "lab", "expiresOn": "2026-12-31"}],
     )
-    active = verdict(observe(lab), select([base], lab, today=date(2026, 12, 31)))
+    active = verdict(fx.observe(lab), select([base], lab, today=date(2026, 12, 31)))
     assert active.state is State.EXEMPT and active.findings == []
     [result] = active.policies
     assert (result.state, result.reason, result.expires_on) == (
@@ -727,17 +717,17 @@ def test_active_and_expired_exemptions() -> None:
         "lab",
         date(2026, 12, 31),
     )
-    expired = verdict(observe(lab), select([base], lab, today=date(2027, 1, 1)))
+    expired = verdict(fx.observe(lab), select([base], lab, today=date(2027, 1, 1)))
     assert expired.state is State.NONCOMPLIANT
     assert codes(expired) == [("EXTENSION_MISSING", "platform-baseline")]
 
 
 def test_exempt_and_judged_policies_side_by_side() -> None:
-    f = aks()
-    ex = policy("ex", extension={}, exemptions=[{"cluster": "*", "reason": "r"}])
+    f = fx.aks()
+    ex = fx.policy("ex", extension={}, exemptions=[{"cluster": "*", "reason": "r"}])
     v = verdict(
-        observe(f, configs=[flux_json(f.id, CLUSTER_CONFIG)]),
-        select([ex, cluster_config()], f, today=NOW.date()),
+        fx.observe(f, configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG)]),
+        select([ex, fx.cluster_config()], f, today=fx.NOW.date()),
     )
     assert states(v) == {"cluster-config": "compliant", "ex": "exempt"}
     assert v.state is State.EXEMPT
@@ -747,18 +737,18 @@ def test_exempt_and_judged_policies_side_by_side() -> None:
 
 
 def test_read_error_judges_nothing_else() -> None:
-    f = aks(power="Stopped")
+    f = fx.aks(power="Stopped")
     v = verdict(
-        observe(f, read_error="HTTP 500", v1=[flux_v1_json(f.id)]),
-        applicable(baseline(), cluster_config()),
+        fx.observe(f, read_error="HTTP 500", v1=[fx.flux_v1_json(f.id)]),
+        fx.applicable(fx.baseline(), fx.cluster_config()),
     )
     assert codes(v) == [("READ_ERROR", "cluster-config"), ("READ_ERROR", "platform-baseline")]
     assert v.state is State.ERROR and "HTTP 500" in v.findings[0].message
 
 
 def test_no_applicable_policy_is_compliant_without_findings() -> None:
-    f = aks()
-    observed = observe(f, configs=[flux_json(f.id, EDGE_BASELINE)])
+    f = fx.aks()
+    observed = fx.observe(f, configs=[fx.flux_json(f.id, fx.EDGE_BASELINE)])
     v = verdict(observed, [])
     assert v.state is State.COMPLIANT and v.policies == []
     # An unmanaged config is still reported (informational) - there is no policy to charge.
@@ -768,15 +758,15 @@ def test_no_applicable_policy_is_compliant_without_findings() -> None:
 
 
 def test_secret_drift_by_fingerprint() -> None:
-    f = aks()
+    f = fx.aks()
     key = b"0" * 32
-    spec = dict(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": {"fromEnv": "TOK"}})
-    p = policy(
+    spec = dict(fx.CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": {"fromEnv": "TOK"}})
+    p = fx.policy(
         "cc",
         fluxConfigurations=[spec],
         extension={"configurationProtectedSettings": {"sshKey": {"fromFile": "/run/ssh"}}},
     )
-    observed = compliant(f, CLUSTER_CONFIG)
+    observed = fx.compliant(f, fx.CLUSTER_CONFIG)
     ext_id, cc_id = observed.extensions[0]["id"], observed.flux_configurations[0]["id"]
     rotated = Fingerprints(
         desired={"env:TOK": fingerprint(key, "new-token"), "file:/run/ssh": None},
@@ -785,7 +775,7 @@ def test_secret_drift_by_fingerprint() -> None:
             cc_id.lower(): {"httpsKey": fingerprint(key, "old-token")},
         },
     )
-    v = verdict(observed, applicable(p), fingerprints=rotated)
+    v = verdict(observed, fx.applicable(p), fingerprints=rotated)
     [drift] = v.findings
     assert (drift.code, drift.path) == (
         Code.FLUX_CONFIG_DRIFT,
@@ -798,26 +788,26 @@ def test_secret_drift_by_fingerprint() -> None:
         desired={"env:TOK": fingerprint(key, "t")},
         applied={cc_id.lower(): {"httpsKey": fingerprint(key, "t")}},
     )
-    assert verdict(observed, applicable(p), fingerprints=same).findings == []
-    assert verdict(observed, applicable(p)).findings == []
+    assert verdict(observed, fx.applicable(p), fingerprints=same).findings == []
+    assert verdict(observed, fx.applicable(p)).findings == []
 
 
 def test_key_vault_rotation_is_pending_until_applied() -> None:
     """A Key Vault reference resolving to another version than the one applied is a pending
     rotation (its versions shown, never values); the same version is compliant; a value that
     changed without a version (a reference moved from the environment) is plain drift."""
-    f = aks()
+    f = fx.aks()
     key = b"0" * 32
     ref = {"fromKeyVault": {"vault": "kv-platform", "name": "git-token"}}
-    spec = dict(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": ref})
-    p = policy("cc", fluxConfigurations=[spec])
-    observed = compliant(f, CLUSTER_CONFIG)
+    spec = dict(fx.CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": ref})
+    p = fx.policy("cc", fluxConfigurations=[spec])
+    observed = fx.compliant(f, fx.CLUSTER_CONFIG)
     cc_id = observed.flux_configurations[0]["id"].lower()
     desc = "keyvault:kv-platform/git-token"
 
     def judged(desired: str, applied: str) -> list[tuple[Code, object, object]]:
         fps = Fingerprints(desired={desc: desired}, applied={cc_id: {"httpsKey": applied}})
-        v = verdict(observed, applicable(p), fingerprints=fps)
+        v = verdict(observed, fx.applicable(p), fingerprints=fps)
         assert "token-v1" not in str(v.to_report()) and "token-v2" not in str(v.to_report())
         return [(x.code, x.desired, x.actual) for x in v.findings]
 
@@ -829,16 +819,16 @@ def test_key_vault_rotation_is_pending_until_applied() -> None:
     assert code is Code.FLUX_CONFIG_DRIFT
     rotation = verdict(
         observed,
-        applicable(p),
+        fx.applicable(p),
         fingerprints=Fingerprints(desired={desc: v2}, applied={cc_id: {"httpsKey": v1}}),
     )
     assert rotation.state is State.NONCOMPLIANT
 
 
 def test_verdict_fields_and_report_round_trip() -> None:
-    f = arc(arm64=True)
-    observed = compliant(f, EDGE_BASELINE, releaseTrain="Preview")
-    v = verdict(observed, applicable(baseline(), arc_edge(), version_audit()))
+    f = fx.arc(arm64=True)
+    observed = fx.compliant(f, fx.EDGE_BASELINE, releaseTrain="Preview")
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.arc_edge(), fx.version_audit()))
     assert (v.id, v.name, v.type, v.resource_group) == (
         f.id,
         f.name,
@@ -854,17 +844,17 @@ def test_verdict_fields_and_report_round_trip() -> None:
 
 
 def test_evaluation_is_deterministic_whatever_the_input_order() -> None:
-    f = aks()
+    f = fx.aks()
     configs = [
-        flux_json(f.id, EDGE_BASELINE),
-        flux_json(f.id, dict(TEAM_ALPHA, name="x")),
-        flux_json(f.id, with_config(CLUSTER_CONFIG, lambda s: s.update(suspend=True))),
+        fx.flux_json(f.id, fx.EDGE_BASELINE),
+        fx.flux_json(f.id, dict(fx.TEAM_ALPHA, name="x")),
+        fx.flux_json(f.id, with_config(fx.CLUSTER_CONFIG, lambda s: s.update(suspend=True))),
     ]
-    policies = [baseline(), cluster_config(), version_audit(), shared_tenancy()]
-    first = verdict(observe(f, configs=configs), applicable(*policies)).to_report()
+    policies = [fx.baseline(), fx.cluster_config(), fx.version_audit(), fx.shared_tenancy()]
+    first = verdict(fx.observe(f, configs=configs), fx.applicable(*policies)).to_report()
     rng = random.Random(7)
     for _ in range(5):
         rng.shuffle(configs)
         rng.shuffle(policies)
-        again = verdict(observe(f, configs=configs), applicable(*policies)).to_report()
+        again = verdict(fx.observe(f, configs=configs), fx.applicable(*policies)).to_report()
         assert again == first

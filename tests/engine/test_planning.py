@@ -10,34 +10,13 @@ from fleet.core.vocabulary import Code
 from fleet.desired.fingerprints import Fingerprints, fingerprint
 from fleet.observe.observed import ObservedCluster
 from fleet.plan.actions import EXTENSION_RECREATED, ActionKind, ClusterPlan, Reason
-from fleet.plan.pipeline import Judgement, judge
 from fleet.plan.planning import observed_digest
-from fleet.policy.models import Policy
-from tests.engine.fixtures import (
-    CATALOG,
-    CLUSTER_CONFIG,
-    EDGE_BASELINE,
-    NOW,
-    aks,
-    applicable,
-    arc,
-    baseline,
-    cluster_config,
-    compliant,
-    extension_json,
-    flux_json,
-    flux_v1_json,
-    observe,
-    policy,
-    shared_tenancy,
-    version_audit,
-)
+from tests.engine import fixtures as fx
 
-F = aks()
+F = fx.aks()
 
 
-def run(observed: ObservedCluster, *policies: Policy, **kw: Any) -> Judgement:
-    return judge(observed, applicable(*policies), catalog=CATALOG, now=NOW, **kw)
+run = fx.judged
 
 
 def kinds(plan: ClusterPlan) -> list[tuple[str, str, str]]:
@@ -55,24 +34,24 @@ def changed(spec: dict[str, Any], **props: Any) -> dict[str, Any]:
 
 
 def test_compliant_cluster_has_an_empty_plan() -> None:
-    plan = run(compliant(F, CLUSTER_CONFIG), baseline(), cluster_config()).plan
+    plan = run(fx.compliant(F, fx.CLUSTER_CONFIG), fx.baseline(), fx.cluster_config()).plan
     assert plan.actions == [] and plan.skipped == [] and not plan.changes
     assert plan.observed_digest.startswith("sha256:")
 
 
 def test_every_flag_at_once_gives_the_documented_order() -> None:
-    renamed = extension_json(F.id, name="flux-old")
-    observed = observe(
+    renamed = fx.extension_json(F.id, name="flux-old")
+    observed = fx.observe(
         F,
         extensions=[renamed],
         configs=[
-            flux_json(F.id, changed(CLUSTER_CONFIG, namespace="old-ns")),
-            flux_json(F.id, EDGE_BASELINE),
+            fx.flux_json(F.id, changed(fx.CLUSTER_CONFIG, namespace="old-ns")),
+            fx.flux_json(F.id, fx.EDGE_BASELINE),
         ],
-        v1=[flux_v1_json(F.id)],
+        v1=[fx.flux_v1_json(F.id)],
     )
     flags = {"migrateFluxV1": True, "deleteUnmanaged": True, "recreateOnImmutableChange": True}
-    plan = run(observed, baseline(**flags), cluster_config(**flags)).plan
+    plan = run(observed, fx.baseline(**flags), fx.cluster_config(**flags)).plan
     assert kinds(plan) == [
         ("delete_flux_v1", "-", "legacy-v1"),
         ("delete_flux_config", "-", "cluster-config"),
@@ -90,7 +69,7 @@ def test_every_flag_at_once_gives_the_documented_order() -> None:
 
 
 def test_flux_v1_without_migration_is_skipped_and_blocks_the_install() -> None:
-    plan = run(observe(F, v1=[flux_v1_json(F.id)]), baseline(), cluster_config()).plan
+    plan = run(fx.observe(F, v1=[fx.flux_v1_json(F.id)]), fx.baseline(), fx.cluster_config()).plan
     assert plan.actions == []
     assert ("FLUX_V1_PRESENT", "Flux v1 present; set remediation.migrateFluxV1 to delete it") in (
         skipped(plan)
@@ -103,11 +82,15 @@ def test_flux_v1_without_migration_is_skipped_and_blocks_the_install() -> None:
 
 
 def test_flux_v1_migration_needs_an_enforce_policy() -> None:
-    audit = policy("audit-migrate", mode="audit", extension={}, remediation={"migrateFluxV1": True})
-    plan = run(observe(F, v1=[flux_v1_json(F.id)]), audit, cluster_config()).plan
+    audit = fx.policy(
+        "audit-migrate", mode="audit", extension={}, remediation={"migrateFluxV1": True}
+    )
+    plan = run(fx.observe(F, v1=[fx.flux_v1_json(F.id)]), audit, fx.cluster_config()).plan
     assert not [a for a in plan.actions if a.kind is ActionKind.DELETE_FLUX_V1]
     migrate = run(
-        observe(F, v1=[flux_v1_json(F.id)]), baseline(migrateFluxV1=True), cluster_config()
+        fx.observe(F, v1=[fx.flux_v1_json(F.id)]),
+        fx.baseline(migrateFluxV1=True),
+        fx.cluster_config(),
     ).plan
     assert kinds(migrate) == [
         ("delete_flux_v1", "-", "legacy-v1"),
@@ -117,7 +100,7 @@ def test_flux_v1_migration_needs_an_enforce_policy() -> None:
 
 
 def test_missing_extension_is_created_with_the_full_desired_body() -> None:
-    plan = run(observe(F), baseline(), version_audit()).plan
+    plan = run(fx.observe(F), fx.baseline(), fx.version_audit()).plan
     [put] = plan.actions
     assert (put.kind, put.change, put.method) == (ActionKind.PUT_EXTENSION, "+", "PUT")
     assert put.body == {
@@ -135,13 +118,13 @@ def test_missing_extension_is_created_with_the_full_desired_body() -> None:
 
 
 def test_audit_only_findings_are_skipped() -> None:
-    audit_ext = policy(
+    audit_ext = fx.policy(
         "watch",
         mode="audit",
         extension={"releaseTrain": "Stable"},
-        fluxConfigurations=[CLUSTER_CONFIG],
+        fluxConfigurations=[fx.CLUSTER_CONFIG],
     )
-    plan = run(observe(F), audit_ext).plan
+    plan = run(fx.observe(F), audit_ext).plan
     assert plan.actions == []
     assert set(skipped(plan)) == {
         ("EXTENSION_MISSING", "audit mode"),
@@ -150,16 +133,16 @@ def test_audit_only_findings_are_skipped() -> None:
 
 
 def test_extension_update_keeps_what_no_enforce_policy_owns() -> None:
-    observed = compliant(
+    observed = fx.compliant(
         F,
-        CLUSTER_CONFIG,
+        fx.CLUSTER_CONFIG,
         releaseTrain="Preview",
         settings={"multiTenancy.enforce": "false", "useKubeletIdentity": "true", "audited": "x"},
     )
-    watch = policy(
+    watch = fx.policy(
         "watch", mode="audit", priority=500, extension={"configurationSettings": {"audited": "y"}}
     )
-    plan = run(observed, baseline(), cluster_config(), watch).plan
+    plan = run(observed, fx.baseline(), fx.cluster_config(), watch).plan
     [put] = plan.actions
     assert (put.kind, put.change) == (ActionKind.PUT_EXTENSION, "~")
     assert put.resource_id == observed.extensions[0]["id"]
@@ -182,7 +165,9 @@ def test_extension_update_keeps_what_no_enforce_policy_owns() -> None:
 
 def test_failed_extension_is_re_put() -> None:
     plan = run(
-        compliant(F, CLUSTER_CONFIG, provisioningState="Failed"), baseline(), cluster_config()
+        fx.compliant(F, fx.CLUSTER_CONFIG, provisioningState="Failed"),
+        fx.baseline(),
+        fx.cluster_config(),
     ).plan
     [put] = plan.actions
     assert (put.kind, put.change) == (ActionKind.PUT_EXTENSION, "~")
@@ -190,8 +175,8 @@ def test_failed_extension_is_re_put() -> None:
 
 
 def test_extension_rename_needs_recreate() -> None:
-    observed = compliant(F, CLUSTER_CONFIG, name="flux-old", releaseTrain="Preview")
-    plan = run(observed, baseline(), cluster_config()).plan
+    observed = fx.compliant(F, fx.CLUSTER_CONFIG, name="flux-old", releaseTrain="Preview")
+    plan = run(observed, fx.baseline(), fx.cluster_config()).plan
     # The create-only name is left alone; the train is fixed in place, under the old name.
     assert kinds(plan) == [("put_extension", "~", "flux-old")]
     assert plan.actions[0].body is not None
@@ -203,7 +188,7 @@ def test_extension_rename_needs_recreate() -> None:
             "remediation.recreateOnImmutableChange to delete and recreate it",
         )
     ]
-    plan = run(observed, baseline(recreateOnImmutableChange=True), cluster_config()).plan
+    plan = run(observed, fx.baseline(recreateOnImmutableChange=True), fx.cluster_config()).plan
     # Deleting the extension removes the configurations: they are re-PUT after it.
     assert kinds(plan) == [
         ("delete_extension", "-", "flux-old"),
@@ -214,22 +199,22 @@ def test_extension_rename_needs_recreate() -> None:
 
 
 def test_flux_config_drift_is_a_full_body_put() -> None:
-    observed = observe(F, configs=[flux_json(F.id, changed(CLUSTER_CONFIG, suspend=True))])
-    plan = run(observed, cluster_config()).plan
+    observed = fx.observe(F, configs=[fx.flux_json(F.id, changed(fx.CLUSTER_CONFIG, suspend=True))])
+    plan = run(observed, fx.cluster_config()).plan
     [put] = plan.actions
     assert (put.kind, put.change) == (ActionKind.PUT_FLUX_CONFIG, "~")
     assert put.body is not None
     props = put.body["properties"]
-    assert props["gitRepository"]["url"] == CLUSTER_CONFIG["gitRepository"]["url"]
+    assert props["gitRepository"]["url"] == fx.CLUSTER_CONFIG["gitRepository"]["url"]
     assert props["kustomizations"]["apps"]["dependsOn"] == ["infra"]
     assert "suspend" not in props  # the policy leaves it to ARM's default (false)
     assert put.changes == [{"path": "/properties/suspend", "desired": False, "actual": True}]
 
 
 def test_flux_config_namespace_change_needs_recreate() -> None:
-    spec = changed(CLUSTER_CONFIG, namespace="old", suspend=True)
-    observed = observe(F, configs=[flux_json(F.id, spec)])
-    plan = run(observed, cluster_config()).plan
+    spec = changed(fx.CLUSTER_CONFIG, namespace="old", suspend=True)
+    observed = fx.observe(F, configs=[fx.flux_json(F.id, spec)])
+    plan = run(observed, fx.cluster_config()).plan
     [put] = plan.actions
     assert put.change == "~" and put.body is not None
     assert put.body["properties"]["namespace"] == "old"  # a PUT cannot change it
@@ -242,7 +227,7 @@ def test_flux_config_namespace_change_needs_recreate() -> None:
             " to delete and recreate it",
         )
     ]
-    plan = run(observed, cluster_config(recreateOnImmutableChange=True)).plan
+    plan = run(observed, fx.cluster_config(recreateOnImmutableChange=True)).plan
     assert kinds(plan) == [
         ("delete_flux_config", "-", "cluster-config"),
         ("put_flux_config", "+", "cluster-config"),
@@ -252,8 +237,10 @@ def test_flux_config_namespace_change_needs_recreate() -> None:
 
 
 def test_unmanaged_configs_are_deleted_only_with_delete_unmanaged() -> None:
-    observed = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG), flux_json(F.id, EDGE_BASELINE)])
-    plan = run(observed, cluster_config()).plan
+    observed = fx.observe(
+        F, configs=[fx.flux_json(F.id, fx.CLUSTER_CONFIG), fx.flux_json(F.id, fx.EDGE_BASELINE)]
+    )
+    plan = run(observed, fx.cluster_config()).plan
     assert plan.actions == []
     assert skipped(plan) == [
         (
@@ -261,7 +248,7 @@ def test_unmanaged_configs_are_deleted_only_with_delete_unmanaged() -> None:
             "not declared by any policy; set remediation.deleteUnmanaged to delete it",
         )
     ]
-    plan = run(observed, cluster_config(deleteUnmanaged=True)).plan
+    plan = run(observed, fx.cluster_config(deleteUnmanaged=True)).plan
     [delete] = plan.actions
     assert (delete.kind, delete.method, delete.change) == (
         ActionKind.DELETE_FLUX_CONFIG,
@@ -272,14 +259,14 @@ def test_unmanaged_configs_are_deleted_only_with_delete_unmanaged() -> None:
     assert {"path": "/properties/namespace", "desired": None, "actual": "edge-system"} in (
         delete.changes
     )
-    audit = policy("audit", mode="audit", remediation={"deleteUnmanaged": True})
-    plan = run(observed, cluster_config(), audit).plan
+    audit = fx.policy("audit", mode="audit", remediation={"deleteUnmanaged": True})
+    plan = run(observed, fx.cluster_config(), audit).plan
     assert plan.actions == [] and skipped(plan) == [("FLUX_CONFIG_UNMANAGED", "audit mode")]
 
 
 def test_conflicting_resources_are_never_written() -> None:
-    observed = compliant(F, releaseTrain="Preview")
-    plan = run(observed, baseline(), shared_tenancy(), cluster_config()).plan
+    observed = fx.compliant(F, releaseTrain="Preview")
+    plan = run(observed, fx.baseline(), fx.shared_tenancy(), fx.cluster_config()).plan
     # The extension is in conflict: nothing on it; the missing configuration is still created.
     assert kinds(plan) == [("put_flux_config", "+", "cluster-config")]
     reasons = dict(skipped(plan))
@@ -290,13 +277,13 @@ def test_conflicting_resources_are_never_written() -> None:
 
 
 def test_unreachable_stopped_and_unreadable_clusters_get_no_actions() -> None:
-    offline = arc(status="Offline", last=NOW - timedelta(days=3))
+    offline = fx.arc(status="Offline", last=fx.NOW - timedelta(days=3))
     for observed, code in [
-        (observe(offline), "CLUSTER_UNREACHABLE"),
-        (observe(aks(power="Stopped")), "CLUSTER_STOPPED"),
-        (observe(F, read_error="HTTP 500"), "READ_ERROR"),
+        (fx.observe(offline), "CLUSTER_UNREACHABLE"),
+        (fx.observe(fx.aks(power="Stopped")), "CLUSTER_STOPPED"),
+        (fx.observe(F, read_error="HTTP 500"), "READ_ERROR"),
     ]:
-        plan = run(observed, baseline(), cluster_config()).plan
+        plan = run(observed, fx.baseline(), fx.cluster_config()).plan
         assert plan.actions == []
         [skip] = plan.skipped
         assert skip.code == code and skip.resource_id == observed.facts.id
@@ -304,14 +291,16 @@ def test_unreachable_stopped_and_unreadable_clusters_get_no_actions() -> None:
 
 
 def test_version_out_of_window_alone_is_not_an_action() -> None:
-    plan = run(compliant(F, CLUSTER_CONFIG, current="1.15.2"), baseline(), cluster_config()).plan
+    plan = run(
+        fx.compliant(F, fx.CLUSTER_CONFIG, current="1.15.2"), fx.baseline(), fx.cluster_config()
+    ).plan
     assert plan.actions == []
     assert [code for code, _ in skipped(plan)] == ["EXTENSION_VERSION_OUT_OF_WINDOW"]
 
 
 def test_a_pin_below_the_arm64_floor_is_never_written() -> None:
-    pin = policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.6.3"})
-    plan = run(observe(aks(arm64=True)), pin).plan
+    pin = fx.policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.6.3"})
+    plan = run(fx.observe(fx.aks(arm64=True)), pin).plan
     assert plan.actions == []
     assert (
         "EXTENSION_MISSING",
@@ -320,22 +309,22 @@ def test_a_pin_below_the_arm64_floor_is_never_written() -> None:
 
 
 def test_noncompliant_alone_is_skipped() -> None:
-    observed = observe(
-        F, configs=[flux_json(F.id, CLUSTER_CONFIG, complianceState="Non-Compliant")]
+    observed = fx.observe(
+        F, configs=[fx.flux_json(F.id, fx.CLUSTER_CONFIG, complianceState="Non-Compliant")]
     )
-    plan = run(observed, cluster_config()).plan
+    plan = run(observed, fx.cluster_config()).plan
     assert plan.actions == [] and [c for c, _ in skipped(plan)] == ["FLUX_CONFIG_NONCOMPLIANT"]
 
 
 def test_secret_rotation_is_a_put_with_references_and_fingerprints_only() -> None:
-    spec = changed(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": {"fromEnv": "T"}})
-    observed = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG)])
+    spec = changed(fx.CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": {"fromEnv": "T"}})
+    observed = fx.observe(F, configs=[fx.flux_json(F.id, fx.CLUSTER_CONFIG)])
     cid = observed.flux_configurations[0]["id"].lower()
     fps = Fingerprints(
         desired={"env:T": fingerprint(b"k", "new")},
         applied={cid: {"httpsKey": fingerprint(b"k", "old")}},
     )
-    plan = run(observed, policy("cc", fluxConfigurations=[spec]), fingerprints=fps).plan
+    plan = run(observed, fx.policy("cc", fluxConfigurations=[spec]), fingerprints=fps).plan
     [put] = plan.actions
     assert put.protected == {"httpsKey": "env:T"}
     assert put.body is not None and "configurationProtectedSettings" not in put.body["properties"]
@@ -347,7 +336,7 @@ def test_secret_rotation_is_a_put_with_references_and_fingerprints_only() -> Non
         }
     ]
     # A create shows the secret as a reference to resolve, never a value.
-    created = run(observe(F), policy("cc", fluxConfigurations=[spec]), fingerprints=fps).plan
+    created = run(fx.observe(F), fx.policy("cc", fluxConfigurations=[spec]), fingerprints=fps).plan
     assert created.actions[0].protected == {"httpsKey": "env:T"}
 
 
@@ -356,15 +345,15 @@ def test_a_key_vault_rotation_is_re_put_unless_arm_still_holds_a_write() -> None
     reference; while the resource shows a write in progress, the rotation alone is skipped."""
     kv = {"fromKeyVault": {"vault": "kv-platform", "name": "token"}}
     ref = "keyvault:kv-platform/token"
-    spec = changed(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": kv})
+    spec = changed(fx.CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": kv})
     ext_spec = {"name": "flux", "configurationProtectedSettings": {"telemetry": kv}}
-    p = policy("cc", fluxConfigurations=[spec], extension=ext_spec)
+    p = fx.policy("cc", fluxConfigurations=[spec], extension=ext_spec)
 
     def planned(**state: Any) -> ClusterPlan:
-        observed = observe(
+        observed = fx.observe(
             F,
-            extensions=[extension_json(F.id, **state)],
-            configs=[flux_json(F.id, CLUSTER_CONFIG, **state)],
+            extensions=[fx.extension_json(F.id, **state)],
+            configs=[fx.flux_json(F.id, fx.CLUSTER_CONFIG, **state)],
         )
         ext_id = observed.extensions[0]["id"].lower()
         cc_id = observed.flux_configurations[0]["id"].lower()
@@ -390,28 +379,34 @@ def test_a_key_vault_rotation_is_re_put_unless_arm_still_holds_a_write() -> None
 
 
 def test_observed_digest_ignores_status_but_not_configuration() -> None:
-    base = compliant(F, CLUSTER_CONFIG)
-    noisy = compliant(F, CLUSTER_CONFIG, current="1.16.12", statuses=[{"code": "x"}])
+    base = fx.compliant(F, fx.CLUSTER_CONFIG)
+    noisy = fx.compliant(F, fx.CLUSTER_CONFIG, current="1.16.12", statuses=[{"code": "x"}])
     noisy = ObservedCluster(
         facts=F,
         extensions=noisy.extensions,
         flux_configurations=(
-            flux_json(F.id, CLUSTER_CONFIG, complianceState="Pending", statusUpdatedAt="later"),
+            fx.flux_json(
+                F.id, fx.CLUSTER_CONFIG, complianceState="Pending", statusUpdatedAt="later"
+            ),
         ),
     )
     assert observed_digest(base) == observed_digest(noisy)
-    drifted = compliant(F, changed(CLUSTER_CONFIG, suspend=True))
+    drifted = fx.compliant(F, changed(fx.CLUSTER_CONFIG, suspend=True))
     assert observed_digest(base) != observed_digest(drifted)
-    failed = compliant(F, CLUSTER_CONFIG, provisioningState="Failed")
+    failed = fx.compliant(F, fx.CLUSTER_CONFIG, provisioningState="Failed")
     assert observed_digest(base) != observed_digest(failed)
-    two = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG), flux_json(F.id, EDGE_BASELINE)])
-    swapped = observe(F, configs=[dict(c) for c in reversed(two.flux_configurations)])
+    two = fx.observe(
+        F, configs=[fx.flux_json(F.id, fx.CLUSTER_CONFIG), fx.flux_json(F.id, fx.EDGE_BASELINE)]
+    )
+    swapped = fx.observe(F, configs=[dict(c) for c in reversed(two.flux_configurations)])
     assert observed_digest(two) == observed_digest(swapped)
 
 
 def test_plans_are_deterministic_and_serialisable() -> None:
-    observed = observe(F, configs=[flux_json(F.id, EDGE_BASELINE)], v1=[flux_v1_json(F.id)])
-    policies = (baseline(migrateFluxV1=True, deleteUnmanaged=True), cluster_config())
+    observed = fx.observe(
+        F, configs=[fx.flux_json(F.id, fx.EDGE_BASELINE)], v1=[fx.flux_v1_json(F.id)]
+    )
+    policies = (fx.baseline(migrateFluxV1=True, deleteUnmanaged=True), fx.cluster_config())
     first = run(observed, *policies).plan
     again = run(observed, *policies).plan
     assert first.model_dump(mode="json") == again.model_dump(mode="json")

@@ -11,23 +11,8 @@ from fleet.core.vocabulary import State
 from fleet.desired.render import render
 from fleet.evaluate.evaluate import evaluate
 from fleet.observe.observed import ObservedCluster
-from fleet.plan.pipeline import judge
 from fleet.plan.planning import plan
-from tests.engine.fixtures import (
-    CATALOG,
-    CLUSTER_CONFIG,
-    NOW,
-    aks,
-    applicable,
-    arc,
-    baseline,
-    cluster_config,
-    extension_json,
-    flux_json,
-    policy,
-    shared_tenancy,
-    version_audit,
-)
+from tests.engine import fixtures as fx
 
 FIELD_NAMES = [
     "extensionType",
@@ -84,7 +69,7 @@ _json: st.SearchStrategy[Any] = st.recursive(
     ),
     max_leaves=20,
 )
-F = aks(arm64=True)
+F = fx.aks(arm64=True)
 
 
 def _mutated(base: dict[str, Any], data: st.DataObject) -> Any:
@@ -99,13 +84,13 @@ def _mutated(base: dict[str, Any], data: st.DataObject) -> Any:
 
 
 POLICY_SETS = [
-    [baseline(), cluster_config(), version_audit()],
+    [fx.baseline(), fx.cluster_config(), fx.version_audit()],
     [
-        baseline(deleteUnmanaged=True, migrateFluxV1=True, recreateOnImmutableChange=True),
-        cluster_config(recreateOnImmutableChange=True),
-        shared_tenancy(),
+        fx.baseline(deleteUnmanaged=True, migrateFluxV1=True, recreateOnImmutableChange=True),
+        fx.cluster_config(recreateOnImmutableChange=True),
+        fx.shared_tenancy(),
     ],
-    [cluster_config()],
+    [fx.cluster_config()],
     [],
 ]
 
@@ -113,12 +98,12 @@ POLICY_SETS = [
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_judging_arbitrary_observed_json_never_raises(data: st.DataObject) -> None:
-    facts = data.draw(st.sampled_from([F, aks(), arc(), aks(power="Stopped")]))
+    facts = data.draw(st.sampled_from([F, fx.aks(), fx.arc(), fx.aks(power="Stopped")]))
     extensions = tuple(
-        _mutated(extension_json(facts.id), data) for _ in range(data.draw(st.integers(0, 2)))
+        _mutated(fx.extension_json(facts.id), data) for _ in range(data.draw(st.integers(0, 2)))
     )
     configs = tuple(
-        _mutated(flux_json(facts.id, CLUSTER_CONFIG), data)
+        _mutated(fx.flux_json(facts.id, fx.CLUSTER_CONFIG), data)
         for _ in range(data.draw(st.integers(0, 2)))
     )
     v1 = tuple(data.draw(st.lists(_json, max_size=2)))
@@ -129,10 +114,10 @@ def test_judging_arbitrary_observed_json_never_raises(data: st.DataObject) -> No
         source_control_configurations=v1,
     )
     policies = data.draw(st.sampled_from(POLICY_SETS))
-    result = judge(observed, applicable(*policies), catalog=CATALOG, now=NOW)
+    result = fx.judged(observed, *policies)
     report = result.verdict.to_report()  # serialisable, whatever it saw
     # judge shares one parsed view between evaluate and plan; without it they agree.
-    alone = evaluate(observed, result.desired, catalog=CATALOG, now=NOW)
+    alone = evaluate(observed, result.desired, catalog=fx.CATALOG, now=fx.NOW)
     assert alone.to_report() == report
     assert plan(observed, result.desired, alone) == result.plan
     assert report["state"] in {s.value for s in State}
@@ -154,7 +139,7 @@ _ext_policies = st.lists(
 @given(_ext_policies, st.randoms(use_true_random=False))
 def test_extension_merge_is_independent_of_policy_order(spec: list[Any], rng: Any) -> None:
     policies = [
-        policy(
+        fx.policy(
             f"p{i}",
             priority=prio,
             extension={
@@ -164,10 +149,10 @@ def test_extension_merge_is_independent_of_policy_order(spec: list[Any], rng: An
         )
         for i, (prio, settings_, train) in enumerate(spec)
     ]
-    first = render(applicable(*policies), F)
+    first = render(fx.applicable(*policies), F)
     shuffled = list(policies)
     rng.shuffle(shuffled)
-    again = render(applicable(*shuffled), F)
+    again = render(fx.applicable(*shuffled), F)
     assert first.extension == again.extension
     assert first.conflicts == again.conflicts and first.overrides == again.overrides
     ext = first.extension

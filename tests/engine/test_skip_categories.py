@@ -24,25 +24,7 @@ from fleet.policy.models import Policy
 from fleet.select.selection import Applicable
 from fleet.select.selection import applicable as targeting
 from tests.conftest import POLICIES
-from tests.engine.fixtures import (
-    CATALOG,
-    CLUSTER_CONFIG,
-    EDGE_BASELINE,
-    NOW,
-    aks,
-    applicable,
-    arc,
-    baseline,
-    cluster_config,
-    compliant,
-    extension_json,
-    flux_json,
-    flux_v1_json,
-    observe,
-    policy,
-    shared_tenancy,
-    version_audit,
-)
+from tests.engine import fixtures as fx
 
 # The rules ``fleet.jobs.remediate.skip_category`` and ``fleet.jobs.preparing._why`` applied to
 # a skip's code and reason text before the planner said the category itself: the oracle.
@@ -70,77 +52,97 @@ def legacy_category(code: str, reason: str) -> str:
     return next((c for needle, c in _LEGACY_BY_TEXT if needle in reason), "not-writable")
 
 
-DEV = aks("aks-dev-00001", tags={"env": "dev"}, rg="rg-dev-1")
-PIN_ARM64 = policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.6.3"})
-AUDIT_ALL = policy(
-    "watch", mode="audit", extension={"releaseTrain": "Stable"}, fluxConfigurations=[CLUSTER_CONFIG]
+DEV = fx.aks("aks-dev-00001", tags={"env": "dev"}, rg="rg-dev-1")
+PIN_ARM64 = fx.policy("pin", extension={"autoUpgradeMinorVersion": False, "version": "1.6.3"})
+AUDIT_ALL = fx.policy(
+    "watch",
+    mode="audit",
+    extension={"releaseTrain": "Stable"},
+    fluxConfigurations=[fx.CLUSTER_CONFIG],
 )
 
 
 def _with_v1(observed: ObservedCluster) -> ObservedCluster:
-    return observe(
+    return fx.observe(
         observed.facts,
         extensions=list(observed.extensions),
         configs=list(observed.flux_configurations),
-        v1=[flux_v1_json(observed.facts.id)],
+        v1=[fx.flux_v1_json(observed.facts.id)],
     )
 
 
 def scenarios() -> Iterator[tuple[ObservedCluster, tuple[Policy, ...]]]:
     """A cluster for every kind of skip the planner makes (see tests/engine/test_planning.py
     and tests/remediate/test_nudge.py for what each one plans)."""
-    both = (baseline(), cluster_config())
-    yield observe(arc(status="Offline", last=NOW - timedelta(days=3))), both
-    yield observe(aks(power="Stopped")), both
-    yield observe(aks(), read_error="HTTP 500"), both
-    yield compliant(aks(), releaseTrain="Preview"), (baseline(), shared_tenancy(), cluster_config())
-    yield observe(aks(), v1=[flux_v1_json(aks().id)]), both
-    yield observe(aks()), (AUDIT_ALL,)
-    yield compliant(aks(), CLUSTER_CONFIG, releaseTrain="Preview"), (baseline(), version_audit())
-    yield compliant(aks(), CLUSTER_CONFIG, name="flux-old", releaseTrain="Preview"), both
-    spec = {**CLUSTER_CONFIG, "namespace": "old", "suspend": True}
-    yield observe(aks(), configs=[flux_json(aks().id, spec)]), (cluster_config(),)
-    yield compliant(DEV, CLUSTER_CONFIG, current="1.15.2"), both
-    pinned = compliant(
-        DEV, CLUSTER_CONFIG, current="1.15.2", autoUpgradeMinorVersion=False, version="1.15.2"
-    )
-    yield pinned, (policy("pinless", priority=10, extension={"versionWindow": 2}),)
-    yield compliant(DEV, CLUSTER_CONFIG, current="1.15.2", provisioningState="Updating"), both
-    shared = aks("aks-dev-7", tags={"env": "dev", "tenancy": "shared"})
-    yield compliant(shared, CLUSTER_CONFIG, current="1.15.2"), (*both, shared_tenancy())
-    yield _with_v1(compliant(DEV, CLUSTER_CONFIG, current="1.15.2")), both
-    yield compliant(DEV, CLUSTER_CONFIG, current="1.15.2"), (cluster_config(),)
-    yield compliant(DEV, CLUSTER_CONFIG, current="1.15.2"), (baseline(), version_audit())
+    both = (fx.baseline(), fx.cluster_config())
+    yield fx.observe(fx.arc(status="Offline", last=fx.NOW - timedelta(days=3))), both
+    yield fx.observe(fx.aks(power="Stopped")), both
+    yield fx.observe(fx.aks(), read_error="HTTP 500"), both
     yield (
-        observe(
-            DEV,
-            extensions=[extension_json(DEV.id, current="1.15.2", releaseTrain="Preview")],
-            configs=[flux_json(DEV.id, CLUSTER_CONFIG)],
-        ),
-        (policy("pin-new", extension={"autoUpgradeMinorVersion": False, "version": "1.17.3"}),),
+        fx.compliant(fx.aks(), releaseTrain="Preview"),
+        (fx.baseline(), fx.shared_tenancy(), fx.cluster_config()),
     )
-    noncompliant = flux_json(aks().id, CLUSTER_CONFIG, complianceState="Non-Compliant")
-    yield observe(aks(), configs=[noncompliant]), (cluster_config(),)
-    two = [flux_json(aks().id, CLUSTER_CONFIG), flux_json(aks().id, EDGE_BASELINE)]
-    yield observe(aks(), configs=two), (cluster_config(),)
-    audit_deleter = policy("audit", mode="audit", remediation={"deleteUnmanaged": True})
-    yield observe(aks(), configs=two), (cluster_config(), audit_deleter)
-    yield observe(aks(arm64=True)), (PIN_ARM64,)
-    yield compliant(arc("arc-dev-00002", arm64=True), CLUSTER_CONFIG, current="1.6.3"), both
+    yield fx.observe(fx.aks(), v1=[fx.flux_v1_json(fx.aks().id)]), both
+    yield fx.observe(fx.aks()), (AUDIT_ALL,)
+    yield (
+        fx.compliant(fx.aks(), fx.CLUSTER_CONFIG, releaseTrain="Preview"),
+        (fx.baseline(), fx.version_audit()),
+    )
+    yield fx.compliant(fx.aks(), fx.CLUSTER_CONFIG, name="flux-old", releaseTrain="Preview"), both
+    spec = {**fx.CLUSTER_CONFIG, "namespace": "old", "suspend": True}
+    yield fx.observe(fx.aks(), configs=[fx.flux_json(fx.aks().id, spec)]), (fx.cluster_config(),)
+    yield fx.compliant(DEV, fx.CLUSTER_CONFIG, current="1.15.2"), both
+    pinned = fx.compliant(
+        DEV, fx.CLUSTER_CONFIG, current="1.15.2", autoUpgradeMinorVersion=False, version="1.15.2"
+    )
+    yield pinned, (fx.policy("pinless", priority=10, extension={"versionWindow": 2}),)
+    yield fx.compliant(DEV, fx.CLUSTER_CONFIG, current="1.15.2", provisioningState="Updating"), both
+    shared = fx.aks("aks-dev-7", tags={"env": "dev", "tenancy": "shared"})
+    yield fx.compliant(shared, fx.CLUSTER_CONFIG, current="1.15.2"), (*both, fx.shared_tenancy())
+    yield _with_v1(fx.compliant(DEV, fx.CLUSTER_CONFIG, current="1.15.2")), both
+    yield fx.compliant(DEV, fx.CLUSTER_CONFIG, current="1.15.2"), (fx.cluster_config(),)
+    yield (
+        fx.compliant(DEV, fx.CLUSTER_CONFIG, current="1.15.2"),
+        (fx.baseline(), fx.version_audit()),
+    )
+    yield (
+        fx.observe(
+            DEV,
+            extensions=[fx.extension_json(DEV.id, current="1.15.2", releaseTrain="Preview")],
+            configs=[fx.flux_json(DEV.id, fx.CLUSTER_CONFIG)],
+        ),
+        (fx.policy("pin-new", extension={"autoUpgradeMinorVersion": False, "version": "1.17.3"}),),
+    )
+    noncompliant = fx.flux_json(fx.aks().id, fx.CLUSTER_CONFIG, complianceState="Non-Compliant")
+    yield fx.observe(fx.aks(), configs=[noncompliant]), (fx.cluster_config(),)
+    two = [
+        fx.flux_json(fx.aks().id, fx.CLUSTER_CONFIG),
+        fx.flux_json(fx.aks().id, fx.EDGE_BASELINE),
+    ]
+    yield fx.observe(fx.aks(), configs=two), (fx.cluster_config(),)
+    audit_deleter = fx.policy("audit", mode="audit", remediation={"deleteUnmanaged": True})
+    yield fx.observe(fx.aks(), configs=two), (fx.cluster_config(), audit_deleter)
+    yield fx.observe(fx.aks(arm64=True)), (PIN_ARM64,)
+    yield (
+        fx.compliant(fx.arc("arc-dev-00002", arm64=True), fx.CLUSTER_CONFIG, current="1.6.3"),
+        both,
+    )
 
 
 def plans_of(
     observed: ObservedCluster, targeted: list[Applicable], catalog: Catalog
 ) -> Iterator[ClusterPlan]:
     for nudge in (False, True):  # sweeps and saved plans; remediation jobs
-        yield judge(observed, targeted, catalog=catalog, now=NOW, nudge_stuck_versions=nudge).plan
+        yield judge(
+            observed, targeted, catalog=catalog, now=fx.NOW, nudge_stuck_versions=nudge
+        ).plan
 
 
 def _fixture_skips() -> list[Skipped]:
     return [
         s
         for observed, policies in scenarios()
-        for p in plans_of(observed, applicable(*policies), CATALOG)
+        for p in plans_of(observed, fx.applicable(*policies), fx.CATALOG)
         for s in p.skipped
     ]
 
@@ -149,7 +151,7 @@ def _generated_skips() -> list[Skipped]:
     """Every cluster of a generated fleet (every defect kind) against the example policies."""
     snapshot = generate(clusters=100, subscriptions=3, seed=11)
     catalog = Catalog.from_mapping(snapshot["extensionTypeVersions"]["microsoft.flux"])
-    policy_set = load([POLICIES], today=NOW.date())
+    policy_set = load([POLICIES], today=fx.NOW.date())
     cluster_types = set(CLUSTER_PROVIDERS.values())
     children: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in snapshot["resources"]:
@@ -171,7 +173,7 @@ def _generated_skips() -> list[Skipped]:
             if snapshot["generator"]["defects"][r["id"]] == "read_error"
             else None,
         )
-        for p in plans_of(observed, targeting(policy_set, facts, today=NOW.date()), catalog):
+        for p in plans_of(observed, targeting(policy_set, facts, today=fx.NOW.date()), catalog):
             found.extend(p.skipped)
     return found
 
@@ -200,7 +202,7 @@ def test_only_cluster_blockers_block_writes() -> None:
 
 
 def test_a_plan_saved_before_categories_and_structured_reasons_still_loads() -> None:
-    cid = aks().id
+    cid = fx.aks().id
     old = {
         "clusterId": cid,
         "clusterName": "aks",

@@ -19,29 +19,17 @@ from fleet.emulator.faults import malform
 from fleet.evaluate.evaluate import evaluate
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.wellformed import checked, problems
-from fleet.plan.pipeline import judge
 from fleet.plan.planning import plan
-from tests.engine.fixtures import (
-    CATALOG,
-    CLUSTER_CONFIG,
-    NOW,
-    aks,
-    applicable,
-    arc,
-    baseline,
-    cluster_config,
-    extension_json,
-    flux_json,
-)
+from tests.engine import fixtures as fx
 
-F = aks()
+F = fx.aks()
 
 
 def observed(**parts: Any) -> ObservedCluster:
     return ObservedCluster(
         facts=parts.pop("facts", F),
-        extensions=parts.pop("extensions", (extension_json(F.id),)),
-        flux_configurations=parts.pop("flux", (flux_json(F.id, CLUSTER_CONFIG),)),
+        extensions=parts.pop("extensions", (fx.extension_json(F.id),)),
+        flux_configurations=parts.pop("flux", (fx.flux_json(F.id, fx.CLUSTER_CONFIG),)),
         **parts,
     )
 
@@ -57,7 +45,7 @@ def test_a_well_formed_observation_passes() -> None:
     good = observed()
     assert problems(good) == []
     assert checked(good) is good
-    result = judge(good, applicable(baseline(), cluster_config()), catalog=CATALOG, now=NOW)
+    result = fx.judged(good, fx.baseline(), fx.cluster_config())
     assert result.verdict.state == State.COMPLIANT
 
 
@@ -66,11 +54,11 @@ def test_a_well_formed_observation_passes() -> None:
 def test_a_damaged_child_makes_the_cluster_a_read_error(mode: str, which: str) -> None:
     parts: dict[str, Any] = {}
     if which == "extension":
-        parts["extensions"] = (damaged(extension_json(F.id), mode),)
+        parts["extensions"] = (damaged(fx.extension_json(F.id), mode),)
     else:
-        parts["flux"] = (damaged(flux_json(F.id, CLUSTER_CONFIG), mode),)
+        parts["flux"] = (damaged(fx.flux_json(F.id, fx.CLUSTER_CONFIG), mode),)
     bad = observed(**parts)
-    result = judge(bad, applicable(baseline(), cluster_config()), catalog=CATALOG, now=NOW)
+    result = fx.judged(bad, fx.baseline(), fx.cluster_config())
     assert result.verdict.state == State.ERROR
     codes = {f.code for f in result.verdict.findings}
     assert codes == {Code.READ_ERROR}
@@ -81,37 +69,37 @@ def test_a_damaged_child_makes_the_cluster_a_read_error(mode: str, which: str) -
     # nothing is planned for it: remediation lists it for retry instead of writing
     assert result.plan.actions == []
     # evaluate and plan on their own agree with judge
-    alone = evaluate(bad, result.desired, catalog=CATALOG, now=NOW)
+    alone = evaluate(bad, result.desired, catalog=fx.CATALOG, now=fx.NOW)
     assert alone.to_report() == result.verdict.to_report()
     assert plan(bad, result.desired, alone) == result.plan
 
 
 def test_missing_properties_never_look_like_a_missing_extension() -> None:
     """A damaged list is not read as an empty one (no EXTENSION_MISSING over a real one)."""
-    bad = observed(extensions=(damaged(extension_json(F.id), "missing_fields"),))
-    result = judge(bad, applicable(baseline()), catalog=CATALOG, now=NOW)
+    bad = observed(extensions=(damaged(fx.extension_json(F.id), "missing_fields"),))
+    result = fx.judged(bad, fx.baseline())
     assert Code.EXTENSION_MISSING not in {f.code for f in result.verdict.findings}
 
 
 @pytest.mark.parametrize("value", ["Accepted", "Running", "succeeded", "DELETING"])
 def test_documented_states_in_any_case_are_well_formed(value: str) -> None:
-    ext = extension_json(F.id)
+    ext = fx.extension_json(F.id)
     ext["properties"]["provisioningState"] = value
     assert problems(observed(extensions=(ext,))) == []
 
 
 def test_unknown_cluster_states_are_read_errors() -> None:
-    assert problems(observed(facts=aks(power="Hibernating"))) == [
+    assert problems(observed(facts=fx.aks(power="Hibernating"))) == [
         "cluster powerState.code has the unknown value 'Hibernating'"
     ]
-    assert problems(observed(facts=arc(status="Zombie"), extensions=(), flux=())) == [
+    assert problems(observed(facts=fx.arc(status="Zombie"), extensions=(), flux=())) == [
         "cluster connectivityStatus has the unknown value 'Zombie'"
     ]
-    assert problems(observed(facts=arc(status="Offline"), extensions=(), flux=())) == []
+    assert problems(observed(facts=fx.arc(status="Offline"), extensions=(), flux=())) == []
 
 
 def test_children_that_are_not_objects_and_bad_kustomizations() -> None:
-    config = flux_json(F.id, CLUSTER_CONFIG)
+    config = fx.flux_json(F.id, fx.CLUSTER_CONFIG)
     config["properties"]["kustomizations"] = {"infra": "./infrastructure"}
     found = problems(observed(extensions=(None,), flux=(config,)))
     assert found == [
@@ -121,7 +109,7 @@ def test_children_that_are_not_objects_and_bad_kustomizations() -> None:
 
 
 def test_the_reason_is_bounded() -> None:
-    many = tuple(damaged(extension_json(F.id), "wrong_types") for _ in range(10))
+    many = tuple(damaged(fx.extension_json(F.id), "wrong_types") for _ in range(10))
     result = checked(observed(extensions=many))
     assert result.read_error is not None
     assert result.read_error.startswith("malformed ARM response: ")

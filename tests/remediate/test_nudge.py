@@ -8,34 +8,15 @@ from typing import Any
 from fleet.core.vocabulary import Code
 from fleet.observe.observed import ObservedCluster
 from fleet.plan.actions import ActionKind, ClusterPlan
-from fleet.plan.pipeline import Judgement, judge
+from fleet.plan.pipeline import Judgement
 from fleet.policy.models import Policy
-from tests.engine.fixtures import (
-    CATALOG,
-    CLUSTER_CONFIG,
-    NOW,
-    aks,
-    applicable,
-    arc,
-    baseline,
-    cluster_config,
-    compliant,
-    extension_json,
-    flux_json,
-    flux_v1_json,
-    observe,
-    policy,
-    shared_tenancy,
-    version_audit,
-)
+from tests.engine import fixtures as fx
 
-DEV = aks("aks-dev-00001", tags={"env": "dev"}, rg="rg-dev-1")
+DEV = fx.aks("aks-dev-00001", tags={"env": "dev"}, rg="rg-dev-1")
 
 
 def run(observed: ObservedCluster, *policies: Policy, nudge: bool = True) -> Judgement:
-    return judge(
-        observed, applicable(*policies), catalog=CATALOG, now=NOW, nudge_stuck_versions=nudge
-    )
+    return fx.judged(observed, *policies, nudge_stuck_versions=nudge)
 
 
 def skipped(plan: ClusterPlan) -> dict[str, str]:
@@ -43,12 +24,12 @@ def skipped(plan: ClusterPlan) -> dict[str, str]:
 
 
 def stuck(facts: Any = DEV, current: str = "1.15.2", **ext: Any) -> ObservedCluster:
-    return compliant(facts, CLUSTER_CONFIG, current=current, **ext)
+    return fx.compliant(facts, fx.CLUSTER_CONFIG, current=current, **ext)
 
 
 def test_a_stuck_auto_upgrade_extension_gets_its_own_body_back() -> None:
     observed = stuck()
-    plan = run(observed, baseline(), cluster_config()).plan
+    plan = run(observed, fx.baseline(), fx.cluster_config()).plan
     [put] = plan.actions
     assert put.kind is ActionKind.PUT_EXTENSION and put.change == "~"
     assert put.resource_id == observed.extensions[0]["id"]
@@ -73,21 +54,23 @@ def test_a_stuck_auto_upgrade_extension_gets_its_own_body_back() -> None:
 
 
 def test_sweeps_only_report_the_version() -> None:
-    plan = run(stuck(), baseline(), cluster_config(), nudge=False).plan
+    plan = run(stuck(), fx.baseline(), fx.cluster_config(), nudge=False).plan
     assert plan.actions == []
     assert "judged, not written" in skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"]
 
 
 def test_an_audit_owned_window_is_not_nudged() -> None:
     # prod: flux-version-audit (audit, priority 200) owns the window
-    plan = run(stuck(aks(), current="1.16.12"), baseline(), cluster_config(), version_audit()).plan
+    plan = run(
+        stuck(fx.aks(), current="1.16.12"), fx.baseline(), fx.cluster_config(), fx.version_audit()
+    ).plan
     assert plan.actions == []
     assert skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"] == "audit mode"
 
 
 def test_the_arm64_floor_is_nudged_by_the_policies_declaring_the_extension() -> None:
-    facts = arc("arc-dev-00002", arm64=True)
-    plan = run(stuck(facts, current="1.6.3"), baseline(), cluster_config()).plan
+    facts = fx.arc("arc-dev-00002", arm64=True)
+    plan = run(stuck(facts, current="1.6.3"), fx.baseline(), fx.cluster_config()).plan
     [put] = plan.actions
     assert {r.code for r in put.reasons} == {
         Code.EXTENSION_VERSION_OUT_OF_WINDOW,
@@ -97,41 +80,41 @@ def test_the_arm64_floor_is_nudged_by_the_policies_declaring_the_extension() -> 
 
 def test_a_pinned_version_is_never_nudged() -> None:
     observed = stuck(autoUpgradeMinorVersion=False, version="1.15.2")
-    pinless = policy("pinless", priority=10, extension={"versionWindow": 2})
+    pinless = fx.policy("pinless", priority=10, extension={"versionWindow": 2})
     plan = run(observed, pinless).plan
     assert plan.actions == []
     assert "pinned" in skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"]
 
 
 def test_an_extension_with_an_operation_in_progress_is_left_alone() -> None:
-    plan = run(stuck(provisioningState="Updating"), baseline(), cluster_config()).plan
+    plan = run(stuck(provisioningState="Updating"), fx.baseline(), fx.cluster_config()).plan
     assert plan.actions == []
     assert "in progress" in skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"]
 
 
 def test_a_conflicting_extension_is_not_nudged() -> None:
     plan = run(
-        stuck(aks("aks-dev-7", tags={"env": "dev", "tenancy": "shared"})),
-        baseline(),
-        shared_tenancy(),
-        cluster_config(),
+        stuck(fx.aks("aks-dev-7", tags={"env": "dev", "tenancy": "shared"})),
+        fx.baseline(),
+        fx.shared_tenancy(),
+        fx.cluster_config(),
     ).plan
     assert not [a for a in plan.actions if a.kind is ActionKind.PUT_EXTENSION]
     assert "conflict" in skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"]
 
 
 def test_flux_v1_blocks_the_nudge_unless_it_is_migrated() -> None:
-    observed = compliant(DEV, CLUSTER_CONFIG, current="1.15.2")
-    observed = observe(
+    observed = fx.compliant(DEV, fx.CLUSTER_CONFIG, current="1.15.2")
+    observed = fx.observe(
         DEV,
         extensions=list(observed.extensions),
         configs=list(observed.flux_configurations),
-        v1=[flux_v1_json(DEV.id)],
+        v1=[fx.flux_v1_json(DEV.id)],
     )
-    plan = run(observed, baseline(), cluster_config()).plan
+    plan = run(observed, fx.baseline(), fx.cluster_config()).plan
     assert plan.actions == []
     assert "Flux v1" in skipped(plan)["EXTENSION_VERSION_OUT_OF_WINDOW"]
-    migrated = run(observed, baseline(migrateFluxV1=True), cluster_config()).plan
+    migrated = run(observed, fx.baseline(migrateFluxV1=True), fx.cluster_config()).plan
     assert [a.kind for a in migrated.actions] == [
         ActionKind.DELETE_FLUX_V1,
         ActionKind.PUT_EXTENSION,
@@ -139,12 +122,12 @@ def test_flux_v1_blocks_the_nudge_unless_it_is_migrated() -> None:
 
 
 def test_a_put_planned_anyway_is_the_nudge() -> None:
-    observed = observe(
+    observed = fx.observe(
         DEV,
-        extensions=[extension_json(DEV.id, current="1.15.2", releaseTrain="Preview")],
-        configs=[flux_json(DEV.id, CLUSTER_CONFIG)],
+        extensions=[fx.extension_json(DEV.id, current="1.15.2", releaseTrain="Preview")],
+        configs=[fx.flux_json(DEV.id, fx.CLUSTER_CONFIG)],
     )
-    plan = run(observed, baseline(), cluster_config()).plan
+    plan = run(observed, fx.baseline(), fx.cluster_config()).plan
     [put] = plan.actions
     assert str(put.reasons[0]) == "EXTENSION_DRIFT /properties/releaseTrain"
     assert any(r.nudge for r in put.reasons)

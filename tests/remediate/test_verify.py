@@ -7,77 +7,64 @@ import copy
 from fleet.apply.steps import token_is_clean
 from fleet.apply.verify import problem, unmet
 from fleet.desired.fingerprints import Fingerprints, fingerprint
-from fleet.plan.pipeline import judge
-from tests.engine.fixtures import (
-    CATALOG,
-    CLUSTER_CONFIG,
-    NOW,
-    aks,
-    applicable,
-    baseline,
-    cluster_config,
-    compliant,
-    extension_json,
-    flux_json,
-    flux_v1_json,
-    observe,
-    policy,
-)
+from tests.engine import fixtures as fx
 
-F = aks()
+F = fx.aks()
 
 
 def planned(observed, *policies):  # type: ignore[no-untyped-def]
-    return judge(observed, applicable(*policies), catalog=CATALOG, now=NOW).plan.actions
+    return fx.judged(observed, *policies).plan.actions
 
 
 def test_a_plan_is_unmet_before_and_met_once_arm_shows_it() -> None:
-    before = observe(F, v1=[flux_v1_json(F.id)])
-    actions = planned(before, baseline(migrateFluxV1=True), cluster_config())
+    before = fx.observe(F, v1=[fx.flux_v1_json(F.id)])
+    actions = planned(before, fx.baseline(migrateFluxV1=True), fx.cluster_config())
     assert [a.kind.value for a in actions] == ["delete_flux_v1", "put_extension", "put_flux_config"]
     assert [why for _, why in unmet(before, actions)] == [
         "Flux v1 configuration 'legacy-v1' still exists",
         "extension 'flux' does not exist",
         "flux configuration 'cluster-config' does not exist",
     ]
-    after = compliant(F, CLUSTER_CONFIG)
+    after = fx.compliant(F, fx.CLUSTER_CONFIG)
     assert unmet(after, actions) == []
 
 
 def test_drift_failure_and_non_compliance_are_unmet() -> None:
-    fixed = compliant(F, CLUSTER_CONFIG)
-    [put] = planned(observe(F, extensions=list(fixed.extensions)), cluster_config())
-    dev = copy.deepcopy(CLUSTER_CONFIG)
+    fixed = fx.compliant(F, fx.CLUSTER_CONFIG)
+    [put] = planned(fx.observe(F, extensions=list(fixed.extensions)), fx.cluster_config())
+    dev = copy.deepcopy(fx.CLUSTER_CONFIG)
     dev["gitRepository"]["repositoryRef"] = {"branch": "dev"}
-    drifted = observe(F, extensions=list(fixed.extensions), configs=[flux_json(F.id, dev)])
+    drifted = fx.observe(F, extensions=list(fixed.extensions), configs=[fx.flux_json(F.id, dev)])
     assert problem(drifted, put) == (
         "flux configuration 'cluster-config' differs at "
         "/properties/gitRepository/repositoryRef/branch"
     )
-    failed = observe(
+    failed = fx.observe(
         F,
         configs=[
-            flux_json(
-                F.id, CLUSTER_CONFIG, provisioningState="Failed", errorMessage="git clone: 403"
+            fx.flux_json(
+                F.id, fx.CLUSTER_CONFIG, provisioningState="Failed", errorMessage="git clone: 403"
             )
         ],
     )
     assert problem(failed, put) == (
         "flux configuration 'cluster-config' is in provisioningState Failed: git clone: 403"
     )
-    broken = observe(F, configs=[flux_json(F.id, CLUSTER_CONFIG, complianceState="Non-Compliant")])
+    broken = fx.observe(
+        F, configs=[fx.flux_json(F.id, fx.CLUSTER_CONFIG, complianceState="Non-Compliant")]
+    )
     assert problem(broken, put) == "Flux reports flux configuration 'cluster-config' Non-Compliant"
-    ext = observe(F, extensions=[extension_json(F.id, releaseTrain="Preview")])
-    [ext_put] = planned(ext, baseline())
+    ext = fx.observe(F, extensions=[fx.extension_json(F.id, releaseTrain="Preview")])
+    [ext_put] = planned(ext, fx.baseline())
     assert "differs at /properties/releaseTrain" in (problem(ext, ext_put) or "")
 
 
 def test_protected_settings_are_met_only_with_the_applied_fingerprint() -> None:
-    spec = dict(CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": {"fromEnv": "T"}})
-    p = policy("cluster-config", fluxConfigurations=[spec])
-    [put] = planned(observe(F, extensions=list(compliant(F).extensions)), p)
+    spec = dict(fx.CLUSTER_CONFIG, configurationProtectedSettings={"httpsKey": {"fromEnv": "T"}})
+    p = fx.policy("cluster-config", fluxConfigurations=[spec])
+    [put] = planned(fx.observe(F, extensions=list(fx.compliant(F).extensions)), p)
     assert put.protected == {"httpsKey": "env:T"}
-    observed = compliant(F, CLUSTER_CONFIG)
+    observed = fx.compliant(F, fx.CLUSTER_CONFIG)
     rid = observed.flux_configurations[0]["id"].lower()
     want = fingerprint(b"k", "token-one")
     none = Fingerprints(desired={"env:T": want}, applied={})
@@ -107,8 +94,8 @@ def test_continuation_tokens_with_a_secret_inside_are_caught() -> None:
 def test_policy_filter_keeps_that_policys_actions_and_refuses_missing_prerequisites() -> None:
     from fleet.apply.choose import filter_policy
 
-    v1 = observe(F, v1=[flux_v1_json(F.id)])
-    actions = planned(v1, baseline(migrateFluxV1=True), cluster_config())
+    v1 = fx.observe(F, v1=[fx.flux_v1_json(F.id)])
+    actions = planned(v1, fx.baseline(migrateFluxV1=True), fx.cluster_config())
     kept, why = filter_policy(actions, "platform-baseline")
     assert [a.kind.value for a in kept] == ["delete_flux_v1", "put_extension"] and why is None
     # cluster-config alone would install the extension with ARM's defaults, over Flux v1
@@ -116,6 +103,6 @@ def test_policy_filter_keeps_that_policys_actions_and_refuses_missing_prerequisi
     assert kept == [] and why is not None
     assert "delete_flux_v1, put_extension owned by platform-baseline" in why
     assert filter_policy(actions, None) == (list(actions), None)
-    drift = observe(F, extensions=list(compliant(F).extensions))
-    kept, why = filter_policy(planned(drift, baseline(), cluster_config()), "cluster-config")
+    drift = fx.observe(F, extensions=list(fx.compliant(F).extensions))
+    kept, why = filter_policy(planned(drift, fx.baseline(), fx.cluster_config()), "cluster-config")
     assert [a.kind.value for a in kept] == ["put_flux_config"] and why is None
