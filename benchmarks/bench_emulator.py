@@ -19,7 +19,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import ssl
 import subprocess
@@ -30,6 +29,8 @@ import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+from _common import machine, start_emulator
 
 SUB = "00000000-0000-0000-0000-000000000001"
 API = "api-version=2023-05-01"
@@ -175,47 +176,6 @@ def _worker(
     out.put((sum(r[0] for r in results), sum(r[1] for r in results), lat_all))
 
 
-def start_emulator(snapshot: Path) -> tuple[subprocess.Popen[str], str, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "fleet",
-        "emulator",
-        "serve",
-        "--snapshot",
-        str(snapshot),
-        "--throttle",
-        "off",
-        "--port",
-        "0",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise RuntimeError("the emulator did not start")
-    ready = json.loads(line)
-    return proc, ready["endpoint"], ready["caBundle"]
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.release()}",
-    }
-
-
 def run_python(
     endpoint: str, ca: str, targets: list[str], seconds: float, processes: int, threads: int
 ) -> dict[str, Any]:
@@ -294,7 +254,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         snapshot = Path(tmp) / "fleet.json"
         snapshot.write_text(json.dumps(make_snapshot(args.clusters)))
-        proc, endpoint, ca = start_emulator(snapshot)
+        proc, endpoint, ca = start_emulator(snapshot, "--throttle", "off")
         try:
             targets = paths(args.clusters)
             if args.wrk:

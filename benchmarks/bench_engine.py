@@ -22,12 +22,9 @@ Prints one JSON object (the result) on stdout.
 from __future__ import annotations
 
 import argparse
-import copy
 import cProfile
 import gc
 import io
-import os
-import platform
 import pstats
 import random
 import sys
@@ -39,84 +36,37 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from _common import machine
+
+# The synthetic ARM JSON (defaults and read-only noise filled in, as a GET returns), the
+# catalogue and the example configuration bodies are the engine tests' own builders.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fleet.core.clusters import ClusterFacts
-from fleet.core.ids import child_id
 from fleet.desired import render as desired_module
 from fleet.evaluate.evaluate import evaluate
 from fleet.evaluate.verdicts import Verdict
-from fleet.evaluate.versions import Catalog
 from fleet.observe.observed import ObservedCluster
 from fleet.plan.actions import ClusterPlan
 from fleet.plan.pipeline import judge
 from fleet.plan.planning import plan
 from fleet.policy.models import Policy
 from fleet.select.selection import Applicable, applicable
+from tests.engine.fixtures import (
+    CATALOG,
+    CLUSTER_CONFIG,
+    EDGE_BASELINE,
+    TEAM_ALPHA,
+    extension_json,
+    flux_json,
+    flux_v1_json,
+)
 
 BUDGET_CPU_SECONDS = 0.001
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 
-STABLE = [
-    "1.17.3",
-    "1.17.2",
-    "1.16.12",
-    "1.16.3",
-    "1.15.2",
-    "1.15.1",
-    "1.14.4",
-    "1.13.3",
-    "1.12.1",
-    "1.11.5",
-    "1.10.1",
-    "1.9.1",
-    "1.8.2",
-    "1.7.6",
-    "1.7.5",
-    "1.7.0",
-    "1.6.3",
-    "1.6.1",
-]
-CATALOG = Catalog.from_mapping({"Stable": STABLE, "Preview": ["1.18.0-preview.1", "1.17.3"]})
-
 # --- the example policies (docs/scenario.md) ----------------------------------------------
-
-CLUSTER_CONFIG: dict[str, Any] = {
-    "name": "cluster-config",
-    "scope": "cluster",
-    "namespace": "cluster-config",
-    "sourceKind": "GitRepository",
-    "gitRepository": {
-        "url": "https://github.com/fluxcd/flux2-kustomize-helm-example",
-        "repositoryRef": {"branch": "main"},
-        "syncIntervalInSeconds": 600,
-    },
-    "kustomizations": {
-        "infra": {"path": "./infrastructure", "prune": True},
-        "apps": {"path": "./apps/staging", "prune": True, "dependsOn": ["infra"]},
-    },
-}
-TEAM_ALPHA: dict[str, Any] = {
-    "name": "team-alpha",
-    "scope": "namespace",
-    "namespace": "team-alpha",
-    "gitRepository": {
-        "url": "https://github.com/fleet-examples/team-alpha-apps",
-        "repositoryRef": {"branch": "main"},
-    },
-    "kustomizations": {"apps": {"path": "./deploy", "prune": True}},
-}
-EDGE_BASELINE: dict[str, Any] = {
-    "name": "edge-baseline",
-    "scope": "cluster",
-    "namespace": "edge-system",
-    "gitRepository": {
-        "url": "https://github.com/fleet-examples/edge-baseline",
-        "repositoryRef": {"branch": "main"},
-        "syncIntervalInSeconds": 300,
-    },
-    "kustomizations": {"base": {"path": "./base", "prune": True}},
-}
 
 
 def _policy(name: str, spec: dict[str, Any]) -> Policy:
@@ -225,124 +175,6 @@ KINDS = [  # (kind, weight): about 45 % compliant, the rest spread over the defe
 SUB = "00000000-0000-0000-0000-{:012d}"
 
 
-def _system_data() -> dict[str, str]:
-    return {
-        "createdBy": "fleet",
-        "createdByType": "Application",
-        "createdAt": "2026-09-08T05:10:57Z",
-        "lastModifiedBy": "fleet",
-        "lastModifiedByType": "Application",
-        "lastModifiedAt": "2026-09-08T05:10:57Z",
-    }
-
-
-def extension_json(cid: str, **props: Any) -> dict[str, Any]:
-    body = {
-        "extensionType": "microsoft.flux",
-        "autoUpgradeMinorVersion": True,
-        "releaseTrain": "Stable",
-        "version": None,
-        "scope": {"cluster": {"releaseNamespace": "flux-system"}},
-        "configurationSettings": {"multiTenancy.enforce": "true"},
-        "provisioningState": "Succeeded",
-        "currentVersion": "1.17.3",
-        "statuses": [],
-        "isSystemExtension": False,
-        "customLocationSettings": None,
-        "packageUri": None,
-        "errorInfo": None,
-    }
-    body.update(props)
-    return {
-        "id": child_id(cid, "extensions", "flux"),
-        "type": "Microsoft.KubernetesConfiguration/extensions",
-        "name": "flux",
-        "systemData": _system_data(),
-        "properties": body,
-    }
-
-
-def flux_json(cid: str, spec: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    spec = copy.deepcopy(spec)
-    name = spec.pop("name")
-    git = spec.pop("gitRepository")
-    kustomizations = spec.pop("kustomizations")
-    props: dict[str, Any] = {
-        "scope": "cluster",
-        "namespace": "default",
-        "sourceKind": "GitRepository",
-        "suspend": False,
-        "bucket": None,
-        "azureBlob": None,
-        "gitRepository": {
-            "url": git["url"],
-            "timeoutInSeconds": 600,
-            "syncIntervalInSeconds": 600,
-            "sshKnownHosts": None,
-            "httpsUser": None,
-            "httpsCACert": None,
-            "localAuthRef": None,
-            "repositoryRef": {
-                "branch": None,
-                "tag": None,
-                "semver": None,
-                "commit": None,
-                **git.get("repositoryRef", {}),
-            },
-            **{k: v for k, v in git.items() if k not in ("url", "repositoryRef")},
-        },
-        "kustomizations": {
-            k: {
-                "name": k,
-                "path": "",
-                "dependsOn": [],
-                "timeoutInSeconds": 600,
-                "syncIntervalInSeconds": 600,
-                "retryIntervalInSeconds": None,
-                "prune": False,
-                "force": False,
-                "wait": True,
-                "postBuild": None,
-                **v,
-            }
-            for k, v in kustomizations.items()
-        },
-        "statuses": [
-            {
-                "name": name,
-                "namespace": spec.get("namespace", "default"),
-                "kind": "GitRepository",
-                "complianceState": "Compliant",
-                "statusConditions": [
-                    {
-                        "lastTransitionTime": "2026-11-25T11:00:00Z",
-                        "message": "Fetched revision: main/0ba6f0d",
-                        "reason": "GitOperationSucceed",
-                        "status": "True",
-                        "type": "Ready",
-                    }
-                ],
-            }
-        ],
-        "repositoryPublicKey": "",
-        "sourceSyncedCommitId": "main/0ba6f0d30760d567de0bac86c8c4",
-        "sourceUpdatedAt": "2026-11-25T11:00:00Z",
-        "statusUpdatedAt": "2026-11-25T11:00:00Z",
-        "complianceState": "Compliant",
-        "provisioningState": "Succeeded",
-        "errorMessage": "",
-        **spec,
-    }
-    props.update(overrides)
-    return {
-        "id": child_id(cid, "fluxConfigurations", name),
-        "type": "Microsoft.KubernetesConfiguration/fluxConfigurations",
-        "name": name,
-        "systemData": _system_data(),
-        "properties": props,
-    }
-
-
 def _facts(i: int, kind: str, rng: random.Random) -> ClusterFacts:
     arc = kind in ("arc_offline", "arc_expired") or (
         kind not in ("aks_stopped", "exempt") and rng.random() < 0.3
@@ -424,17 +256,7 @@ def _observation(facts: ClusterFacts, kind: str, apps: list[Applicable]) -> Obse
         configs.append(flux_json(cid, dict(TEAM_ALPHA, name="legacy-apps")))
     elif kind == "flux_v1":
         ext, configs = [], []
-        v1 = [
-            {
-                "id": child_id(cid, "sourceControlConfigurations", "legacy-v1"),
-                "name": "legacy-v1",
-                "properties": {
-                    "repositoryUrl": "git@x:y.git",
-                    "operatorType": "Flux",
-                    "provisioningState": "Succeeded",
-                },
-            }
-        ]
+        v1 = [flux_v1_json(cid)]
     elif kind == "exempt":
         ext, configs = [], []
     elif kind == "read_error":
@@ -480,23 +302,6 @@ def _naive_judge(observed: ObservedCluster, apps: list[Applicable]) -> None:
     verdict = evaluate(observed, desired, catalog=CATALOG, now=NOW)
     Verdict.model_validate(verdict.model_dump())
     ClusterPlan.model_validate(plan(observed, desired, verdict).model_dump())
-
-
-def machine() -> dict[str, object]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

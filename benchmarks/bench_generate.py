@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -27,28 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from _common import machine
 
 from fleet.emulator.generate import dumps, generate
 
 BUDGET_SECONDS = 10.0
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def machine() -> dict[str, object]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-    }
 
 
 def run_once(clusters: int, subscriptions: int, seed: int, out: Path) -> dict[str, object]:

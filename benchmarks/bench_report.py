@@ -28,10 +28,8 @@ phase (``--no-browser`` skips it).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import random
 import resource
 import sqlite3
@@ -45,6 +43,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import machine  # noqa: E402
 
 from fleet.core.vocabulary import Code, Severity, State, worst  # noqa: E402
 from fleet.evaluate.verdicts import Finding, PolicyResult, Verdict  # noqa: E402
@@ -357,28 +357,6 @@ def child(*args: str) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = 0
-    with contextlib.suppress(ValueError, OSError):
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "memoryGB": mem,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-    }
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_phase":
         name, *rest = sys.argv[2:]
@@ -407,7 +385,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{work / 'fleet.db'}"
     (work / "fleet.db").unlink(missing_ok=True)
-    result: dict[str, Any] = {"machine": machine(), "clusters": args.clusters, "workdir": str(work)}
+    result: dict[str, Any] = {
+        "machine": {**machine(), "sqlite": sqlite3.sqlite_version},
+        "clusters": args.clusters,
+        "workdir": str(work),
+    }
     log(f"storing two sweeps of {args.clusters} clusters in {url} ...")
     result["store"] = {"sqlite": child("store", url, str(args.clusters))}
     if args.postgres:

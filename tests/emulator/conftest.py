@@ -30,6 +30,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.mgmt.resourcegraph import ResourceGraphClient
 
+from fleet.emulator import scenario
 from fleet.emulator.testing import RunningEmulator, running_emulator
 
 SUB1 = "00000000-0000-0000-0000-000000000001"
@@ -40,27 +41,13 @@ RG_STG = "rg-stg-weu-1"
 AKS = "Microsoft.ContainerService"
 ARC = "Microsoft.Kubernetes"
 KC = "providers/Microsoft.KubernetesConfiguration"
-STABLE = [
-    "1.17.3",
-    "1.17.2",
-    "1.16.12",
-    "1.16.3",
-    "1.15.2",
-    "1.15.1",
-    "1.14.4",
-    "1.13.3",
-    "1.12.1",
-    "1.11.5",
-    "1.10.1",
-    "1.9.1",
-    "1.8.2",
-    "1.7.6",
-    "1.7.5",
-    "1.7.0",
-    "1.6.3",
-    "1.6.1",
-]
-CATALOG = {"microsoft.flux": {"Stable": STABLE, "Preview": ["1.18.0-preview.1", "1.17.3"]}}
+# The scenario's catalogue (docs/scenario.md), as the emulator serves it.
+CATALOG = {
+    "microsoft.flux": {
+        "Stable": list(scenario.STABLE_VERSIONS),
+        "Preview": list(scenario.PREVIEW_VERSIONS),
+    }
+}
 GIT_URL = "https://github.com/fluxcd/flux2-kustomize-helm-example"
 
 
