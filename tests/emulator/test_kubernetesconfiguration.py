@@ -313,8 +313,9 @@ def test_lro_failure_raises_and_leaves_the_resource_failed(emulator: RunningEmul
         message="helm install timed out",
         count=1,
     )
-    with pytest.raises(HttpResponseError) as failed:
-        kc.extensions.begin_create(
+
+    def create() -> models.Extension:
+        return kc.extensions.begin_create(
             RG_PROD,
             AKS,
             MC,
@@ -323,6 +324,9 @@ def test_lro_failure_raises_and_leaves_the_resource_failed(emulator: RunningEmul
             models.Extension(extension_type="microsoft.flux"),
             polling_interval=0,
         ).result()
+
+    with pytest.raises(HttpResponseError) as failed:
+        create()
     assert "failed" in str(failed.value).lower()
     ext = kc.extensions.get(RG_PROD, AKS, MC, "aks-prod-00002", "flux")
     assert ext.provisioning_state == "Failed"
@@ -331,15 +335,7 @@ def test_lro_failure_raises_and_leaves_the_resource_failed(emulator: RunningEmul
         "helm install timed out",
     )
     # The fault was one-shot: the retry succeeds.
-    again = kc.extensions.begin_create(
-        RG_PROD,
-        AKS,
-        MC,
-        "aks-prod-00002",
-        "flux",
-        models.Extension(extension_type="microsoft.flux"),
-        polling_interval=0,
-    ).result()
+    again = create()
     assert again.provisioning_state == "Succeeded" and again.error_info is None
     lros = emulator.admin.stats()["lros"]
     assert (lros["started"], lros["failed"], lros["succeeded"]) == (2, 1, 1)

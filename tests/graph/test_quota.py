@@ -103,13 +103,20 @@ def test_without_quota_headers_nothing_waits() -> None:
         pacer.after(0.0, 0.0, {})
 
 
+def _with_graph_quota(
+    fleet: dict[str, Any], *, queries: int, seconds: float
+) -> Iterator[RunningEmulator]:
+    # ARM throttling off and no Retry-After: only the Resource Graph quota paces the reads.
+    with running_emulator(
+        fleet, throttle="off", retry_after=0, graph_quota=queries, graph_window_seconds=seconds
+    ) as emu:
+        yield emu
+
+
 @pytest.fixture(scope="module")
 def tight(fleet: dict[str, Any]) -> Iterator[RunningEmulator]:
     """Four Resource Graph queries a second: a sweep of small pages runs into the quota."""
-    with running_emulator(
-        fleet, throttle="off", retry_after=0, graph_quota=4, graph_window_seconds=1.0
-    ) as emu:
-        yield emu
+    yield from _with_graph_quota(fleet, queries=4, seconds=1.0)
 
 
 def _read_all(emu: RunningEmulator, tmp_path: Path, **options: Any) -> tuple[int, GraphInventory]:
@@ -135,10 +142,7 @@ def test_a_sweep_stays_inside_the_graph_quota(tight: RunningEmulator, tmp_path: 
 @pytest.fixture(scope="module")
 def slow_window(fleet: dict[str, Any]) -> Iterator[RunningEmulator]:
     """Three queries per 3 s: quota spent by someone else stays spent while fleet starts."""
-    with running_emulator(
-        fleet, throttle="off", retry_after=0, graph_quota=3, graph_window_seconds=3.0
-    ) as emu:
-        yield emu
+    yield from _with_graph_quota(fleet, queries=3, seconds=3.0)
 
 
 def test_quota_spent_by_someone_else_is_waited_out(

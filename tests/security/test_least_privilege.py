@@ -82,14 +82,23 @@ def test_the_graph_inventory_works_with_the_read_only_role(
     assert "fleet rbac" in denied.stderr and "Traceback" not in denied.stderr
 
 
+def _remediate_as(
+    role_name: str, emulator_factory: Any, tmp_path: Path
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """A remediation job run by the fleet principal holding only ``role_name``; it must exit 0."""
+    emu = emulator_factory().running
+    policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(ROLLOUT)})
+    emu.admin.set_role(PRINCIPAL, role(role_name))
+    result, job, shown = remediate(emu, tmp_path / "state", policies)
+    assert result.exit_code == 0, result.stderr
+    return emu, job, shown
+
+
 def test_a_remediation_under_the_read_only_role_fails_cleanly(
     emulator_factory: Any, fleet_snapshot: dict[str, Any], tmp_path: Path
 ) -> None:
-    emu = emulator_factory().running
-    policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(ROLLOUT)})
-    emu.admin.set_role(PRINCIPAL, role("audit"))
-    result, job, shown = remediate(emu, tmp_path / "state", policies)
-    assert result.exit_code == 0, result.stderr  # the job ran; its clusters failed
+    # the job runs (exit 0); its clusters fail
+    emu, job, shown = _remediate_as("audit", emulator_factory, tmp_path)
     assert job["job"]["status"] != "succeeded"
     statuses = job_outcomes(job, shown, fleet_snapshot)
     attempted = [c for c in job["clusters"] if c["writes"]]
@@ -114,11 +123,7 @@ def test_a_remediation_under_the_read_only_role_fails_cleanly(
 def test_the_same_remediation_under_the_remediate_role_succeeds(
     emulator_factory: Any, fleet_snapshot: dict[str, Any], tmp_path: Path
 ) -> None:
-    emu = emulator_factory().running
-    policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(ROLLOUT)})
-    emu.admin.set_role(PRINCIPAL, role("remediate"))
-    result, job, shown = remediate(emu, tmp_path / "state", policies)
-    assert result.exit_code == 0, result.stderr
+    emu, job, shown = _remediate_as("remediate", emulator_factory, tmp_path)
     assert job["job"]["status"] == "succeeded"
     assert forbidden(emu) == 0
     statuses = job_outcomes(job, shown, fleet_snapshot)

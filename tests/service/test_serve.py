@@ -58,28 +58,26 @@ def fleet_serve(
                 proc.kill()
 
 
-def test_dev_is_refused_off_loopback(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--dev", "--host", "0.0.0.0"], "loopback"),  # the dev issuer is for loopback only
+        ([], "FLEET_API_AUDIENCE"),  # without an issuer the server does not start
+    ],
+    ids=["dev-off-loopback", "no-issuer"],
+)
+def test_a_start_up_it_must_refuse_exits_2_with_the_reason(
+    args: list[str], reason: str, tmp_path: Path
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "fleet", "serve", "--dev", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "fleet", "serve", *args],
         env=_env({"FLEET_STATE_DIR": str(tmp_path)}),
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2 and "loopback" in result.stderr
-
-
-def test_without_an_issuer_the_server_does_not_start(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "fleet", "serve"],
-        env=_env({"FLEET_STATE_DIR": str(tmp_path)}),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2 and "FLEET_API_AUDIENCE" in result.stderr
+    assert result.returncode == 2 and reason in result.stderr
 
 
 def test_dev_serves_demo_tokens_on_loopback(tmp_path: Path) -> None:
