@@ -17,11 +17,9 @@ it is turned off for loopback vault URLs only.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import NamedTuple
 
-import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -30,10 +28,9 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.pipeline.transport import RequestsTransport
 from azure.keyvault.secrets import SecretClient
-from requests.adapters import HTTPAdapter
 
+from fleet.azure.transport import pooled_transport
 from fleet.core.errors import SecretUnavailable
 from fleet.settings import Settings, is_loopback_url
 
@@ -56,24 +53,11 @@ class Vaults:
         self.credential = credential
         self._lock = threading.Lock()
         self._clients: dict[str, SecretClient] = {}
-        self._http = requests.Session()
-        # As for ARM (fleet.azure.session): proxies and CA resolved once, not per request.
-        self._http.trust_env = False
-        self._http.proxies.update(requests.utils.get_environ_proxies(settings.keyvault_url))
-        self._http.mount("https://", HTTPAdapter(pool_maxsize=settings.concurrency + 8))
-        verify: str | bool = (
-            settings.keyvault_ca_bundle
-            or settings.arm_ca_bundle
-            or os.environ.get("REQUESTS_CA_BUNDLE")
-            or os.environ.get("CURL_CA_BUNDLE")
-            or True
-        )
-        self._transport = RequestsTransport(
-            session=self._http,
-            session_owner=False,
-            connection_verify=verify,
-            connection_timeout=min(10.0, settings.request_timeout),
-            read_timeout=settings.request_timeout,
+        self._http, self._transport = pooled_transport(
+            settings,
+            endpoint=settings.keyvault_url,
+            ca_bundle=settings.keyvault_ca_bundle or settings.arm_ca_bundle,
+            hosts=10,  # a pool per vault host
         )
 
     def url(self, vault: str) -> str:

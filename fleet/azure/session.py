@@ -13,15 +13,12 @@ The same code talks to real Azure and to ``fleet emulator serve``; only settings
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import requests
 from azure.core.credentials import TokenCredential
-from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.kubernetesconfiguration import SourceControlConfigurationClient
 from azure.mgmt.kubernetesconfiguration.extensions import (
@@ -33,12 +30,12 @@ from azure.mgmt.kubernetesconfiguration.fluxconfigurations import (
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.mgmt.resourcegraph import ResourceGraphClient
-from requests.adapters import HTTPAdapter
 
 from fleet.azure import api_versions
 from fleet.azure.credentials import make_credential
 from fleet.azure.keyvault import Vaults
 from fleet.azure.ratelimit import BudgetPolicy, Limiter, TokenBucketLimiter, arm_budgets
+from fleet.azure.transport import pooled_transport
 from fleet.settings import Settings, is_loopback_url
 
 _C = TypeVar("_C")
@@ -108,27 +105,8 @@ class AzureSession:
             )
         )
         self.requests = RequestCounter()
-        self._http = requests.Session()
-        # With trust_env on, requests re-reads the proxy variables (a scan of os.environ) and
-        # looks for ~/.netrc (file stats) on *every* request: ~10 % of a read's CPU. fleet
-        # talks to one ARM endpoint, so its proxy and CA bundle are resolved once, here.
-        self._http.trust_env = False
-        self._http.proxies.update(requests.utils.get_environ_proxies(settings.arm_endpoint))
-        verify: str | bool = (
-            settings.arm_ca_bundle
-            or os.environ.get("REQUESTS_CA_BUNDLE")
-            or os.environ.get("CURL_CA_BUNDLE")
-            or True
-        )
-        pool = settings.concurrency + 8  # + LRO polls and paging that overlap a full pool
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
-        self._http.mount("https://", adapter)
-        self._transport = RequestsTransport(
-            session=self._http,
-            session_owner=False,
-            connection_verify=verify,
-            connection_timeout=min(10.0, settings.request_timeout),
-            read_timeout=settings.request_timeout,
+        self._http, self._transport = pooled_transport(
+            settings, endpoint=settings.arm_endpoint, ca_bundle=settings.arm_ca_bundle, hosts=4
         )
         self._lock = threading.Lock()
         #: Clients per (client class, lower-cased subscription id).

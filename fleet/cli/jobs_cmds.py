@@ -68,6 +68,13 @@ def _styled(value: str | None) -> Text:
     return Text(value or "", style=_STATUS_STYLE.get(value or "", ""))
 
 
+def _job_title(job: dict[str, Any], detail: str) -> Text:
+    """``Job <id>  <status>  <detail>``: the first line of every view of a job."""
+    return Text.assemble(
+        ("Job ", "bold"), (job["id"], "bold cyan"), "  ", _styled(job["status"]), f"  {detail}"
+    )
+
+
 def _open(verbose: int = 0) -> History:
     setup_logging(verbose)
     settings = load_settings()
@@ -111,15 +118,7 @@ def _emit(renderable: RenderableType, out: Path | None) -> None:
 def format_job_report(report: dict[str, Any], *, limit: int = 20) -> RenderableType:
     """The end-of-job summary: counts, waves, failures with ARM's reasons, skips, retries."""
     job, summary = report["job"], report["summary"]
-    parts: list[RenderableType] = [
-        Text.assemble(
-            ("Job ", "bold"),
-            (job["id"], "bold cyan"),
-            "  ",
-            _styled(job["status"]),
-            f"  mode {job['mode']}",
-        ),
-    ]
+    parts: list[RenderableType] = [_job_title(job, f"mode {job['mode']}")]
     if job.get("stopReason"):
         parts.append(Text(f"stopped: {job['stopReason']}", style="bold red"))
     rollout = job.get("rollout") or {}
@@ -297,15 +296,7 @@ def show(
         parts.append(format_job_report({**summary, "clusters": listed, "retry": retry}))
     else:
         progress = summary.get("progress") or {}
-        parts.append(
-            Text.assemble(
-                ("Job ", "bold"),
-                (record["id"], "bold cyan"),
-                "  ",
-                _styled(record["status"]),
-                f"  wave {progress.get('wave') or '-'}",
-            )
-        )
+        parts.append(_job_title(record, f"wave {progress.get('wave') or '-'}"))
         if record["status"] == "awaiting-approval":
             parts.append(
                 Text(

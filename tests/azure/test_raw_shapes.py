@@ -104,6 +104,18 @@ def odd(tmp_path: Path) -> Iterator[tuple[RunningEmulator, AzureSession]]:
         yield emu, session
 
 
+def _put_flux_config(name: str, body: dict[str, Any]) -> Action:
+    """The action that PUTs ``body`` as flux configuration ``name`` of ``CLUSTER``."""
+    rid = f"{CLUSTER['id']}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/{name}"
+    return Action(
+        kind=ActionKind.PUT_FLUX_CONFIG,
+        cluster_id=CLUSTER["id"],
+        resource_id=rid,
+        method="PUT",
+        body=body,
+    )
+
+
 def test_arm_reads_keep_what_no_api_version_defines(
     odd: tuple[RunningEmulator, AzureSession],
 ) -> None:
@@ -146,14 +158,8 @@ def test_a_2025_body_reaches_arm_whole(tmp_path: Path) -> None:
             "kustomizations": {"app": {"path": "./", "prune": True}},
         }
     }
-    rid = f"{CLUSTER['id']}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/oci"
-    action = Action(
-        kind=ActionKind.PUT_FLUX_CONFIG,
-        cluster_id=CLUSTER["id"],
-        resource_id=rid,
-        method="PUT",
-        body=body,
-    )
+    action = _put_flux_config("oci", body)
+    rid = action.resource_id
     with (
         running_emulator(_snapshot([flux_extension(CLUSTER["id"])]), **FAST) as emu,
         AzureSession(settings_for(emu, tmp_path)) as session,
@@ -218,7 +224,6 @@ def test_a_write_resumed_from_its_token_ends_with_the_resource(tmp_path: Path, p
     the final step a stand-in of the stored response (no ``json()``); the write still ends
     ``Succeeded`` with the resource's provisioning state, whether the operation was already
     over when it was resumed or not."""
-    rid = f"{CLUSTER['id']}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/app"
     body = {
         "properties": {
             "scope": "cluster",
@@ -228,13 +233,7 @@ def test_a_write_resumed_from_its_token_ends_with_the_resource(tmp_path: Path, p
             "kustomizations": {"app": {"path": "./", "prune": True}},
         }
     }
-    action = Action(
-        kind=ActionKind.PUT_FLUX_CONFIG,
-        cluster_id=CLUSTER["id"],
-        resource_id=rid,
-        method="PUT",
-        body=body,
-    )
+    action = _put_flux_config("app", body)
     options = {**FAST, "lro_polls": polls}
     with (
         running_emulator(_snapshot([flux_extension(CLUSTER["id"])]), **options) as emu,

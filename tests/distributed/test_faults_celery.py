@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from typer.testing import CliRunner
@@ -54,13 +54,24 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_a_worker_killed_mid_sweep_loses_nothing_and_counts_nothing_twice(
-    slow_emulator: RunningEmulator, redis_server: RedisServer, tmp_path: Path
-) -> None:
+class Rig(NamedTuple):
+    """A distributed engine on the slow emulator: its environment, settings, workers, state."""
+
+    env: dict[str, str]
+    settings: Settings
+    workers: Workers
+    jobs: JobState
+
+
+@pytest.fixture
+def rig(slow_emulator: RunningEmulator, redis_server: RedisServer, tmp_path: Path) -> Rig:
+    # Workers are started and stopped by each test: when they stop is part of what it checks.
     env = distributed_env(slow_emulator, redis_server.url, tmp_path)
-    settings = settings_for(env)
-    workers = Workers(env, tmp_path)
-    jobs = JobState(redis_server.url)
+    return Rig(env, settings_for(env), Workers(env, tmp_path), JobState(redis_server.url))
+
+
+def test_a_worker_killed_mid_sweep_loses_nothing_and_counts_nothing_twice(rig: Rig) -> None:
+    _, settings, workers, jobs = rig
     try:
         victim = workers.start("victim", concurrency=4)
         workers.start("survivor", concurrency=4)
@@ -84,12 +95,9 @@ def test_a_worker_killed_mid_sweep_loses_nothing_and_counts_nothing_twice(
 
 
 def test_redis_restart_mid_job_fails_loudly_and_records_nothing_as_complete(
-    slow_emulator: RunningEmulator, redis_server: RedisServer, tmp_path: Path
+    rig: Rig, redis_server: RedisServer
 ) -> None:
-    env = distributed_env(slow_emulator, redis_server.url, tmp_path)
-    settings = settings_for(env)
-    workers = Workers(env, tmp_path)
-    jobs = JobState(redis_server.url)
+    _, settings, workers, jobs = rig
     try:
         workers.start("w1", concurrency=4)
         job_id = submit_sweep(settings, load([POLICIES]), jobs=jobs)
@@ -110,13 +118,8 @@ def test_redis_restart_mid_job_fails_loudly_and_records_nothing_as_complete(
     assert [s["sweep"]["complete"] for s in recorded] == [True]
 
 
-def test_cancel_stops_new_work_within_seconds(
-    slow_emulator: RunningEmulator, redis_server: RedisServer, tmp_path: Path
-) -> None:
-    env = distributed_env(slow_emulator, redis_server.url, tmp_path)
-    settings = settings_for(env)
-    workers = Workers(env, tmp_path)
-    jobs = JobState(redis_server.url)
+def test_cancel_stops_new_work_within_seconds(rig: Rig, slow_emulator: RunningEmulator) -> None:
+    env, settings, workers, jobs = rig
     try:
         workers.start("w1", concurrency=2)
         job_id = submit_sweep(settings, load([POLICIES]), jobs=jobs)

@@ -68,6 +68,18 @@ def baseline(**remediation: Any) -> Policy:
     )
 
 
+#: The extension body ``baseline()`` renders (what a PUT of a missing extension sends).
+BASELINE_BODY: dict[str, Any] = {
+    "properties": {
+        "extensionType": "microsoft.flux",
+        "scope": {"cluster": {"releaseNamespace": "flux-system"}},
+        "autoUpgradeMinorVersion": True,
+        "releaseTrain": "Stable",
+        "configurationSettings": {"multiTenancy.enforce": "true"},
+    }
+}
+
+
 def cluster_config(**remediation: Any) -> Policy:
     return policy(
         "cluster-config", priority=50, fluxConfigurations=[CLUSTER_CONFIG], remediation=remediation

@@ -15,6 +15,7 @@ from fleet.desired.state import WINDOW_PATH, DesiredState
 from fleet.evaluate.versions import DEFAULT_WINDOW
 from fleet.policy.models import Exemption, Policy
 from tests.engine.fixtures import (
+    BASELINE_BODY,
     CLUSTER_CONFIG,
     TEAM_ALPHA,
     aks,
@@ -35,15 +36,7 @@ def test_extension_body_and_owners() -> None:
     desired = render(applicable(baseline(), version_audit()), FACTS)
     ext = desired.extension
     assert ext is not None
-    assert ext.body == {
-        "properties": {
-            "extensionType": "microsoft.flux",
-            "scope": {"cluster": {"releaseNamespace": "flux-system"}},
-            "autoUpgradeMinorVersion": True,
-            "releaseTrain": "Stable",
-            "configurationSettings": {"multiTenancy.enforce": "true"},
-        }
-    }
+    assert ext.body == BASELINE_BODY
     assert ext.name == "flux" and ext.resource == EXT and ext.name_governed
     assert ext.settings == {"multiTenancy.enforce"}
     assert ext.owners_of("/properties/releaseTrain") == ("platform-baseline",)

@@ -103,15 +103,7 @@ def test_missing_extension_is_created_with_the_full_desired_body() -> None:
     plan = run(fx.observe(F), fx.baseline(), fx.version_audit()).plan
     [put] = plan.actions
     assert (put.kind, put.change, put.method) == (ActionKind.PUT_EXTENSION, "+", "PUT")
-    assert put.body == {
-        "properties": {
-            "extensionType": "microsoft.flux",
-            "scope": {"cluster": {"releaseNamespace": "flux-system"}},
-            "autoUpgradeMinorVersion": True,
-            "releaseTrain": "Stable",
-            "configurationSettings": {"multiTenancy.enforce": "true"},
-        }
-    }
+    assert put.body == fx.BASELINE_BODY
     assert put.policies == ["platform-baseline"]  # the audit policy never writes
     assert {"path": "/properties/releaseTrain", "desired": "Stable", "actual": None} in put.changes
     assert put.reasons == [Reason(code=Code.EXTENSION_MISSING)]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import POLICIES
+from tests.helpers.cli import remediate_args
 from tests.remediate.conftest import (
     clusters,
     env_for,
@@ -39,19 +40,7 @@ def test_a_saved_plan_is_applied_exactly(start: Any, tmp_path: Path) -> None:
             for a in c["actions"]
         }
         assert planned
-        result = run(
-            [
-                "remediate",
-                "-p",
-                str(POLICIES),
-                "--plan",
-                str(tmp_path / "plan.json"),
-                "--yes",
-                "-o",
-                "json",
-            ],
-            env,
-        )
+        result = run(remediate_args(POLICIES, "--plan", str(tmp_path / "plan.json")), env)
         assert result.exit_code == 0, result.stderr
         job = report(result)
         assert job["job"]["mode"] == "plan" and job["summary"]["failed"] == 0
@@ -111,7 +100,7 @@ def test_the_retry_list_gets_the_same_desired_state_once_clusters_are_back(
         ]
         ext["properties"]["releaseTrain"] = "Preview"
         emu.admin.put_resource(ext)
-        first = report(run(["remediate", "-p", str(POLICIES), "--yes", "-o", "json"], env))
+        first = report(run(remediate_args(POLICIES), env))
         assert {facts[c.lower()].name for c in first["retry"]} >= {
             facts[stopped].name,
             facts[offline].name,

@@ -21,6 +21,7 @@ from typing import Any
 from fleet.core.errors import SchemaOutOfDate
 from fleet.record.history import History
 from tests.conftest import POLICIES, REPO
+from tests.helpers.cli import FLEET_COMMAND, fleet_process, remediate_args
 from tests.remediate.conftest import env_for
 
 
@@ -38,26 +39,7 @@ def test_a_killed_job_resumes_its_operations(start: Any, tmp_path: Path) -> None
     with start(lro_polls=None, lro_seconds=60) as emu:
         env = env_for(emu, tmp_path / "state")
         db = env["FLEET_DATABASE_URL"]
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fleet",
-                "remediate",
-                "-p",
-                str(POLICIES),
-                "--yes",
-                "-o",
-                "json",
-                "--policy",
-                "platform-baseline",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = fleet_process(remediate_args(POLICIES, "--policy", "platform-baseline"), env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             running = [w for w in _writes(db) if w["outcome"] == "running"]
@@ -93,17 +75,7 @@ def test_a_killed_job_resumes_its_operations(start: Any, tmp_path: Path) -> None
         ticker.start()
         try:
             resumed = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "fleet",
-                    "remediate",
-                    "--resume",
-                    job_id,
-                    "--force",
-                    "-o",
-                    "json",
-                ],
+                [*FLEET_COMMAND, "remediate", "--resume", job_id, "--force", "-o", "json"],
                 env=env,
                 cwd=REPO,
                 capture_output=True,

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleet.record.history import History, open_history
 from tests.conftest import REPO
+from tests.helpers.cli import FLEET_COMMAND, remediate_args
 from tests.remediate.conftest import (
     clusters,
     env_for,
@@ -39,7 +41,7 @@ WRITTEN_KINDS = (
 def _fleet(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``fleet ...`` in its own process, as from another terminal."""
     return subprocess.run(
-        [sys.executable, "-m", "fleet", *args],
+        [*FLEET_COMMAND, *args],
         env={**os.environ, **env},
         cwd=REPO,
         capture_output=True,
@@ -73,7 +75,7 @@ def test_scripted_failures_above_the_budget_stop_the_job_after_their_wave(
                 message="the canary broke",
             )
         env = env_for(emu, tmp_path / "state")
-        result = run(["remediate", "-p", str(policies), "--yes", "-o", "json"], env)
+        result = run(remediate_args(policies), env)
         assert result.exit_code == 1, result.stderr
         job = report(result)
         assert job["job"]["status"] == "stopped"
@@ -105,7 +107,7 @@ def test_an_lro_failure_rate_above_the_budget_stops_after_the_first_wave(
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(rollout)})
     with start(lro_fail_rate=1.0, seed=3) as emu:
         env = env_for(emu, tmp_path / "state")
-        result = run(["remediate", "-p", str(policies), "--yes", "-o", "json"], env)
+        result = run(remediate_args(policies), env)
         assert result.exit_code == 1, result.stderr
         job = report(result)
         first = {c["id"].lower() for c in job["clusters"] if c["wave"] == "first"}
@@ -134,6 +136,14 @@ def _wait_for(db: str, status: str, timeout: float = 60) -> dict[str, Any]:
     raise AssertionError(f"no job reached {status} in {timeout}s")
 
 
+class Waiting(NamedTuple):
+    emu: Any
+    env: dict[str, str]
+    thread: threading.Thread
+    box: list[Any]  # the CLI's result once the thread ends
+    job: dict[str, Any]  # the job's record as it waits
+
+
 def _in_thread(args: list[str], env: dict[str, str]) -> tuple[threading.Thread, list[Any]]:
     box: list[Any] = []
     thread = threading.Thread(target=lambda: box.append(run(args, env)), daemon=True)
@@ -141,12 +151,28 @@ def _in_thread(args: list[str], env: dict[str, str]) -> tuple[threading.Thread, 
     return thread, box
 
 
-def test_a_wave_waits_for_approval_from_another_terminal(start: Any, tmp_path: Path) -> None:
+def _finished(thread: threading.Thread, box: list[Any], *, exit_code: int) -> dict[str, Any]:
+    """The report of the job run by ``_in_thread`` once it ends, which must exit ``exit_code``."""
+    thread.join(60)
+    [result] = box
+    assert result.exit_code == exit_code, result.stderr
+    return report(result)
+
+
+@contextmanager
+def _awaiting_approval(start: Any, tmp_path: Path) -> Iterator[Waiting]:
+    """A job of the ``APPROVAL`` rollout, run in a thread, once it waits for its second wave."""
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(APPROVAL)})
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
-        thread, box = _in_thread(["remediate", "-p", str(policies), "--yes", "-o", "json"], env)
-        waiting = _wait_for(env["FLEET_DATABASE_URL"], "awaiting-approval")
+        thread, box = _in_thread(remediate_args(policies), env)
+        yield Waiting(
+            emu, env, thread, box, _wait_for(env["FLEET_DATABASE_URL"], "awaiting-approval")
+        )
+
+
+def test_a_wave_waits_for_approval_from_another_terminal(start: Any, tmp_path: Path) -> None:
+    with _awaiting_approval(start, tmp_path) as (emu, env, thread, box, waiting):
         assert waiting["summary"]["progress"]["waitingFor"] == "broad"
         with History(env["FLEET_DATABASE_URL"]) as history:
             canary = {
@@ -161,10 +187,7 @@ def test_a_wave_waits_for_approval_from_another_terminal(start: Any, tmp_path: P
         approved = _fleet(["jobs", "approve", waiting["id"][:12]], env)
         assert approved.returncode == 0, approved.stderr
         assert f"approved wave broad of job {waiting['id']}" in approved.stderr
-        thread.join(60)
-        [result] = box
-        assert result.exit_code == 0, result.stderr
-        job = report(result)
+        job = _finished(thread, box, exit_code=0)
         assert job["job"]["status"] == "succeeded"
         assert {c["status"] for c in job["clusters"] if c["wave"] == "broad"} == {"fixed"}
         with History(env["FLEET_DATABASE_URL"]) as history:
@@ -178,10 +201,7 @@ def test_an_unanswered_approval_times_out_cleanly(start: Any, tmp_path: Path) ->
     policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(APPROVAL)})
     with start() as emu:
         env = env_for(emu, tmp_path / "state")
-        result = run(
-            ["remediate", "-p", str(policies), "--yes", "-o", "json", "--approval-timeout", "0.5"],
-            env,
-        )
+        result = run(remediate_args(policies, "--approval-timeout", "0.5"), env)
         assert result.exit_code == 1, result.stderr
         job = report(result)
         assert job["job"]["status"] == "stopped"
@@ -194,17 +214,10 @@ def test_an_unanswered_approval_times_out_cleanly(start: Any, tmp_path: Path) ->
 
 
 def test_a_job_is_cancelled_from_another_terminal(start: Any, tmp_path: Path) -> None:
-    policies = policy_dir(tmp_path, {"baseline.yaml": with_rollout(APPROVAL)})
-    with start() as emu:
-        env = env_for(emu, tmp_path / "state")
-        thread, box = _in_thread(["remediate", "-p", str(policies), "--yes", "-o", "json"], env)
-        waiting = _wait_for(env["FLEET_DATABASE_URL"], "awaiting-approval")
+    with _awaiting_approval(start, tmp_path) as (_, env, thread, box, waiting):
         cancelled = _fleet(["jobs", "cancel", waiting["id"]], env)
         assert cancelled.returncode == 0, cancelled.stderr
-        thread.join(60)
-        [result] = box
-        assert result.exit_code == 130, result.stderr
-        job = report(result)
+        job = _finished(thread, box, exit_code=130)
         assert job["job"]["status"] == "cancelled"
         assert {c["status"] for c in job["clusters"] if c["wave"] == "broad"} == {"not-started"}
         assert _fleet(["jobs", "cancel", waiting["id"]], env).returncode == 2  # already over

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ from fleet.cli import app
 from fleet.emulator.testing import running_emulator
 from fleet.record.history import History
 from tests.comparing import comparable, difference
-from tests.conftest import REPO, emulator_env
+from tests.conftest import emulator_env
+from tests.helpers.cli import fleet_process, remediate_args
 from tests.service.conftest import APPROVER, FAST, FLEET, OPERATOR, SECRET, Served
 
 pytestmark = pytest.mark.slow
@@ -147,24 +147,7 @@ def _cli_run(tmp: Path, policies: Path) -> dict[str, Any]:
     local users while it waits."""
     with running_emulator(copy.deepcopy(FLEET), **FAST) as emu:
         env = {**emulator_env(emu, tmp / "state"), "PATH": str(Path(sys.executable).parent)}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fleet",
-                "remediate",
-                "-p",
-                str(policies),
-                "--yes",
-                "-o",
-                "json",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = fleet_process(remediate_args(policies), env)
         try:
             url = env["FLEET_DATABASE_URL"]
             deadline = time.monotonic() + 90

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import requests
 from fleet.emulator.testing import running_emulator
 from fleet.record.history import History
 from tests.conftest import REPO, emulator_env
+from tests.helpers.cli import FLEET_COMMAND, fleet_process
 from tests.service.conftest import APPROVER, FAST, FLEET, OPERATOR, policy_dir
 from tests.service.issuer import AUDIENCE, LocalIssuer
 
@@ -36,14 +36,7 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 def fleet_serve(
     args: list[str], env: dict[str, str]
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fleet", "serve", *args],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = fleet_process(["serve", *args], env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -70,7 +63,7 @@ def test_a_start_up_it_must_refuse_exits_2_with_the_reason(
     args: list[str], reason: str, tmp_path: Path
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "fleet", "serve", *args],
+        [*FLEET_COMMAND, "serve", *args],
         env=_env({"FLEET_STATE_DIR": str(tmp_path)}),
         cwd=REPO,
         capture_output=True,

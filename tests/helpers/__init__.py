@@ -1,0 +1,1 @@
+"""Helpers shared by tests of several folders (each module says what it is for)."""
