@@ -50,6 +50,11 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
     ok_cc = fx.flux_json(f.id, fx.CLUSTER_CONFIG)
     legacy = dict(fx.TEAM_ALPHA, name="legacy-apps")
     lab = fx.aks("aks-lab-00001", rg="rg-dev-1", tags={"env": "dev"})
+
+    def config_as(spec: dict[str, Any], **props: Any) -> ObservedCluster:
+        # the baseline extension in place, and cluster-config as ARM reports it
+        return fx.observe(f, extensions=[ext], configs=[fx.flux_json(f.id, spec, **props)])
+
     return [
         ("compliant", fx.compliant(f, fx.CLUSTER_CONFIG), [], set(), State.COMPLIANT),
         (
@@ -96,18 +101,11 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
         ),
         (
             "branch_drift",
-            fx.observe(
-                f,
-                extensions=[ext],
-                configs=[
-                    fx.flux_json(
-                        f.id,
-                        with_config(
-                            fx.CLUSTER_CONFIG,
-                            lambda s: s["gitRepository"]["repositoryRef"].update(branch="dev"),
-                        ),
-                    )
-                ],
+            config_as(
+                with_config(
+                    fx.CLUSTER_CONFIG,
+                    lambda s: s["gitRepository"]["repositoryRef"].update(branch="dev"),
+                )
             ),
             [],
             {Code.FLUX_CONFIG_DRIFT},
@@ -115,22 +113,14 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
         ),
         (
             "flux_config_failed",
-            fx.observe(
-                f,
-                extensions=[ext],
-                configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG, provisioningState="Failed")],
-            ),
+            config_as(fx.CLUSTER_CONFIG, provisioningState="Failed"),
             [],
             {Code.FLUX_CONFIG_FAILED},
             State.NONCOMPLIANT,
         ),
         (
             "flux_config_noncompliant",
-            fx.observe(
-                f,
-                extensions=[ext],
-                configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG, complianceState="Non-Compliant")],
-            ),
+            config_as(fx.CLUSTER_CONFIG, complianceState="Non-Compliant"),
             [],
             {Code.FLUX_CONFIG_NONCOMPLIANT},
             State.NONCOMPLIANT,
