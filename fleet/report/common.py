@@ -67,6 +67,9 @@ class Context:
     policyreport_api: str = "wgpolicyk8s.io/v1alpha2"
     #: Emit namespaced reports in this namespace instead of cluster-scoped ones.
     policyreport_namespace: str | None = None
+    #: Markdown: how many clusters that are not compliant are listed one line each (the worst
+    #: first); None lists every one (``fleet report show --format md --all``).
+    listed: int | None = 500
 
     def at(self) -> datetime:
         return self.now or datetime.now(UTC)
