@@ -182,7 +182,7 @@ def show(
         base = Context(
             policyreport_api=api,
             policyreport_namespace=policyreport_namespace,
-            **({"listed": None} if list_all else {}),
+            listed=None if list_all else Context.listed,
         )
         with _output(out) as stream:
             finished = render_recorded(
