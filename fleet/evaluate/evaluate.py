@@ -31,6 +31,7 @@ from fleet.core.diffing import copy_json
 from fleet.core.vocabulary import CODE_STATE, NON_COUNTING, Code, Severity, State, worst
 from fleet.desired.fingerprints import Fingerprints
 from fleet.desired.state import DesiredState
+from fleet.evaluate.commits import commits_of
 from fleet.evaluate.extension import judge_extension
 from fleet.evaluate.findings import Findings, show
 from fleet.evaluate.flux import judge_flux_configs, judge_flux_v1
@@ -165,7 +166,8 @@ def evaluate(
             path=conflict.path,
             desired=copy_json(conflict.values),
         )
-    return _verdict(observed, desired, found.items, version, in_window)
+    verdict = _verdict(observed, desired, found.items, version, in_window)
+    return verdict.model_copy(update={"flux_commits": commits_of(seen)})
 
 
 def _finding_key(f: Finding) -> tuple[str, str, str, str, int]:

@@ -46,6 +46,20 @@ class Finding(BaseModel):
     severity: Severity = Severity.MEDIUM
 
 
+class FluxCommit(BaseModel):
+    """The source commit one flux configuration of a cluster runs, as ARM reports it."""
+
+    model_config = _CONFIG
+
+    #: The flux configuration's name (the same name on every cluster a policy governs).
+    configuration: str
+    #: ``properties.sourceSyncedCommitId`` (e.g. ``main@sha1:0ba6...``); None before the first
+    #: sync.
+    commit: str | None = None
+    #: ``properties.sourceUpdatedAt``: when the agent last fetched the source.
+    updated_at: str | None = None
+
+
 class PolicyResult(BaseModel):
     """The state of one policy on one cluster."""
 
@@ -82,6 +96,9 @@ class Verdict(BaseModel):
     arm64: bool = False
     #: Connectivity (Arc) or power state (AKS) as read, for the report.
     status: str | None = None
+    #: The source commit of each flux configuration on the cluster, by name (commit
+    #: convergence, ``summary.fluxCommits``).
+    flux_commits: list[FluxCommit] = Field(default_factory=list)
 
     def to_report(self) -> dict[str, Any]:
         """This cluster's entry in the report JSON (camelCase, no Nones in findings)."""

@@ -87,6 +87,7 @@ def full_summary(summary: Mapping[str, Any] | None) -> dict[str, Any]:
         "versionWindow": {"inWindow": 0, "outOfWindow": 0, "notInstalled": 0},
         "byPolicy": {},
         "bySubscription": {},
+        "fluxCommits": {},
     }
     out.update(summary or {})
     out["byState"] = {s: int((out.get("byState") or {}).get(s, 0)) for s in STATES}

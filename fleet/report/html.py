@@ -4,8 +4,8 @@ The page is a Jinja2 template (autoescaped) with the CSS, the JavaScript and the
 (inline SVG) inside it: no CDN, no fonts, no requests at view time; a Content-Security-Policy
 with the hashes of the one script and the one style makes that a guarantee, and stops any
 injected markup from running. Static parts (headline, states, trend, what changed, findings,
-versions, policies, subscriptions) are rendered here; the cluster table is drawn by vanilla
-JavaScript from data embedded as JSON in ``<script type="application/json">``.
+versions, commit convergence, policies, subscriptions) are rendered here; the cluster table is
+drawn by vanilla JavaScript from data embedded as JSON in ``<script type="application/json">``.
 
 Scale: the clusters are packed before embedding. Strings (names, resource groups, messages,
 paths, values) are interned into one table and rows refer to them by index, a cluster id is
@@ -45,6 +45,7 @@ from fleet.report.common import (
     short_time,
     show,
 )
+from fleet.report.convergence import Convergence
 from fleet.report.model import compliance_percent
 from fleet.report.trends import delta, series
 
@@ -238,8 +239,10 @@ def write_html(report: Report, out: TextIO, context: Context | None = None) -> N
     sweep = report["sweep"]
     summary = full_summary(report.get("summary"))
     packer = _Packer()
+    convergence = Convergence(summary.get("fluxCommits"))
     for cluster in report["clusters"]:
         packer.add(cluster)
+        convergence.add(cluster)
 
     trend = (
         series(ctx.trends) if ctx.trends else {"sweeps": [], "policies": {}, "subscriptions": {}}
@@ -290,6 +293,7 @@ def write_html(report: Report, out: TextIO, context: Context | None = None) -> N
         state_bar=charts.state_bar(by_state),
         versions=versions,
         version_chart=charts.version_bars(versions),
+        commits=convergence.rows(),
         policies=_groups(summary.get("byPolicy") or {}, trend["policies"]),
         subscriptions=_groups(summary.get("bySubscription") or {}, trend["subscriptions"]),
         generated=ctx.at().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),

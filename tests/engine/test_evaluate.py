@@ -868,3 +868,42 @@ def test_evaluation_is_deterministic_whatever_the_input_order() -> None:
         rng.shuffle(policies)
         again = verdict(observe(f, configs=configs), applicable(*policies)).to_report()
         assert again == first
+
+
+# --- commit convergence -------------------------------------------------------------------
+
+
+def test_the_verdict_carries_each_configurations_commit() -> None:
+    f = aks()
+    synced = flux_json(f.id, CLUSTER_CONFIG)
+    assert synced["properties"]["sourceSyncedCommitId"]
+    other = flux_json(f.id, {**CLUSTER_CONFIG, "name": "apps"}, sourceSyncedCommitId=None)
+    hostile = flux_json(f.id, {**CLUSTER_CONFIG, "name": "zz"}, sourceSyncedCommitId={"x": 1})
+    v = verdict(
+        observe(f, extensions=[extension_json(f.id)], configs=[synced, other, hostile]),
+        applicable(baseline(), cluster_config()),
+    )
+    got = [c.model_dump() for c in v.flux_commits]
+    assert got == [
+        {
+            "configuration": "apps",
+            "commit": None,
+            "updated_at": other["properties"]["sourceUpdatedAt"],
+        },
+        {
+            "configuration": CLUSTER_CONFIG["name"],
+            "commit": synced["properties"]["sourceSyncedCommitId"],
+            "updated_at": synced["properties"]["sourceUpdatedAt"],
+        },
+        {
+            "configuration": "zz",
+            "commit": None,
+            "updated_at": hostile["properties"]["sourceUpdatedAt"],
+        },
+    ]
+    # Carried into the report JSON, and back.
+    report = v.to_report()
+    assert report["fluxCommits"][1]["commit"] == synced["properties"]["sourceSyncedCommitId"]
+    assert Verdict.from_report(report) == v
+    # A read error saw nothing: no commits.
+    assert verdict(observe(f, read_error="boom"), applicable(baseline())).flux_commits == []
