@@ -24,6 +24,7 @@ unmanaged ones) by ``fleet.evaluate.flux``, into a ``fleet.evaluate.findings.Fin
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from fleet.core.clusters import ClusterFacts
@@ -31,6 +32,7 @@ from fleet.core.diffing import copy_json
 from fleet.core.vocabulary import CODE_STATE, NON_COUNTING, Code, Severity, State, worst
 from fleet.desired.fingerprints import Fingerprints
 from fleet.desired.state import DesiredState
+from fleet.evaluate.attribution import attribute
 from fleet.evaluate.commits import commits_of
 from fleet.evaluate.extension import judge_extension
 from fleet.evaluate.findings import Findings, show
@@ -99,12 +101,14 @@ def evaluate(
     now: datetime,
     fingerprints: Fingerprints | None = None,
     seen: ObservedView | None = None,
+    fleet_ids: Collection[str] = (),
 ) -> Verdict:
     """Judge one cluster. Pure: the same inputs always give the same verdict.
 
     ``seen`` is the parsed view of ``observed`` when the caller already has it (``judge``
     shares one between evaluation and planning). An observation that is not well-formed ARM
-    is judged as a read error (``fleet.observe.wellformed``).
+    is judged as a read error (``fleet.observe.wellformed``). ``fleet_ids`` are fleet's own
+    principal's names as ARM's ``systemData`` records them (``fleet.evaluate.attribution``).
     """
     unchecked, observed = observed, checked(observed)
     if observed is not unchecked:
@@ -155,6 +159,7 @@ def evaluate(
         ]
         found.add(code, desired.policies, cid, message)
 
+    found.items = attribute(found.items, seen, desired, fleet_ids)
     for conflict in desired.conflicts:
         values = ", ".join(f"{p}: {show(v)}" for p, v in sorted(conflict.values.items()))
         found.add(
