@@ -153,6 +153,36 @@ def short_time(value: Any) -> str:
     return "" if parsed is None else parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def age(first_seen: Any, at: Any) -> str:
+    """How long a finding has been seen, at the time of its sweep: ``3 d``, ``5 h``,
+    ``12 min``, ``new`` (first seen by this sweep; "" when the history has no time for it)."""
+    start, end = parse_iso(first_seen), parse_iso(at)
+    if start is None or end is None:
+        return ""
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds >= 86400:
+        return f"{int(seconds // 86400)} d"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 60)} min" if seconds >= 60 else "new"
+
+
+def sweep_time(sweep: Mapping[str, Any]) -> Any:
+    """The moment a sweep's ages are measured at: when it started (the time its new
+    findings were first seen at), so a finding new in this sweep is "new"."""
+    return sweep.get("startedAt") or sweep.get("finishedAt")
+
+
+def modified_by(finding: Mapping[str, Any]) -> str:
+    """``ops@contoso.com (User), 2026-11-22 09:30 UTC`` from ``lastModified`` ("" if absent)."""
+    who = finding.get("lastModified")
+    if not isinstance(who, Mapping) or not who.get("by"):
+        return ""
+    kind = f" ({who['byType']})" if who.get("byType") else ""
+    when = short_time(who.get("at")) if who.get("at") else ""
+    return f"{who['by']}{kind}" + (f", {when or who.get('at')}" if who.get("at") else "")
+
+
 def resource_name(resource_id: str) -> str:
     """The last segment of an ARM id (``cluster-config`` of a fluxConfigurations id)."""
     return resource_id.rstrip("/").rsplit("/", 1)[-1]

@@ -39,11 +39,14 @@ from fleet.report.common import (
     Cluster,
     Context,
     Report,
+    age,
     code_severity,
     full_summary,
+    modified_by,
     percent,
     short_time,
     show,
+    sweep_time,
 )
 from fleet.report.convergence import Convergence
 from fleet.report.model import compliance_percent
@@ -61,7 +64,9 @@ _PROVIDERS = {
 class _Packer:
     """Packs verdicts into compact rows that reference one interned string table."""
 
-    def __init__(self) -> None:
+    def __init__(self, at: Any = None) -> None:
+        #: The sweep's time, that finding ages are measured at.
+        self.at = at
         self.strings: list[str] = []
         self._index: dict[str, int] = {}
         self.codes: list[str] = list(CODES)
@@ -137,6 +142,8 @@ class _Packer:
                     self.s(show(f.get("desired"))) if valued else -1,
                     self.s(show(f.get("actual"))) if valued else -1,
                     self.s(f.get("message")),
+                    self.s(_seen(f, self.at)),
+                    self.s(modified_by(f) or None),
                 ]
             )
         window = c.get("extensionVersionInWindow")
@@ -162,6 +169,14 @@ class _Packer:
                 1 if c.get("arm64") else 0,
             ]
         )
+
+
+def _seen(finding: Mapping[str, Any], at: Any) -> str | None:
+    """``3 d (since 2026-11-22 06:00 UTC)`` for the drill-down; None without a first-seen time."""
+    howlong = age(finding.get("firstSeen"), at)
+    if howlong == "new":
+        return "new in this sweep"
+    return f"{howlong} (since {short_time(finding.get('firstSeen'))})" if howlong else None
 
 
 def _script_json(data: Any) -> Markup:
@@ -238,7 +253,7 @@ def write_html(report: Report, out: TextIO, context: Context | None = None) -> N
     ctx = context or Context()
     sweep = report["sweep"]
     summary = full_summary(report.get("summary"))
-    packer = _Packer()
+    packer = _Packer(sweep_time(sweep))
     convergence = Convergence(summary.get("fluxCommits"))
     for cluster in report["clusters"]:
         packer.add(cluster)

@@ -25,14 +25,18 @@ from fleet.report.common import (
     STATES,
     Context,
     Report,
+    age,
     code_severity,
     counting,
     full_summary,
+    modified_by,
+    parse_iso,
     percent,
     severity_of,
     short_time,
     show,
     state_rank,
+    sweep_time,
 )
 from fleet.report.convergence import Convergence
 from fleet.report.model import compliance_percent
@@ -109,7 +113,7 @@ def write_markdown(report: Report, out: TextIO, context: Context | None = None) 
             continue
         n = sum(1 for f in c.get("findings") or () if counting(f))
         rank = (state_rank(str(c.get("state"))), n, "")
-        lines.append((-rank[0], -n, i, _line(c, n)))
+        lines.append((-rank[0], -n, i, _line(c, n, sweep_time(sweep))))
         # Keep the WORST worst clusters (a heap: one pass, memory flat in the fleet size).
         item = (rank, -i, c)
         if len(worst) < WORST:
@@ -240,13 +244,27 @@ def write_markdown(report: Report, out: TextIO, context: Context | None = None) 
                 lit(f.get("path")) if f.get("path") else "",
                 code(f.get("desired")) if f.get("path") else "",
                 code(f.get("actual")) if f.get("path") else "",
+                age(f.get("firstSeen"), sweep_time(sweep)),
+                esc(modified_by(f)),
                 esc(f.get("message")),
             ]
             for f in fs[:FINDINGS_PER_CLUSTER]
         ]
         if rows:
             _table(
-                out, ["Finding", "Severity", "Policy", "Path", "Desired", "Actual", "Message"], rows
+                out,
+                [
+                    "Finding",
+                    "Severity",
+                    "Policy",
+                    "Path",
+                    "Desired",
+                    "Actual",
+                    "For",
+                    "Last modified by",
+                    "Message",
+                ],
+                rows,
             )
         if len(fs) > FINDINGS_PER_CLUSTER:
             out.write(f"…and {len(fs) - FINDINGS_PER_CLUSTER} more findings.\n\n")
@@ -288,15 +306,22 @@ def _commits(out: TextIO, convergence: Convergence) -> None:
             )
 
 
-def _line(c: Mapping[str, Any], counted: int) -> list[str]:
+def _line(c: Mapping[str, Any], counted: int, at: Any) -> list[str]:
     """A cluster's row in the list of clusters that are not compliant."""
     codes = sorted({str(f.get("code")) for f in c.get("findings") or () if counting(f)})
+    seen = [
+        t
+        for f in c.get("findings") or ()
+        if counting(f) and (t := parse_iso(f.get("firstSeen"))) is not None
+    ]
+    oldest = age(min(seen).isoformat(), at) if seen else ""
     shown = ", ".join(lit(k) for k in codes[:3]) + (f" +{len(codes) - 3}" if len(codes) > 3 else "")
     return [
         esc(c.get("name")),
         badge(str(c.get("state"))),
         str(counted),
         shown,
+        oldest,
         esc(c.get("resourceGroup")),
         lit(c.get("subscriptionId")),
     ]
@@ -318,9 +343,9 @@ def _listing(
     out.write(f"**{len(lines)}** clusters are not compliant, the worst first.\n\n")
     _table(
         out,
-        ["Cluster", "State", "Findings", "Codes", "Resource group", "Subscription"],
+        ["Cluster", "State", "Findings", "Codes", "Oldest", "Resource group", "Subscription"],
         [line[3] for line in shown],
-        "llrlll",
+        "llrlrll",
     )
     left = len(lines) - len(shown)
     if left:

@@ -280,6 +280,9 @@ def _fleet(stage: int) -> list[Verdict]:
                 "./apps/staging </script><b>x</b>",
             )
         )
+    # Someone changed the configuration by hand: who and when ride on every finding about it.
+    who = {"by": "ops@contoso.com", "by_type": "User", "at": "2026-11-22T09:30:00Z"}
+    drifts = [{**d, "last_modified": who} for d in drifts]
     b.add("aks-cfg-drift", SUB_EU, "rg-prod-0", findings=drifts, policies=NC)
     b.add(
         "aks-cfg-failed",
@@ -287,6 +290,17 @@ def _fleet(stage: int) -> list[Verdict]:
         "rg-prod-0",
         policies=NC,
         findings=[
+            _f(
+                Code.FOREIGN_WRITER,
+                "last modified by ops@contoso.com (User) at 2026-11-22T09:30:00Z, not by fleet",
+                "cfg",
+                severity=Severity.WARNING,
+                last_modified={
+                    "by": "ops@contoso.com",
+                    "by_type": "User",
+                    "at": "2026-11-22T09:30:00Z",
+                },
+            ),
             _f(
                 Code.FLUX_CONFIG_FAILED,
                 "flux configuration 'cluster-config' is in "
