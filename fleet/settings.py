@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     """Client id of a user-assigned managed identity (``auth=managed``)."""
     subscriptions: Annotated[list[str] | None, NoDecode] = None
     """Limit every job to these subscription ids (comma-separated in the environment)."""
+    principal_id: Annotated[list[str] | None, NoDecode] = None
+    """Fleet's own principal as ARM's ``systemData.lastModifiedBy`` records it (comma-separated:
+    the application's client id and its object id, or a user's UPN): a resource fleet manages
+    that anyone else wrote last is ``FOREIGN_WRITER``. Unset: the ``oid``, ``appid``/``azp`` and
+    ``upn`` claims of fleet's own ARM access token."""
     keyvault_url: str = "https://{vault}.vault.azure.net"
     """URL of a Key Vault for ``fromKeyVault`` references, ``{vault}`` standing for the vault's
     name: the public cloud's by default; ``https://{vault}.vault.azure.cn`` or
@@ -202,7 +207,13 @@ class Settings(BaseSettings):
     """Largest request body the API reads (a saved plan is the biggest); larger ones get 413."""
 
     @field_validator(
-        "subscriptions", "policy_paths", "policies", "api_audience", "api_scopes", mode="before"
+        "subscriptions",
+        "policy_paths",
+        "policies",
+        "api_audience",
+        "api_scopes",
+        "principal_id",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: object) -> object:

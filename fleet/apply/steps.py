@@ -210,6 +210,7 @@ def judge_fresh(
         now=now,
         fingerprints=fingerprints,
         nudge_stuck_versions=True,
+        fleet_ids=edges.session.fleet_ids(),
     )
 
 

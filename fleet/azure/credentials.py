@@ -71,6 +71,17 @@ def make_credential(settings: Settings) -> TokenCredential:
     return identity.DefaultAzureCredential()
 
 
+def _claims(credential: TokenCredential, scope: str) -> dict[str, Any]:
+    """The unverified claims of the credential's token ({} when it is not a JWT)."""
+    token = credential.get_token(scope).token
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def principal_of(credential: TokenCredential, scope: str) -> str:
     """The principal id (``oid``) in the credential's token, for per-principal budgets.
 
@@ -79,10 +90,21 @@ def principal_of(credential: TokenCredential, scope: str) -> str:
     explicit = getattr(credential, "principal", None)
     if isinstance(explicit, str):
         return explicit
-    token = credential.get_token(scope).token
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return str(claims.get("oid") or claims.get("sub") or "unknown")
-    except (IndexError, ValueError):
-        return "unknown"
+    claims = _claims(credential, scope)
+    return str(claims.get("oid") or claims.get("sub") or "unknown")
+
+
+def identities_of(credential: TokenCredential, scope: str) -> frozenset[str]:
+    """Every name ARM may record fleet's own writes under in ``systemData.lastModifiedBy``:
+    the token's ``oid`` (managed identities, the emulator), ``appid``/``azp`` (ARM records an
+    application's client id) and ``upn``/``unique_name`` (``az login`` as a user).
+
+    Fleet decodes the token it obtained itself, to recognise its own writes (attribution);
+    this is not a validation and never an authorization decision.
+    """
+    explicit = getattr(credential, "principal", None)
+    if isinstance(explicit, str):
+        return frozenset({explicit})
+    claims = _claims(credential, scope)
+    names = (claims.get(k) for k in ("oid", "appid", "azp", "upn", "unique_name"))
+    return frozenset(n for n in names if isinstance(n, str) and n)

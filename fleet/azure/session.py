@@ -32,7 +32,7 @@ from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.mgmt.resourcegraph import ResourceGraphClient
 
 from fleet.azure import api_versions
-from fleet.azure.credentials import make_credential
+from fleet.azure.credentials import identities_of, make_credential
 from fleet.azure.keyvault import Vaults
 from fleet.azure.ratelimit import BudgetPolicy, Limiter, TokenBucketLimiter, arm_budgets
 from fleet.azure.transport import pooled_transport
@@ -114,6 +114,19 @@ class AzureSession:
         self._sub: SubscriptionClient | None = None
         self._graph: ResourceGraphClient | None = None
         self._vaults: Vaults | None = None
+        self._fleet_ids: frozenset[str] | None = None
+
+    def fleet_ids(self) -> frozenset[str]:
+        """Fleet's own principal as ``systemData`` records it (``FOREIGN_WRITER``): the
+        ``FLEET_PRINCIPAL_ID`` setting, else the claims of fleet's own ARM token (read once)."""
+        if self._fleet_ids is None:
+            configured = self.settings.principal_id
+            self._fleet_ids = (
+                frozenset(configured)
+                if configured
+                else identities_of(self.credential, credential_scope(self.settings.arm_endpoint))
+            )
+        return self._fleet_ids
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {

@@ -162,6 +162,14 @@ def show(
     policyreport_namespace: Annotated[
         str | None, typer.Option(help="Emit namespaced PolicyReports in this namespace.")
     ] = None,
+    list_all: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="md: list every cluster that is not compliant (default: the worst 500, "
+            "and how many more there are).",
+        ),
+    ] = False,
     database: DatabaseOpt = None,
 ) -> None:
     """Render a recorded sweep ([bold]the default command[/]).
@@ -171,7 +179,11 @@ def show(
     api = policyreport_api.value
     with _history(database) as history:
         sweep_id = history.resolve(sweep)
-        base = Context(policyreport_api=api, policyreport_namespace=policyreport_namespace)
+        base = Context(
+            policyreport_api=api,
+            policyreport_namespace=policyreport_namespace,
+            listed=None if list_all else Context.listed,
+        )
         with _output(out) as stream:
             finished = render_recorded(
                 history, sweep_id, fmt_name, stream, compare=compare, trend=trend, base=base

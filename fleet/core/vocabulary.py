@@ -57,6 +57,9 @@ class Code(StrEnum):
     READ_ERROR = "READ_ERROR"
     #: A Key Vault reference resolves to a newer version than the one fleet applied.
     SECRET_ROTATION_PENDING = "SECRET_ROTATION_PENDING"
+    #: Someone other than fleet's principal last modified a resource fleet manages
+    #: (``systemData.lastModifiedBy``); severity warning: who, not what (drift counts).
+    FOREIGN_WRITER = "FOREIGN_WRITER"
 
 
 class Severity(StrEnum):
@@ -109,6 +112,7 @@ CODE_SEVERITY: dict[Code, Severity] = {
     Code.POLICY_CONFLICT: Severity.HIGH,
     Code.READ_ERROR: Severity.HIGH,
     Code.SECRET_ROTATION_PENDING: Severity.MEDIUM,
+    Code.FOREIGN_WRITER: Severity.WARNING,
 }
 
 #: Severities that never change a state (reported, but informational).

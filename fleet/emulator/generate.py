@@ -52,6 +52,7 @@ from fleet.emulator.generate_tables import (
     CONNECTED,
     DAY,
     EXTENSION_MISSING,
+    FLEET_PRINCIPAL,
     FLUX_CONFIG_MISSING,
     FLUX_V1,
     FLUX_V1_BLOCKED,
@@ -111,7 +112,8 @@ def _generate(clusters: int, subscriptions: int, seed: int, clock: Stamps) -> di
     rng = Random(seed)
 
     tenant = random_uuid(rng)
-    fleet_principal = random_uuid(rng)
+    random_uuid(rng)  # drawn as it always was, so a seed keeps giving the same fleet
+    fleet_principal = FLEET_PRINCIPAL
     subs = [
         {
             "id": f"/subscriptions/{sc.subscription_id(i)}",

@@ -143,6 +143,10 @@ ARC_AGENTS: Final = ("1.21.10", "1.22.4", "1.23.7", "1.24.3")
 #: Who created things: fleet's own service principal writes the GitOps resources; people and
 #: a pipeline created the clusters.
 USERS: Final = ("platform-team@contoso.com", "ops@contoso.com", "sre-oncall@contoso.com")
+#: The principal fleet's emulator credential authenticates as (its token's ``oid``): the
+#: generated GitOps resources were written by the fleet that sweeps them, so fleet does not
+#: take its own writes for someone else's (``FOREIGN_WRITER``).
+FLEET_PRINCIPAL: Final = "fleet-emulator-principal"
 
 DAY: Final = 86400
 #: Flux v1 configurations could not be created from this day on (Azure retired Flux v1 in

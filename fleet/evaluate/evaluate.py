@@ -24,6 +24,7 @@ unmanaged ones) by ``fleet.evaluate.flux``, into a ``fleet.evaluate.findings.Fin
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from fleet.core.clusters import ClusterFacts
@@ -31,6 +32,8 @@ from fleet.core.diffing import copy_json
 from fleet.core.vocabulary import CODE_STATE, NON_COUNTING, Code, Severity, State, worst
 from fleet.desired.fingerprints import Fingerprints
 from fleet.desired.state import DesiredState
+from fleet.evaluate.attribution import attribute
+from fleet.evaluate.commits import commits_of
 from fleet.evaluate.extension import judge_extension
 from fleet.evaluate.findings import Findings, show
 from fleet.evaluate.flux import judge_flux_configs, judge_flux_v1
@@ -98,12 +101,14 @@ def evaluate(
     now: datetime,
     fingerprints: Fingerprints | None = None,
     seen: ObservedView | None = None,
+    fleet_ids: Collection[str] = (),
 ) -> Verdict:
     """Judge one cluster. Pure: the same inputs always give the same verdict.
 
     ``seen`` is the parsed view of ``observed`` when the caller already has it (``judge``
     shares one between evaluation and planning). An observation that is not well-formed ARM
-    is judged as a read error (``fleet.observe.wellformed``).
+    is judged as a read error (``fleet.observe.wellformed``). ``fleet_ids`` are fleet's own
+    principal's names as ARM's ``systemData`` records them (``fleet.evaluate.attribution``).
     """
     unchecked, observed = observed, checked(observed)
     if observed is not unchecked:
@@ -154,6 +159,7 @@ def evaluate(
         ]
         found.add(code, desired.policies, cid, message)
 
+    found.items = attribute(found.items, seen, desired, fleet_ids)
     for conflict in desired.conflicts:
         values = ", ".join(f"{p}: {show(v)}" for p, v in sorted(conflict.values.items()))
         found.add(
@@ -165,7 +171,8 @@ def evaluate(
             path=conflict.path,
             desired=copy_json(conflict.values),
         )
-    return _verdict(observed, desired, found.items, version, in_window)
+    verdict = _verdict(observed, desired, found.items, version, in_window)
+    return verdict.model_copy(update={"flux_commits": commits_of(seen)})
 
 
 def _finding_key(f: Finding) -> tuple[str, str, str, str, int]:

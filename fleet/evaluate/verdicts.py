@@ -9,7 +9,7 @@ verdicts around in that form and read them back with ``Verdict.from_report``.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +25,20 @@ _CONFIG = ConfigDict(
     extra="forbid",
     ser_json_timedelta="iso8601",
 )
+
+
+class LastModified(BaseModel):
+    """Who last modified a resource and when, as ARM's ``systemData`` says (untrusted text)."""
+
+    model_config = _CONFIG
+
+    #: ``systemData.lastModifiedBy``: a user's UPN, an application's client id, a managed
+    #: identity's principal id.
+    by: str | None = None
+    #: ``systemData.lastModifiedByType``: User, Application, ManagedIdentity, Key.
+    by_type: str | None = None
+    #: ``systemData.lastModifiedAt`` as ARM wrote it (ISO 8601).
+    at: str | None = None
 
 
 class Finding(BaseModel):
@@ -44,6 +58,26 @@ class Finding(BaseModel):
     actual: Any = None
     message: str
     severity: Severity = Severity.MEDIUM
+    #: When this finding (by its key: code, policy, resource, path) was first seen in a
+    #: sweep that is still unbroken: filled in by the history when the sweep is recorded
+    #: (``fleet.record.finding_ages``); None from evaluation itself.
+    first_seen: datetime | None = None
+    #: Who last modified the resource, where ARM says (``systemData``).
+    last_modified: LastModified | None = None
+
+
+class FluxCommit(BaseModel):
+    """The source commit one flux configuration of a cluster runs, as ARM reports it."""
+
+    model_config = _CONFIG
+
+    #: The flux configuration's name (the same name on every cluster a policy governs).
+    configuration: str
+    #: ``properties.sourceSyncedCommitId`` (e.g. ``main@sha1:0ba6...``); None before the first
+    #: sync.
+    commit: str | None = None
+    #: ``properties.sourceUpdatedAt``: when the agent last fetched the source.
+    updated_at: str | None = None
 
 
 class PolicyResult(BaseModel):
@@ -82,6 +116,9 @@ class Verdict(BaseModel):
     arm64: bool = False
     #: Connectivity (Arc) or power state (AKS) as read, for the report.
     status: str | None = None
+    #: The source commit of each flux configuration on the cluster, by name (commit
+    #: convergence, ``summary.fluxCommits``).
+    flux_commits: list[FluxCommit] = Field(default_factory=list)
 
     def to_report(self) -> dict[str, Any]:
         """This cluster's entry in the report JSON (camelCase, no Nones in findings)."""

@@ -64,6 +64,7 @@ class PlanningSweep(Sweep):
                 now=self.now,
                 fingerprints=self.fingerprints,
                 nudge_stuck_versions=True,
+                fleet_ids=self.session.fleet_ids(),
             )
 
         judgement = judge(observed)

@@ -47,6 +47,7 @@ def history_context(
         now=base.now,
         policyreport_api=base.policyreport_api,
         policyreport_namespace=base.policyreport_namespace,
+        listed=base.listed,
     )
 
 

@@ -145,5 +145,10 @@ def judge_cluster(
             observed = replace(observed, notes=(*observed.notes, *target.notes))
     observed, catalog = catalogs.for_cluster(observed)
     return pipeline.judge(
-        observed, list(target.applicable), catalog=catalog, now=now, fingerprints=fingerprints
+        observed,
+        list(target.applicable),
+        catalog=catalog,
+        now=now,
+        fingerprints=fingerprints,
+        fleet_ids=session.fleet_ids(),
     )

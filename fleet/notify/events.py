@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from fleet.report.changes import FindingKey, finding_key
+from fleet.core.finding_keys import finding_key, key_hash
 
 SWEEP_DRIFT = "fleet.sweep.drift"
 SWEEP_FIXED = "fleet.sweep.fixed"
@@ -97,11 +97,6 @@ class Thresholds:
 
     digest: int = 50
     compliance_drop: float = 5.0
-
-
-def key_hash(key: FindingKey) -> str:
-    """A finding key as the ledger stores it (fixed length; resource ids can be long)."""
-    return hashlib.sha256("\x1f".join(key).encode()).hexdigest()
 
 
 def finding_hash(entry: Mapping[str, Any]) -> str:

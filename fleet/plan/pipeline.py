@@ -7,7 +7,7 @@ is pure: the callers read the cluster, resolve fingerprints, and store or apply 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -41,10 +41,12 @@ def judge(
     now: datetime,
     fingerprints: Fingerprints | None = None,
     nudge_stuck_versions: bool = False,
+    fleet_ids: Collection[str] = (),
 ) -> Judgement:
     """Render the cluster's desired state, judge the observation, plan the fix.
 
     ``nudge_stuck_versions`` is for remediation jobs: see ``fleet.plan.planning``.
+    ``fleet_ids``: fleet's own principal, for ``FOREIGN_WRITER`` (``fleet.evaluate.attribution``).
     An observation that is not well-formed ARM (``fleet.observe.wellformed``) is judged as a
     read error with the reason, never as what its damaged JSON would seem to say.
     """
@@ -53,7 +55,13 @@ def judge(
     # Parse the observation once for both evaluation and planning.
     seen = view(observed, desired.extension.name if desired.extension else None)
     verdict = evaluate(
-        observed, desired, catalog=catalog, now=now, fingerprints=fingerprints, seen=seen
+        observed,
+        desired,
+        catalog=catalog,
+        now=now,
+        fingerprints=fingerprints,
+        seen=seen,
+        fleet_ids=fleet_ids,
     )
     return Judgement(
         verdict,

@@ -23,6 +23,8 @@ Layout (one sweep has many cluster verdicts; a verdict has per-policy states and
 - ``cluster_locks``: which local job writes a cluster now (until its lock expires).
 - ``notify_outbox``, ``notify_findings``: webhook events waiting for (or past) delivery, one
   row per event and target; the findings already announced, by key hash.
+- ``finding_ages``: when each finding still present was first seen, by key hash and cluster
+  (drift age, ``fleet.record.finding_ages``).
 
 Children carry ``sweep_id`` too, so retention deletes by an indexed column without joins.
 """
@@ -279,4 +281,14 @@ notify_findings = Table(
     Column("state", String(16), nullable=False),
     Column("sweep_id", String(64)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+finding_ages = Table(
+    "finding_ages",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("cluster_key", ClusterKey, nullable=False),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("sweep_id", String(64)),
+    Index("ix_finding_ages_cluster", "cluster_key"),
 )

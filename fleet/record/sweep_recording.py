@@ -4,7 +4,8 @@
 calls ``start_sweep``, then ``add_clusters`` per batch of verdicts, then ``finish_sweep`` (also
 when it was interrupted). What is stored is what the report holds (docs/contracts.md,
 Compliance vocabulary): the sweep object, the summary and each cluster's verdict as JSON, plus
-columns and child rows (policy states, findings) for SQL queries and dashboards.
+columns and child rows (policy states, findings) for SQL queries and dashboards. Each finding
+is stored with the time it was first seen (``firstSeen``, ``fleet.record.finding_ages``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from fleet.record.db import (
     now_utc,
     parse_time,
     redacted,
+    utc,
 )
+from fleet.record.finding_ages import stamp_ages
 from fleet.record.schema import cluster_verdicts, findings, policy_states, sweeps
 
 _STATES = tuple(s.value for s in State)
@@ -143,6 +146,11 @@ class SweepRecording(Store):
     def _insert_clusters(
         self, conn: Connection, sweep_id: str, clusters: Sequence[Mapping[str, Any]]
     ) -> None:
+        # Each finding gets the time it was first seen (drift age), kept by finding key.
+        started = conn.execute(select(sweeps.c.started_at).where(sweeps.c.id == sweep_id)).scalar()
+        clusters = stamp_ages(
+            conn, sweep_id, utc(started) or now_utc(), clusters, postgres=self._postgres
+        )
         rows = []
         for c in clusters:
             window = c.get("extensionVersionInWindow")

@@ -18,19 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleet.core.finding_keys import FindingKey, finding_key
 from fleet.core.ids import key as id_key
 from fleet.report.common import Cluster, counting, severity_of, state_rank
 
-FindingKey = tuple[str, str, str, str]
-
-
-def finding_key(finding: Mapping[str, Any]) -> FindingKey:
-    return (
-        str(finding.get("code", "")),
-        str(finding.get("policy") or ""),
-        id_key(str(finding.get("resource") or "")),
-        str(finding.get("path") or ""),
-    )
+__all__ = ["FindingKey", "diff", "finding_key"]
 
 
 @dataclass(slots=True)

@@ -67,6 +67,9 @@ class Context:
     policyreport_api: str = "wgpolicyk8s.io/v1alpha2"
     #: Emit namespaced reports in this namespace instead of cluster-scoped ones.
     policyreport_namespace: str | None = None
+    #: Markdown: how many clusters that are not compliant are listed one line each (the worst
+    #: first); None lists every one (``fleet report show --format md --all``).
+    listed: int | None = 500
 
     def at(self) -> datetime:
         return self.now or datetime.now(UTC)
@@ -84,6 +87,7 @@ def full_summary(summary: Mapping[str, Any] | None) -> dict[str, Any]:
         "versionWindow": {"inWindow": 0, "outOfWindow": 0, "notInstalled": 0},
         "byPolicy": {},
         "bySubscription": {},
+        "fluxCommits": {},
     }
     out.update(summary or {})
     out["byState"] = {s: int((out.get("byState") or {}).get(s, 0)) for s in STATES}
@@ -147,6 +151,36 @@ def short_time(value: Any) -> str:
     """``2026-11-25 06:00 UTC`` from an ISO timestamp ("" when absent)."""
     parsed = parse_iso(value)
     return "" if parsed is None else parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def age(first_seen: Any, at: Any) -> str:
+    """How long a finding has been seen, at the time of its sweep: ``3 d``, ``5 h``,
+    ``12 min``, ``new`` (first seen by this sweep; "" when the history has no time for it)."""
+    start, end = parse_iso(first_seen), parse_iso(at)
+    if start is None or end is None:
+        return ""
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds >= 86400:
+        return f"{int(seconds // 86400)} d"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 60)} min" if seconds >= 60 else "new"
+
+
+def sweep_time(sweep: Mapping[str, Any]) -> Any:
+    """The moment a sweep's ages are measured at: when it started (the time its new
+    findings were first seen at), so a finding new in this sweep is "new"."""
+    return sweep.get("startedAt") or sweep.get("finishedAt")
+
+
+def modified_by(finding: Mapping[str, Any]) -> str:
+    """``ops@contoso.com (User), 2026-11-22 09:30 UTC`` from ``lastModified`` ("" if absent)."""
+    who = finding.get("lastModified")
+    if not isinstance(who, Mapping) or not who.get("by"):
+        return ""
+    kind = f" ({who['byType']})" if who.get("byType") else ""
+    when = short_time(who.get("at")) if who.get("at") else ""
+    return f"{who['by']}{kind}" + (f", {when or who.get('at')}" if who.get("at") else "")
 
 
 def resource_name(resource_id: str) -> str:

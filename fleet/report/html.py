@@ -4,8 +4,8 @@ The page is a Jinja2 template (autoescaped) with the CSS, the JavaScript and the
 (inline SVG) inside it: no CDN, no fonts, no requests at view time; a Content-Security-Policy
 with the hashes of the one script and the one style makes that a guarantee, and stops any
 injected markup from running. Static parts (headline, states, trend, what changed, findings,
-versions, policies, subscriptions) are rendered here; the cluster table is drawn by vanilla
-JavaScript from data embedded as JSON in ``<script type="application/json">``.
+versions, commit convergence, policies, subscriptions) are rendered here; the cluster table is
+drawn by vanilla JavaScript from data embedded as JSON in ``<script type="application/json">``.
 
 Scale: the clusters are packed before embedding. Strings (names, resource groups, messages,
 paths, values) are interned into one table and rows refer to them by index, a cluster id is
@@ -39,12 +39,16 @@ from fleet.report.common import (
     Cluster,
     Context,
     Report,
+    age,
     code_severity,
     full_summary,
+    modified_by,
     percent,
     short_time,
     show,
+    sweep_time,
 )
+from fleet.report.convergence import Convergence
 from fleet.report.model import compliance_percent
 from fleet.report.trends import delta, series
 
@@ -60,7 +64,9 @@ _PROVIDERS = {
 class _Packer:
     """Packs verdicts into compact rows that reference one interned string table."""
 
-    def __init__(self) -> None:
+    def __init__(self, at: Any = None) -> None:
+        #: The sweep's time, that finding ages are measured at.
+        self.at = at
         self.strings: list[str] = []
         self._index: dict[str, int] = {}
         self.codes: list[str] = list(CODES)
@@ -136,6 +142,8 @@ class _Packer:
                     self.s(show(f.get("desired"))) if valued else -1,
                     self.s(show(f.get("actual"))) if valued else -1,
                     self.s(f.get("message")),
+                    self.s(_seen(f, self.at)),
+                    self.s(modified_by(f) or None),
                 ]
             )
         window = c.get("extensionVersionInWindow")
@@ -161,6 +169,14 @@ class _Packer:
                 1 if c.get("arm64") else 0,
             ]
         )
+
+
+def _seen(finding: Mapping[str, Any], at: Any) -> str | None:
+    """``3 d (since 2026-11-22 06:00 UTC)`` for the drill-down; None without a first-seen time."""
+    howlong = age(finding.get("firstSeen"), at)
+    if howlong == "new":
+        return "new in this sweep"
+    return f"{howlong} (since {short_time(finding.get('firstSeen'))})" if howlong else None
 
 
 def _script_json(data: Any) -> Markup:
@@ -237,9 +253,11 @@ def write_html(report: Report, out: TextIO, context: Context | None = None) -> N
     ctx = context or Context()
     sweep = report["sweep"]
     summary = full_summary(report.get("summary"))
-    packer = _Packer()
+    packer = _Packer(sweep_time(sweep))
+    convergence = Convergence(summary.get("fluxCommits"))
     for cluster in report["clusters"]:
         packer.add(cluster)
+        convergence.add(cluster)
 
     trend = (
         series(ctx.trends) if ctx.trends else {"sweeps": [], "policies": {}, "subscriptions": {}}
@@ -290,6 +308,7 @@ def write_html(report: Report, out: TextIO, context: Context | None = None) -> N
         state_bar=charts.state_bar(by_state),
         versions=versions,
         version_chart=charts.version_bars(versions),
+        commits=convergence.rows(),
         policies=_groups(summary.get("byPolicy") or {}, trend["policies"]),
         subscriptions=_groups(summary.get("bySubscription") or {}, trend["subscriptions"]),
         generated=ctx.at().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),

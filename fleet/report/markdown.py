@@ -1,11 +1,16 @@
 """``--format md``: the report as Markdown for a pull request, a wiki page or a chat message.
 
 Sections: headline, states, what changed since the previous sweep, top findings, extension
-versions (N-2), per policy, per subscription, and the worst clusters with their findings.
-Everything that came from a cluster or a policy (names, tags, messages, values) is escaped:
-table pipes, HTML, and Markdown emphasis, so a hostile tag cannot break the page or inject
-markup where the Markdown is rendered. Long lists are capped; the JSON/CSV/HTML formats have
-everything.
+versions (N-2), commit convergence (per flux configuration: clusters per commit, the majority,
+who lags), per policy, per subscription, every cluster that is not compliant (one line each),
+and the worst clusters with their findings. Everything that came from a cluster or a
+policy (names, tags, messages, values) is escaped: table pipes, HTML, and Markdown emphasis, so
+a hostile tag cannot break the page or inject markup where the Markdown is rendered.
+
+A compliance report must not drop a cluster silently: the one-line list holds every cluster
+that is not compliant up to ``Context.listed`` (500 by default, the worst first) and then says
+exactly how many it left out and the command that lists them all (``--all``). Details are for
+the worst ``WORST``; other long lists (changes) say how many more there are, too.
 """
 
 from __future__ import annotations
@@ -20,15 +25,20 @@ from fleet.report.common import (
     STATES,
     Context,
     Report,
+    age,
     code_severity,
     counting,
     full_summary,
+    modified_by,
+    parse_iso,
     percent,
     severity_of,
     short_time,
     show,
     state_rank,
+    sweep_time,
 )
+from fleet.report.convergence import Convergence
 from fleet.report.model import compliance_percent
 from fleet.report.trends import delta, series, sparkline
 
@@ -87,8 +97,13 @@ def write_markdown(report: Report, out: TextIO, context: Context | None = None) 
     sweep = report["sweep"]
     summary = full_summary(report.get("summary"))
     worst: list[tuple[tuple[int, int, str], int, Mapping[str, Any]]] = []
+    # One line per cluster that is not compliant: small tuples, so a 50,000-cluster fleet
+    # costs a few megabytes; cut to ``ctx.listed`` only when written.
+    lines: list[tuple[int, int, int, list[str]]] = []
     versions: dict[str, dict[str, int]] = {}
+    convergence = Convergence(summary.get("fluxCommits"))
     for i, c in enumerate(report["clusters"]):
+        convergence.add(c)
         version = c.get("extensionVersion")
         if version:
             window = c.get("extensionVersionInWindow")
@@ -98,6 +113,7 @@ def write_markdown(report: Report, out: TextIO, context: Context | None = None) 
             continue
         n = sum(1 for f in c.get("findings") or () if counting(f))
         rank = (state_rank(str(c.get("state"))), n, "")
+        lines.append((-rank[0], -n, i, _line(c, n, sweep_time(sweep))))
         # Keep the WORST worst clusters (a heap: one pass, memory flat in the fleet size).
         item = (rank, -i, c)
         if len(worst) < WORST:
@@ -188,6 +204,8 @@ def write_markdown(report: Report, out: TextIO, context: Context | None = None) 
             rows.append([lit(version), str(n), verdict])
         _table(out, ["Version", "Clusters", "Window"], rows, "lrl")
 
+    _commits(out, convergence)
+
     trend = series(ctx.trends) if ctx.trends else None
     _group_table(
         out, "Policies", "Policy", summary.get("byPolicy") or {}, trend["policies"] if trend else {}
@@ -199,6 +217,8 @@ def write_markdown(report: Report, out: TextIO, context: Context | None = None) 
         summary.get("bySubscription") or {},
         trend["subscriptions"] if trend else {},
     )
+
+    _listing(out, lines, ctx.listed, sweep.get("id"))
 
     out.write("## Worst clusters\n\n")
     if not worst:
@@ -224,17 +244,117 @@ def write_markdown(report: Report, out: TextIO, context: Context | None = None) 
                 lit(f.get("path")) if f.get("path") else "",
                 code(f.get("desired")) if f.get("path") else "",
                 code(f.get("actual")) if f.get("path") else "",
+                age(f.get("firstSeen"), sweep_time(sweep)),
+                esc(modified_by(f)),
                 esc(f.get("message")),
             ]
             for f in fs[:FINDINGS_PER_CLUSTER]
         ]
         if rows:
             _table(
-                out, ["Finding", "Severity", "Policy", "Path", "Desired", "Actual", "Message"], rows
+                out,
+                [
+                    "Finding",
+                    "Severity",
+                    "Policy",
+                    "Path",
+                    "Desired",
+                    "Actual",
+                    "For",
+                    "Last modified by",
+                    "Message",
+                ],
+                rows,
             )
         if len(fs) > FINDINGS_PER_CLUSTER:
             out.write(f"…and {len(fs) - FINDINGS_PER_CLUSTER} more findings.\n\n")
     out.write(f"_Generated by fleet from sweep {lit(sweep.get('id'))}._\n")
+
+
+def _commits(out: TextIO, convergence: Convergence) -> None:
+    """Per flux configuration: the commits clusters run, the majority marked, who lags."""
+    rows = convergence.rows()
+    if not rows:
+        return
+    out.write("## Commit convergence\n\n")
+    for config in rows:
+        state = (
+            "converged" if config["converged"] else f"{config['onMajority']:.1f}% on the majority"
+        )
+        out.write(f"### {esc(config['name'])}: {config['clusters']} clusters, {state}\n\n")
+        _table(
+            out,
+            ["Commit", "Clusters", "Share", ""],
+            [
+                [
+                    lit(c["short"]) if c["commit"] else "not synced",
+                    str(c["clusters"]),
+                    f"{c['share']:.1f}%",
+                    "**majority**" if c["majority"] else "",
+                ]
+                for c in config["commits"]
+            ],
+            "lrrl",
+        )
+        if config["lagging"]:
+            more = f" and {config['laggingMore']} more" if config["laggingMore"] else ""
+            out.write(
+                "Not on the majority commit: "
+                + ", ".join(f"{esc(n['name'])} ({lit(n['commit'])})" for n in config["lagging"])
+                + more
+                + ".\n\n"
+            )
+
+
+def _line(c: Mapping[str, Any], counted: int, at: Any) -> list[str]:
+    """A cluster's row in the list of clusters that are not compliant."""
+    codes = sorted({str(f.get("code")) for f in c.get("findings") or () if counting(f)})
+    seen = [
+        t
+        for f in c.get("findings") or ()
+        if counting(f) and (t := parse_iso(f.get("firstSeen"))) is not None
+    ]
+    oldest = age(min(seen).isoformat(), at) if seen else ""
+    shown = ", ".join(lit(k) for k in codes[:3]) + (f" +{len(codes) - 3}" if len(codes) > 3 else "")
+    return [
+        esc(c.get("name")),
+        badge(str(c.get("state"))),
+        str(counted),
+        shown,
+        oldest,
+        esc(c.get("resourceGroup")),
+        lit(c.get("subscriptionId")),
+    ]
+
+
+def _listing(
+    out: TextIO,
+    lines: list[tuple[int, int, int, list[str]]],
+    limit: int | None,
+    sweep_id: Any,
+) -> None:
+    """Every cluster that is not compliant, one line each, or the exact count left out."""
+    out.write("## Clusters not compliant\n\n")
+    if not lines:
+        out.write("None: every cluster is compliant or exempt.\n\n")
+        return
+    lines.sort(key=lambda line: line[:3])
+    shown = lines if limit is None else lines[: max(0, limit)]
+    out.write(f"**{len(lines)}** clusters are not compliant, the worst first.\n\n")
+    _table(
+        out,
+        ["Cluster", "State", "Findings", "Codes", "Oldest", "Resource group", "Subscription"],
+        [line[3] for line in shown],
+        "llrlrll",
+    )
+    left = len(lines) - len(shown)
+    if left:
+        out.write(
+            f"**{left}** more clusters that are not compliant are not listed here (the "
+            f"first {len(shown)} are). "
+            + lit(f"fleet report show {sweep_id} --format md --all")
+            + " lists every one; `--format csv` has one row per finding.\n\n"
+        )
 
 
 def _group_table(

@@ -16,6 +16,8 @@ Metrics (documented in docs/reports.md):
 - ``fleet_clusters_with_finding{code}``: clusters with at least one counting finding of a code
 - ``fleet_findings{code}``: counting findings per code
 - ``fleet_extension_version_clusters{version}``; ``fleet_extension_window_clusters{window}``
+- ``fleet_flux_commit_clusters{configuration,commit}``: clusters per source commit of each flux
+  configuration (commit convergence)
 - ``fleet_policy_clusters{policy,state}``, ``fleet_policy_compliance_percent{policy}``
 - ``fleet_subscription_clusters{subscription_id,state}``,
   ``fleet_subscription_compliance_percent{subscription_id}``
@@ -137,6 +139,16 @@ class _SweepCollector(Collector):
         for name, n in (summary.get("versionWindow") or {}).items():
             window.add_metric([str(name)], int(n))
         yield window
+        commits = GaugeMetricFamily(
+            "fleet_flux_commit_clusters",
+            "Clusters per source commit of each flux configuration (commit convergence; "
+            'commit="" before the first sync).',
+            labels=["configuration", "commit"],
+        )
+        for name, entry in (summary.get("fluxCommits") or {}).items():
+            for c in (entry or {}).get("commits") or ():
+                commits.add_metric([str(name), str(c.get("commit") or "")], int(c["clusters"]))
+        yield commits
         yield from _grouped(summary.get("byPolicy") or {}, "policy", "policy", "a policy")
         yield from _grouped(
             summary.get("bySubscription") or {}, "subscription", "subscription_id", "a subscription"

@@ -10,7 +10,7 @@ Shape (camelCase, extends docs/contracts.md, Compliance vocabulary; never rename
     {"sweep":   {id, startedAt, finishedAt, durationSeconds, policyRevision, engine, inventory,
                  policies, subscriptions, complete, interrupted, targets, requests},
      "summary": {clusters, compliancePercent, byState, byFinding, findingsTotal,
-                 extensionVersions, versionWindow, byPolicy, bySubscription},
+                 extensionVersions, versionWindow, byPolicy, bySubscription, fluxCommits},
      "clusters": [Verdict.to_report(), ...]}
 
 - ``byState`` has every state, zeros included, so dashboards need no defaults.
@@ -19,6 +19,10 @@ Shape (camelCase, extends docs/contracts.md, Compliance vocabulary; never rename
 - ``compliancePercent`` = (compliant + exempt) / clusters judged, where clusters whose state is
   ``unknown`` are not judged (they could not be looked at); 100.0 for an empty sweep.
 - ``versionWindow``: clusters whose extension is ``inWindow``, ``outOfWindow``, ``notInstalled``.
+- ``fluxCommits``: commit convergence, per flux configuration name ``{clusters, majority,
+  commits: [{commit, clusters}]}``, the commits sorted by clusters (most first; ``commit`` is
+  null for clusters that have not synced yet); ``majority`` is the commit most clusters run
+  (ties: the first in text order), null when none has synced.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class SummaryBuilder:
         self.window = {"inWindow": 0, "outOfWindow": 0, "notInstalled": 0}
         self.by_policy: dict[str, dict[str, int]] = defaultdict(_empty_states)
         self.by_subscription: dict[str, dict[str, int]] = defaultdict(_empty_states)
+        self.commits: dict[str, Counter[str | None]] = defaultdict(Counter)
 
     def add(self, verdict: Verdict | dict[str, Any]) -> None:
         v = verdict.to_report() if isinstance(verdict, Verdict) else verdict
@@ -98,6 +103,8 @@ class SummaryBuilder:
             seen.add(f["code"])
         for code in seen:
             self.by_finding[code] += 1
+        for fc in v.get("fluxCommits") or ():
+            self.commits[str(fc.get("configuration"))][fc.get("commit")] += 1
         version = v.get("extensionVersion")
         if version:
             self.versions[version] += 1
@@ -123,7 +130,19 @@ class SummaryBuilder:
             "versionWindow": dict(self.window),
             "byPolicy": {k: self.by_policy[k] for k in sorted(self.by_policy)},
             "bySubscription": {k: self.by_subscription[k] for k in sorted(self.by_subscription)},
+            "fluxCommits": {k: convergence(self.commits[k]) for k in sorted(self.commits)},
         }
+
+
+def convergence(counts: Mapping[str | None, int]) -> dict[str, Any]:
+    """One configuration's entry of ``summary.fluxCommits`` from clusters per commit."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
+    synced = [c for c, _ in ranked if c is not None]
+    return {
+        "clusters": sum(counts.values()),
+        "majority": synced[0] if synced else None,
+        "commits": [{"commit": c, "clusters": n} for c, n in ranked],
+    }
 
 
 def compliance_percent(by_state: Mapping[str, int]) -> float:

@@ -848,3 +848,120 @@ def test_evaluation_is_deterministic_whatever_the_input_order() -> None:
         rng.shuffle(policies)
         again = verdict(fx.observe(f, configs=configs), fx.applicable(*policies)).to_report()
         assert again == first
+
+
+# --- commit convergence -------------------------------------------------------------------
+
+
+def test_the_verdict_carries_each_configurations_commit() -> None:
+    f = aks()
+    synced = flux_json(f.id, CLUSTER_CONFIG)
+    assert synced["properties"]["sourceSyncedCommitId"]
+    other = flux_json(f.id, {**CLUSTER_CONFIG, "name": "apps"}, sourceSyncedCommitId=None)
+    hostile = flux_json(f.id, {**CLUSTER_CONFIG, "name": "zz"}, sourceSyncedCommitId={"x": 1})
+    v = verdict(
+        observe(f, extensions=[extension_json(f.id)], configs=[synced, other, hostile]),
+        applicable(baseline(), cluster_config()),
+    )
+    got = [c.model_dump() for c in v.flux_commits]
+    assert got == [
+        {
+            "configuration": "apps",
+            "commit": None,
+            "updated_at": other["properties"]["sourceUpdatedAt"],
+        },
+        {
+            "configuration": CLUSTER_CONFIG["name"],
+            "commit": synced["properties"]["sourceSyncedCommitId"],
+            "updated_at": synced["properties"]["sourceUpdatedAt"],
+        },
+        {
+            "configuration": "zz",
+            "commit": None,
+            "updated_at": hostile["properties"]["sourceUpdatedAt"],
+        },
+    ]
+    # Carried into the report JSON, and back.
+    report = v.to_report()
+    assert report["fluxCommits"][1]["commit"] == synced["properties"]["sourceSyncedCommitId"]
+    assert Verdict.from_report(report) == v
+    # A read error saw nothing: no commits.
+    assert verdict(observe(f, read_error="boom"), applicable(baseline())).flux_commits == []
+
+
+# --- attribution and FOREIGN_WRITER -------------------------------------------------------
+
+SOMEONE = {
+    "lastModifiedBy": "ops@contoso.com",
+    "lastModifiedByType": "User",
+    "lastModifiedAt": "2026-11-22T09:30:00Z",
+}
+
+
+def _by(resource: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:
+    resource = copy.deepcopy(resource)
+    resource["systemData"].update(who)
+    return resource
+
+
+def test_a_managed_resource_someone_else_wrote_is_a_foreign_writer() -> None:
+    f = aks()
+    drifted = flux_json(f.id, CLUSTER_CONFIG)
+    drifted["properties"]["gitRepository"]["repositoryRef"]["branch"] = "dev"
+    observed = observe(f, extensions=[extension_json(f.id)], configs=[_by(drifted, SOMEONE)])
+    apps = applicable(baseline(), cluster_config())
+    v = verdict(observed, apps, fleet_ids={"FLEET"})  # compared without case
+    foreign = [x for x in v.findings if x.code is Code.FOREIGN_WRITER]
+    assert len(foreign) == 1
+    (fw,) = foreign
+    assert fw.resource == drifted["id"] and fw.policy == cluster_config().name
+    assert fw.severity is Severity.WARNING
+    assert fw.last_modified is not None and fw.last_modified.model_dump() == {
+        "by": "ops@contoso.com",
+        "by_type": "User",
+        "at": "2026-11-22T09:30:00Z",
+    }
+    assert "ops@contoso.com (User) at 2026-11-22T09:30:00Z" in fw.message
+    # The drift on that configuration says who made it; the extension, written by fleet, not
+    # foreign, says fleet did.
+    drift = next(x for x in v.findings if x.code is Code.FLUX_CONFIG_DRIFT)
+    assert drift.last_modified == fw.last_modified
+    # A warning: the state is what the drift makes it, nothing more.
+    assert v.state is State.NONCOMPLIANT
+    same = verdict(observed, apps)  # fleet's identity unknown: nobody is foreign
+    assert Code.FOREIGN_WRITER.value not in same.codes()
+    assert next(x for x in same.findings if x.code is Code.FLUX_CONFIG_DRIFT).last_modified
+
+
+def test_what_fleet_wrote_and_what_no_policy_manages_are_not_foreign() -> None:
+    f = aks()
+    unmanaged = _by(flux_json(f.id, {**CLUSTER_CONFIG, "name": "someone-elses"}), SOMEONE)
+    observed = observe(
+        f,
+        extensions=[extension_json(f.id)],
+        configs=[flux_json(f.id, CLUSTER_CONFIG), unmanaged],
+    )
+    v = verdict(observed, applicable(baseline(), cluster_config()), fleet_ids={"fleet"})
+    assert Code.FOREIGN_WRITER.value not in v.codes()
+    # An extension changed by a pipeline's managed identity is foreign; a compliant one stays
+    # compliant (a warning never changes a state).
+    ext = _by(
+        extension_json(f.id), {"lastModifiedBy": "1d2c", "lastModifiedByType": "ManagedIdentity"}
+    )
+    v = verdict(
+        observe(f, extensions=[ext], configs=[flux_json(f.id, CLUSTER_CONFIG)]),
+        applicable(baseline(), cluster_config()),
+        fleet_ids={"fleet"},
+    )
+    foreign = [x for x in v.findings if x.code is Code.FOREIGN_WRITER]
+    assert [x.resource for x in foreign] == [ext["id"]] * len(foreign) and foreign
+    assert v.state is State.COMPLIANT
+    # systemData that is not what ARM sends is ignored, never an error.
+    odd = copy.deepcopy(ext)
+    odd["systemData"] = {"lastModifiedBy": 7}
+    v = verdict(
+        observe(f, extensions=[odd], configs=[flux_json(f.id, CLUSTER_CONFIG)]),
+        applicable(baseline(), cluster_config()),
+        fleet_ids={"fleet"},
+    )
+    assert v.state is State.COMPLIANT and Code.FOREIGN_WRITER.value not in v.codes()

@@ -20,6 +20,7 @@ from fleet.record.db import make_engine, redacted
 from fleet.record.history import History, open_history
 from fleet.settings import Settings
 from tests.record.conftest import migrated_by_a_newer_fleet
+from tests.record.test_history import unaged
 from tests.report.sample import SWEEP_IDS, reports
 
 # Issue 4's tables as its store wrote them (Core with SQLAlchemy types, as 0001 created them).
@@ -249,7 +250,7 @@ def test_downgrade_and_upgrade_again(db_url: str) -> None:
     with pytest.raises(SchemaOutOfDate, match="0001"):
         History(db_url)
     with open_history(db_url, upgrade=True) as history:
-        assert history.load_report(SWEEP_IDS[0])["clusters"] == json.loads(
+        assert unaged(history.load_report(SWEEP_IDS[0]))["clusters"] == json.loads(
             json.dumps(reports()[0]["clusters"])
         )
 

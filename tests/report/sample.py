@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fleet.core.vocabulary import Code, Severity, State, worst
-from fleet.evaluate.verdicts import Finding, PolicyResult, Verdict
+from fleet.evaluate.verdicts import Finding, FluxCommit, PolicyResult, Verdict
 from fleet.report.model import SweepInfo, build_report
 
 SUB_EU = "00000000-0000-0000-0000-000000000001"
@@ -23,6 +23,19 @@ BASELINE = "platform-baseline"
 APPS = "team-apps"
 KC = "providers/Microsoft.KubernetesConfiguration"
 HOSTILE = '<script>alert("x")</script>, "quoted" | pipe\nnewline =cmd'
+#: Commit convergence: most clusters on the head of main, some behind, a few not synced yet,
+#: one with hostile text where a commit should be.
+HEAD = "main@sha1:0ba6f0d30760d567de0bac86c8c4eec13ce1a590"
+BEHIND = "main@sha1:5f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6"
+
+
+def commit_for(n: int) -> str | None:
+    """The commit the n-th cluster of a sweep runs (deterministic)."""
+    if n == 5:
+        return HOSTILE
+    if n % 9 == 4:
+        return None
+    return BEHIND if n % 3 == 1 else HEAD
 
 
 def cluster_id(sub: str, rg: str, name: str, arc: bool = False) -> str:
@@ -99,6 +112,13 @@ class _Builder:
                 tags=tags or {"env": "prod"},
                 arm64=arm64,
                 status=status or ("Connected" if arc else "Running"),
+                flux_commits=[
+                    FluxCommit(
+                        configuration="cluster-config",
+                        commit=commit_for(len(self.verdicts)),
+                        updated_at="2026-11-25T05:40:00Z",
+                    )
+                ],
             )
         )
         return cid
@@ -260,6 +280,9 @@ def _fleet(stage: int) -> list[Verdict]:
                 "./apps/staging </script><b>x</b>",
             )
         )
+    # Someone changed the configuration by hand: who and when ride on every finding about it.
+    who = {"by": "ops@contoso.com", "by_type": "User", "at": "2026-11-22T09:30:00Z"}
+    drifts = [{**d, "last_modified": who} for d in drifts]
     b.add("aks-cfg-drift", SUB_EU, "rg-prod-0", findings=drifts, policies=NC)
     b.add(
         "aks-cfg-failed",
@@ -267,6 +290,17 @@ def _fleet(stage: int) -> list[Verdict]:
         "rg-prod-0",
         policies=NC,
         findings=[
+            _f(
+                Code.FOREIGN_WRITER,
+                "last modified by ops@contoso.com (User) at 2026-11-22T09:30:00Z, not by fleet",
+                "cfg",
+                severity=Severity.WARNING,
+                last_modified={
+                    "by": "ops@contoso.com",
+                    "by_type": "User",
+                    "at": "2026-11-22T09:30:00Z",
+                },
+            ),
             _f(
                 Code.FLUX_CONFIG_FAILED,
                 "flux configuration 'cluster-config' is in "

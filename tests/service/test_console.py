@@ -93,6 +93,9 @@ def test_the_console_overview_drill_down_and_approval(
         page = approver.open("#/overview")
         expect(page.locator("#states")).to_contain_text("compliant")
         expect(page.locator("#who")).to_contain_text("Ada A")
+        # Commit convergence: the generated fleet runs several commits per configuration.
+        expect(page.locator("h2", has_text="Commit convergence")).to_be_visible()
+        expect(page.locator("td code", has_text="@sha1:").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "console-overview.png"), full_page=True)
 
         page.locator("#states a", has_text="noncompliant").first.click()

@@ -12,6 +12,7 @@
   const NAME = 0, TYPE = 1, SUB = 2, RG = 3, LOC = 4, STATE = 5, VER = 6, WIN = 7, STATUS = 8,
     ID = 9, TAGS = 10, POL = 11, FIND = 12, ARM = 13;
   const F_CODE = 0, F_SEV = 1, F_POL = 2, F_RES = 3, F_PATH = 4, F_DES = 5, F_ACT = 6, F_MSG = 7;
+  const F_AGE = 8, F_BY = 9; // how long it has been seen; who last modified its resource
   const NOT_COUNTING = new Set([SEV.indexOf("warning"), SEV.indexOf("info")]);
   const ACTION = new Set(["noncompliant", "conflicting", "error"].map((s) => STATES.indexOf(s)));
   const $ = (id) => document.getElementById(id);
@@ -269,6 +270,8 @@
           el("span", { className: "sev sev-" + SEV[f[F_SEV]], text: SEV[f[F_SEV]] + (counts ? "" : " · not counted") }),
           el("span", { className: "muted", text: "policy: " + (str(f[F_POL]) || "none") })),
         el("div", { text: str(f[F_MSG]) || "" }),
+        f[F_AGE] >= 0 ? el("div", { className: "muted age", text: S[f[F_AGE]].startsWith("new") ? S[f[F_AGE]] : (counts ? "drifted for " : "seen for ") + S[f[F_AGE]] }) : null,
+        f[F_BY] >= 0 ? el("div", { className: "muted by", text: "last modified by " + S[f[F_BY]] }) : null,
         el("div", { className: "sub" }, "resource: ", el("code", { text: res })));
       if (f[F_PATH] >= 0 || f[F_DES] >= 0) {
         if (f[F_PATH] >= 0) box.append(el("div", null, "path: ", el("code", { className: "path", text: S[f[F_PATH]] })));

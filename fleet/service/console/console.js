@@ -188,6 +188,26 @@
       ([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v)))));
     main.append(table(["version", "clusters"], Object.entries(s.extensionVersions || {}).map(
       ([k, v]) => el("tr", {}, el("td", {}, el("code", {}, k)), el("td", {}, v)))));
+    const commits = Object.entries(s.fluxCommits || {});
+    if (commits.length) {
+      // Commit convergence: per flux configuration, the commit most clusters run and how many
+      // clusters run something else (the HTML and Markdown reports name them).
+      main.append(el("h2", {}, "Commit convergence"));
+      main.append(table(["configuration", "clusters", "majority commit", "on majority", "commits"],
+        commits.map(([name, c]) => {
+          const top = (c.commits || []).find((x) => x.commit === c.majority);
+          const on = top && c.clusters ? `${(100 * top.clusters / c.clusters).toFixed(1)}%` : "-";
+          return el("tr", {}, el("td", {}, el("code", {}, name)), el("td", {}, c.clusters),
+            el("td", { title: c.majority || "" }, el("code", {}, shortCommit(c.majority))),
+            el("td", {}, on), el("td", {}, (c.commits || []).length));
+        })));
+    }
+  }
+
+  function shortCommit(commit) {
+    if (!commit) return "not synced";
+    const m = /^(.*?@?sha(?:1|256):)([0-9a-fA-F]+)$/.exec(commit);
+    return m ? m[1] + m[2].slice(0, 12) : commit;
   }
 
   async function clusters() {
