@@ -20,7 +20,8 @@ from fleet.evaluate.versions import Catalog
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.view import view
 from fleet.observe.wellformed import checked
-from fleet.plan.actions import ClusterPlan
+from fleet.plan import promotion
+from fleet.plan.actions import ClusterPlan, SkipCategory, Skipped
 from fleet.plan.planning import plan
 from fleet.select.selection import Applicable
 
@@ -41,29 +42,40 @@ def judge(
     now: datetime,
     fingerprints: Fingerprints | None = None,
     nudge_stuck_versions: bool = False,
+    target: promotion.Target | None = None,
 ) -> Judgement:
     """Render the cluster's desired state, judge the observation, plan the fix.
 
     ``nudge_stuck_versions`` is for remediation jobs: see ``fleet.plan.planning``.
+    ``target`` is the version ``fleet.plan.promotion`` chose for a promoting cluster: it is
+    pinned in the desired state, and a held promotion is noted among the plan's skips.
     An observation that is not well-formed ARM (``fleet.observe.wellformed``) is judged as a
     read error with the reason, never as what its damaged JSON would seem to say.
     """
     observed = checked(observed)
     desired = render(applicable, observed.facts)
+    if target is not None:
+        desired = promotion.pin(desired, target.version)
     # Parse the observation once for both evaluation and planning.
     seen = view(observed, desired.extension.name if desired.extension else None)
     verdict = evaluate(
         observed, desired, catalog=catalog, now=now, fingerprints=fingerprints, seen=seen
     )
-    return Judgement(
-        verdict,
+    planned = plan(
+        observed,
         desired,
-        plan(
-            observed,
-            desired,
-            verdict,
-            fingerprints=fingerprints,
-            seen=seen,
-            nudge_stuck_versions=nudge_stuck_versions,
-        ),
+        verdict,
+        fingerprints=fingerprints,
+        seen=seen,
+        nudge_stuck_versions=nudge_stuck_versions,
     )
+    if target is not None and target.held and desired.extension is not None:
+        held = Skipped(
+            cluster_id=observed.facts.id,
+            resource_id=desired.extension.resource,
+            code=promotion.HELD_CODE,
+            reason=target.reason,
+            category=SkipCategory.PINNED,
+        )
+        planned = planned.model_copy(update={"skipped": [*planned.skipped, held]})
+    return Judgement(verdict, desired, planned)
