@@ -10,8 +10,8 @@ no cluster outside the N-2 window.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
