@@ -48,16 +48,19 @@ def judge(
 
     ``nudge_stuck_versions`` is for remediation jobs: see ``fleet.plan.planning``.
     ``target`` is the version ``fleet.plan.promotion`` chose for a promoting cluster: it is
-    pinned in the desired state, and a held promotion is noted among the plan's skips.
+    pinned in the desired state, and a held promotion is noted among the plan's skips; without
+    one (a sweep) a promoting cluster is pinned to the version it runs.
     An observation that is not well-formed ARM (``fleet.observe.wellformed``) is judged as a
     read error with the reason, never as what its damaged JSON would seem to say.
     """
     observed = checked(observed)
     desired = render(applicable, observed.facts)
-    if target is not None:
-        desired = promotion.pin(desired, target.version)
     # Parse the observation once for both evaluation and planning.
     seen = view(observed, desired.extension.name if desired.extension else None)
+    # Without a decision a promoted version stays where it is: no write may move it.
+    desired = promotion.pin(
+        desired, target.version if target is not None else promotion.running(seen)
+    )
     verdict = evaluate(
         observed, desired, catalog=catalog, now=now, fingerprints=fingerprints, seen=seen
     )

@@ -25,7 +25,10 @@ chooses every cluster's version itself, from the whole fleet's standing at once:
 
 ``targets(standings, now)`` decides every cluster's ``Target``; ``pin(desired, version)`` is
 the desired state with that version pinned, which evaluation and planning then treat like a
-pinned ``version`` of a policy. Pure: the callers read the fleet and write the PUTs.
+pinned ``version`` of a policy. Where nothing decided (a sweep, the retry actions of an
+offline cluster, a write without an extension PUT) the pin is what the cluster ``running``
+runs: no write ever moves a promoted version that the promotion did not choose. Pure: the
+callers read the fleet and write the PUTs.
 """
 
 from __future__ import annotations
@@ -244,6 +247,13 @@ def pin(desired: DesiredState, version: str | None) -> DesiredState:
         d, body=body, essence=ess, fields=fields, owners=owners, version=version
     )
     return dataclasses.replace(desired, extension=extension)
+
+
+def running(seen: ObservedView) -> str | None:
+    """The release the observed extension runs (None: none installed, or not a release)."""
+    current = properties_of(seen.extension).get("currentVersion") if seen.extension else None
+    parsed = parse_version(current) if isinstance(current, str) else None
+    return str(current) if parsed is not None and not parsed.prerelease else None
 
 
 def pinned_version(actions: Iterable[Action]) -> str | None:

@@ -224,3 +224,18 @@ def test_the_default_gate_is_one_list_of_strings_and_unknown_codes_are_accepted(
     assert not policy_promotion.known_gate_code("FLUX_BROKEN")
     assert policy_promotion.parse_soak("1d12h") == timedelta(hours=36)
     assert policy_promotion.parse_soak("PT90M") == timedelta(minutes=90)
+
+
+def test_without_a_decision_a_promoted_version_is_pinned_where_it_is() -> None:
+    # A sweep, or the retry actions of an offline cluster: no target was decided, so a write
+    # pins what the cluster runs (1.17.2), never the train's newest (1.17.3) behind the gate.
+    promoting = policy("promoted", extension={"versionPolicy": "promote"})
+    facts = aks("aks-3")
+    observed = observe(facts, extensions=[extension_json(facts.id, current="1.17.2")])
+    judged = pipeline.judge(observed, applicable(promoting), catalog=CATALOG, now=NOW)
+    (put,) = judged.plan.actions
+    assert put.body is not None
+    assert put.body["properties"]["version"] == "1.17.2"
+    assert put.body["properties"]["autoUpgradeMinorVersion"] is False
+    drifted = {f.path for f in judged.verdict.findings if f.code.value == "EXTENSION_DRIFT"}
+    assert drifted == {"/properties/autoUpgradeMinorVersion", "/properties/version"}
