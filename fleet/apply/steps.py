@@ -47,7 +47,7 @@ from fleet.core.errors import SecretUnavailable
 from fleet.core.ids import key
 from fleet.desired.fingerprints import Fingerprints
 from fleet.observe.observed import ObservedCluster
-from fleet.plan import pipeline
+from fleet.plan import pipeline, promotion
 from fleet.plan.actions import Action
 from fleet.plan.planning import canonical_json
 from fleet.record.audit import body_digest
@@ -196,8 +196,11 @@ def judge_fresh(
     observed: ObservedCluster,
     fingerprints: Fingerprints,
     now: datetime | None = None,
+    pin: str | None = None,
 ) -> pipeline.Judgement | None:
-    """Judge a fresh observation with the job's policies (None: no policy targets it now)."""
+    """Judge a fresh observation with the job's policies (None: no policy targets it now);
+    ``pin``: the version a promotion chose when the job was prepared (``fleet.plan.promotion``,
+    read back from the task's extension PUT)."""
     now = now or edges.clock()
     applicable = selection.applicable(spec.policy_set, observed.facts, today=now.date())
     if not applicable:
@@ -211,6 +214,7 @@ def judge_fresh(
         fingerprints=fingerprints,
         nudge_stuck_versions=True,
         fleet_ids=edges.session.fleet_ids(),
+        target=promotion.Target(pin, "") if pin is not None else None,
     )
 
 
@@ -224,7 +228,8 @@ def decide_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
 
     observed = observe(edges.session, task.facts)
     fingerprints = applied_fingerprints(edges, spec, observed)
-    judgement = judge_fresh(edges, spec, observed, fingerprints)
+    pin = promotion.pinned_version(task.actions)
+    judgement = judge_fresh(edges, spec, observed, fingerprints, pin=pin)
     if judgement is None:
         return final(
             ClusterStatus.SKIPPED,
@@ -399,7 +404,7 @@ def verify_cluster(
         )
         return outcome
     fps = applied_fingerprints(edges, spec, observed)
-    judgement = judge_fresh(edges, spec, observed, fps)
+    judgement = judge_fresh(edges, spec, observed, fps, pin=promotion.pinned_version(task.actions))
     problems = remaining_problems(spec, outcome.applied, judgement, observed, fps)
     if problems:
         outcome.settle(ClusterStatus.FAILED, "; ".join(problems[:3]), Category.VERIFY)

@@ -12,7 +12,10 @@ protocol with bulk queries that also return properties, and ``BulkInventory.obse
 the clusters' configurations read in bulk, so a sweep needs no per-cluster ARM reads.
 
 The version catalogue is ``extensionTypes/microsoft.flux/versions`` of api-version 2026-05-01
-(one resource per version, one release train per request), read once per location. One that
+(one resource per version, one release train per request), read every time it is asked for:
+``fleet.azure.catalogs.CatalogCache`` asks once per location and sweep or job, so a new release
+(which reaches regions one after another) is seen by the next one, in a long-lived worker too
+(``versionPolicy: promote`` moves clusters as it arrives). One that
 cannot be read after retries, or that lists no Stable release (ARM always has some, so an empty
 one means the read was not what it seemed), raises ``fleet.core.errors.CatalogUnavailable``;
 ``fleet.azure.catalogs`` says what a job then does.
@@ -21,7 +24,6 @@ one means the read was not what it seemed), raises ``fleet.core.errors.CatalogUn
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -155,8 +157,6 @@ class ArmInventory:
 
     def __init__(self, session: AzureSession) -> None:
         self._session = session
-        self._catalogs: dict[str, dict[str, list[str]]] = {}
-        self._catalog_lock = threading.Lock()
 
     def subscriptions(self, wanted: frozenset[str] | None) -> list[Subscription]:
         client = self._session.subscriptions()
@@ -202,13 +202,8 @@ class ArmInventory:
                     log.warning("skipping unexpected resource %s: %s", res.get("id", "?"), exc)
 
     def catalog(self, subscription_id: str, location: str) -> dict[str, list[str]]:
-        """Versions per train for a location, read once per location and cached; raises
-        ``CatalogUnavailable`` when it cannot be read (see the module docstring)."""
-        key = location.lower().replace(" ", "")
-        with self._catalog_lock:
-            cached = self._catalogs.get(key)
-        if cached is not None:
-            return cached
+        """Versions per train for a location (read now); raises ``CatalogUnavailable`` when it
+        cannot be read (see the module docstring)."""
         client = self._session.extensions(subscription_id)
         path = (
             f"/subscriptions/{subscription_id}/providers/{KC_PROVIDER}/locations/{location}"
@@ -235,8 +230,6 @@ class ArmInventory:
             raise CatalogUnavailable(location, f"could not be read: {exc}") from exc
         if not trains.get(RELEASE_TRAINS[0]):
             raise CatalogUnavailable(location, f"lists no {RELEASE_TRAINS[0]} release")
-        with self._catalog_lock:
-            self._catalogs[key] = trains
         return trains
 
 

@@ -4,7 +4,10 @@ Each field, each ``configurationSettings`` and ``configurationProtectedSettings`
 ``versionWindow`` merges on its own: the highest priority wins and every lower-priority policy
 that said something else is recorded as an override; policies of the same (highest) priority
 that disagree are a conflict and the field is not governed by anyone. A pinned ``version``
-is governed only with ``autoUpgradeMinorVersion: false`` (ARM refuses it otherwise). Pure.
+is governed only with ``autoUpgradeMinorVersion: false`` (ARM refuses it otherwise). A policy
+with ``versionPolicy: promote`` asks for ``autoUpgradeMinorVersion: false`` and, when that wins,
+the extension carries its ``PromotionRule``; the version is pinned per cluster later
+(``fleet.plan.promotion``). Pure.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fleet.desired.state import (
     VERSION_PATH,
     WINDOW_PATH,
     DesiredExtension,
+    PromotionRule,
     relative_id,
 )
 from fleet.observe import essence
@@ -68,6 +72,7 @@ def extension_template(
     def add(path: str, policy: Policy, value: Any) -> None:
         per_path.setdefault(path, []).append(_Candidate(policy.spec.priority, policy.name, value))
 
+    promoters: list[Policy] = []
     for policy in declaring:
         spec = policy.spec.extension
         if spec is None:
@@ -75,7 +80,11 @@ def extension_template(
         ext = spec
         if ext.name is not None:
             add(NAME_PATH, policy, ext.name)
-        if ext.auto_upgrade_minor_version is not None:
+        if ext.promotes:
+            # fleet moves the version itself: the extension must not upgrade on its own.
+            promoters.append(policy)
+            add(AUTO_UPGRADE_PATH, policy, False)
+        elif ext.auto_upgrade_minor_version is not None:
             add(AUTO_UPGRADE_PATH, policy, ext.auto_upgrade_minor_version)
         if ext.release_train is not None:
             add("/properties/releaseTrain", policy, essence.canonical_train(ext.release_train))
@@ -174,8 +183,26 @@ def extension_template(
         window_owners=window_owners,
         version=version if isinstance(version, str) else None,
         conflict_paths=tuple(sorted(conflict_paths)),
+        promotion=_promotion(promoters, merged.get(AUTO_UPGRADE_PATH)),
     )
     return desired, conflicts, overrides
+
+
+def _promotion(promoters: list[Policy], auto: _Merged | None) -> PromotionRule | None:
+    """The promotion rule, when a promoting policy's "auto-upgrade off" won the merge."""
+    owners = set(auto.owners) if auto is not None and auto.conflict is None else set()
+    winners = [p for p in promoters if p.name in owners]
+    if not winners or auto is None or auto.value is not False:
+        return None
+    best = min(winners, key=lambda p: (-p.spec.priority, p.name))
+    assert best.spec.extension is not None
+    rule = best.spec.extension.promotion_or_default()
+    return PromotionRule(
+        policy=best.name,
+        soak_seconds=rule.soak_time.total_seconds(),
+        gate=rule.gate,
+        policies=tuple(sorted(p.name for p in winners)),
+    )
 
 
 def _last(path: str) -> str:

@@ -162,6 +162,7 @@ def _bind_extension(ext: DesiredExtension, cid: str) -> DesiredExtension:
         ext.window_owners,
         ext.version,
         ext.conflict_paths,
+        ext.promotion,
     )
 
 

@@ -64,6 +64,18 @@ class ExemptPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PromotionRule:
+    """The promotion of the extension's version on one cluster (``versionPolicy: promote``)."""
+
+    policy: str
+    soak_seconds: float
+    #: Finding codes that halt the promotion (strings: codes unknown here never match).
+    gate: frozenset[str]
+    #: Every policy that promotes (they own the version fleet pins).
+    policies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredExtension:
     """The merged ``microsoft.flux`` extension."""
 
@@ -94,6 +106,10 @@ class DesiredExtension:
     version: str | None
     #: Paths policies disagree on: never judged, never written.
     conflict_paths: tuple[str, ...] = ()
+    #: ``versionPolicy: promote``: the policy that moves the version (the highest-priority
+    #: one that promotes) and its soak and gate; the version itself is chosen per cluster by
+    #: ``fleet.plan.promotion`` and pinned with ``fleet.plan.promotion.pin``.
+    promotion: PromotionRule | None = None
 
     @property
     def pinned(self) -> bool:

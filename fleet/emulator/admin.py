@@ -83,6 +83,8 @@ def serve(c: Components, method: str, path: str, query: Query, body: bytes) -> R
     if route == ("PUT", "catalog"):
         moved = backend.set_catalog(payload)
         return json_reply(200, {"extensionTypeVersions": backend.catalog(), "upgraded": moved})
+    if route == ("POST", "catalog/publish"):
+        return json_reply(200, backend.publish_release(payload))
     if route == ("PUT", "failing-sources"):
         urls = payload.get("failingSources") if isinstance(payload, dict) else None
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):

@@ -13,7 +13,8 @@ so it needs no locks. It is made of one layer per job, each in its own module:
 - maintenance.py: AKS clusters' planned maintenance configurations;
 - writes.py: PUT, PATCH and DELETE, with ARM's body rules (rules.py) and the read-only
   properties the resource provider fills in (shapes.py);
-- here: the admin operations that span them (the version catalogue and its auto-upgrade),
+- here: the admin operations that span them (the version catalogue, a release published to
+  some regions (regions.py), and the auto-upgrade that follows),
   and the Key Vaults of the snapshot (vaults.py; served by keyvault.py).
 
 Behaviours that mirror Azure (docs/emulator.md has the full table and the error codes):
@@ -39,6 +40,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleet.emulator import errors as e
+from fleet.emulator import regions
 from fleet.emulator.catalog import Catalog
 from fleet.emulator.clock import Clock
 from fleet.emulator.maintenance import Maintenance
@@ -89,6 +91,20 @@ class Backend(Reads, Writes, Catalog, Maintenance):
             )
         self._doc["extensionTypeVersions"] = catalog
         self._set_catalog(catalog)
+        return self._auto_upgrade()
+
+    def publish_release(self, payload: Any) -> dict[str, Any]:
+        """Publish a release to some locations (``regions.publish``); auto-upgrading extensions
+        of clusters there move to it. Returns the catalogue, its regions and who moved."""
+        try:
+            sections = regions.publish(self._doc, payload, self.clock.now())
+        except ValueError as exc:
+            raise e.InvalidRequestContent(str(exc)) from None
+        self._set_catalog(sections["extensionTypeVersions"])
+        return {**sections, "upgraded": self._auto_upgrade()}
+
+    def _auto_upgrade(self) -> list[str]:
+        """Move every auto-upgrading extension to its train's newest release in its location."""
         moved: list[str] = []
         for ckey, kinds in self._children.items():
             cluster = self._clusters.get(ckey)
@@ -101,7 +117,7 @@ class Backend(Reads, Writes, Catalog, Maintenance):
                     continue
                 if props.get("provisioningState") != "Succeeded":
                     continue
-                trains = self._catalog.get(str(props.get("extensionType", "")).lower())
+                trains = self._trains_for(key, props)
                 version, problem = target_version(trains, props)
                 if version and not problem and version != props.get("currentVersion"):
                     props["currentVersion"] = version

@@ -11,6 +11,10 @@ Two generations of the API are served from the snapshot's ``extensionTypeVersion
   parameter (Stable when absent, compared without case), ``majorVersion`` and ``showLatest``.
   A train the catalogue lacks lists no versions; a type it lacks is 404.
 
+Each location serves the releases that reached it (``regions``: the snapshot's
+``extensionTypeRegions`` on the emulated clock), so a release can reach one region before
+another; the subscription-scope catalogue lists a release once any region serves it.
+
 What an extension type says about itself (description, publisher, scopes, plan) is built from
 the type's name unless the snapshot's optional ``extensionTypes`` section gives its
 ``properties`` (``{type: {"properties": {...}}}``), which are then answered as they are.
@@ -23,8 +27,10 @@ from typing import Any
 
 from fleet.core.ids import KC_PROVIDER
 from fleet.emulator import errors as e
+from fleet.emulator import regions
+from fleet.emulator.lro import Lro
 from fleet.emulator.rules import version_key
-from fleet.emulator.store import Store
+from fleet.emulator.store import key_of
 
 #: The api-versions of the catalogue: the first answers the old one-item-per-train shape.
 CATALOG_VERSIONS = ("2022-01-15-preview", "2026-05-01")
@@ -33,11 +39,13 @@ _CLUSTER_TYPES = ["connectedClusters", "managedClusters"]
 _NAMESPACES = {"microsoft.flux": "flux-system"}
 
 
-class Catalog(Store):
+class Catalog(Lro):
     """Reads of the extension type catalogue."""
 
     def _trains(self, ext_type: str, location: str) -> dict[str, list[str]]:
-        """The catalogue's trains of a type as the snapshot spells them (404 when unknown)."""
+        """The catalogue's trains of a type as the snapshot spells them (404 when unknown), as
+        ``location`` serves them now (``regions``; a scope without a location: every release
+        some region serves). ``location`` is a location name or a catalogue scope."""
         if self._catalog.get(ext_type.lower()) is None:
             raise e.ResourceNotFound(
                 f"Extension type '{ext_type}' was not found in location '{location}'."
@@ -46,7 +54,26 @@ class Catalog(Store):
         found: Mapping[str, Any] = next(
             (v for k, v in catalog.items() if k.lower() == ext_type.lower()), {}
         )
-        return {str(k): list(v) for k, v in found.items()}
+        where = self._location_of(location)
+        now = self.clock.now()
+        return {
+            str(k): [x for x in v if regions.served(self._doc, ext_type, x, where, now)]
+            for k, v in found.items()
+        }
+
+    def _location_of(self, scope: str) -> str | None:
+        """The location a catalogue scope names: ``.../locations/{loc}``, a cluster's own
+        location below a cluster, a bare location name; None at subscription scope."""
+        lowered = scope.lower()
+        if "/locations/" in lowered:
+            return lowered.rsplit("/locations/", 1)[1].split("/")[0]
+        if lowered.startswith("/subscriptions/") and "/resourcegroups/" in lowered:
+            cluster_id = lowered.rsplit("/providers/", 1)[0]
+            cluster = self._clusters.get(key_of(cluster_id)) or {}
+            return str(cluster.get("location") or "") or None
+        if lowered.startswith("/"):
+            return None
+        return lowered or None
 
     # ------------------------------------------------------------------ 2022-01-15-preview
 

@@ -23,14 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fleet.emulator import errors as e
-from fleet.emulator import shapes
+from fleet.emulator import regions, shapes
 from fleet.emulator.clock import Clock, Schedule, iso, parse_time
 from fleet.emulator.errors import LroError
 from fleet.emulator.options import EmulatorOptions
 from fleet.emulator.rules import disconnected, source_of, target_version
 from fleet.emulator.snapshot import CLUSTER_TYPES
 from fleet.emulator.stats import Stats
-from fleet.emulator.store import KINDS, Store, key_of
+from fleet.emulator.store import KINDS, Store, key_of, split_child
 
 ARC_TIMEOUT = timedelta(hours=48)
 _IN_PROGRESS = {"create": "Creating", "update": "Updating", "delete": "Deleting"}
@@ -270,7 +270,7 @@ class Lro(Store):
         elif op.action == "delete":
             self._remove(op.resource_key)
         elif op.kind == "extensions":
-            trains = self._catalog.get(str(props.get("extensionType", "")).lower())
+            trains = self._trains_for(op.resource_key, props)
             shapes.extension_installed(props, target_version(trains, props)[0])
         elif op.kind == "fluxConfigurations":
             shapes.flux_applied(props)
@@ -286,6 +286,19 @@ class Lro(Store):
             else:
                 when = now + timedelta(seconds=self.options.reconcile_seconds)
                 self._schedule.push(when, "reconcile", (op.resource_key, meta.generation))
+
+    def _trains_for(
+        self, extension_key: str, props: Mapping[str, Any]
+    ) -> dict[str, list[str]] | None:
+        """The catalogue trains of an extension's type as its cluster's location serves them."""
+        cluster = self._clusters.get(split_child(extension_key)[0]) or {}
+        return regions.trains_in(
+            self._catalog,
+            self._doc,
+            str(props.get("extensionType", "")),
+            str(cluster.get("location") or ""),
+            self.clock.now(),
+        )
 
     def _source_fails(self, props: Mapping[str, Any]) -> bool:
         source = source_of(props)

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS
-from fleet.emulator import vaults
+from fleet.emulator import regions, vaults
 from fleet.emulator.faults import FaultSpecError, parse_fault
 
 KIND = "FleetSnapshot"
@@ -286,6 +286,9 @@ def validate(doc: Any, label: str = "snapshot") -> list[str]:
         issue("kind", f"must be {KIND!r}")
     subs = _validate_subscriptions(doc.get("subscriptions"), issue)
     _validate_catalog(doc.get("extensionTypeVersions"), issue)
+    regional = regions.check(doc.get(regions.SECTION))
+    if regional is not None:
+        issue(regions.SECTION, regional)
     types = doc.get("extensionTypes")
     if types is not None and not (
         isinstance(types, dict)

@@ -115,6 +115,17 @@ class AdminClient:
         result: list[str] = self.call("PUT", "catalog", dict(catalog))["upgraded"]
         return result
 
+    def publish_release(
+        self, version: str, locations: list[str], *, at: str | None = None, **more: str
+    ) -> dict[str, Any]:
+        """Publish a catalogue release to ``locations`` (now, or ``at``; ``extensionType``,
+        ``releaseTrain`` in ``more``); returns the catalogue, its regions and who upgraded."""
+        body: dict[str, Any] = {"version": version, "locations": locations, **more}
+        if at is not None:
+            body["at"] = at
+        result: dict[str, Any] = self.call("POST", "catalog/publish", body)
+        return result
+
     def set_failing_sources(self, urls: list[str]) -> None:
         self.call("PUT", "failing-sources", {"failingSources": urls})
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from fleet.core.ids import KC_PROVIDER
 from fleet.emulator import errors as e
-from fleet.emulator import keys, shapes
+from fleet.emulator import keys, regions, shapes
 from fleet.emulator.clock import iso
 from fleet.emulator.errors import LroError
 from fleet.emulator.lro import Lro, Operation
@@ -250,7 +250,10 @@ class Writes(Lro):
                     f"({', '.join(sorted(sccs))}): the Flux v1 operator conflicts with the "
                     "microsoft.flux (Flux v2) extension. Delete the Flux v1 configurations first.",
                 )
-        version, problem = target_version(self._catalog.get(ext_type), props)
+        trains = regions.trains_in(
+            self._catalog, self._doc, ext_type, str(cluster.get("location") or ""), self.clock.now()
+        )
+        version, problem = target_version(trains, props)
         if problem:
             return LroError(e.EXTENSION_OPERATION_FAILED, problem)
         if (

@@ -7,8 +7,9 @@ engines use (the CLI on this machine, the Celery start task on a worker):
 - live (``prepare_live``): a planning sweep (``fleet.jobs.planning_sweep``, recorded in the
   history like any sweep) that judges every targeted cluster with the version nudge on;
   clusters with actions become tasks, the others are listed with the reason they are left
-  alone. An unreachable or stopped cluster is listed for retry together with the actions it
-  would get if it were reachable, so a later ``--retry`` re-applies exactly this desired state;
+  alone (a cluster whose version promotion is held is listed with why, compliant or not).
+  An unreachable or stopped cluster is listed for retry together with the actions it would
+  get if it were reachable, so a later ``--retry`` re-applies exactly this desired state;
 - plan (``prepare_from_plan``): a saved ``FleetPlan``. Like a stale Terraform plan, it is
   refused whole when the policies changed or any cluster's observed state differs from the
   plan's ``observedDigest`` after a fresh read (``StalePlan`` names the clusters);
@@ -62,7 +63,7 @@ from fleet.jobs.sweep import Progress, new_sweep_id
 from fleet.jobs.work import scope
 from fleet.notify import announce
 from fleet.observe.observed import ObservedCluster
-from fleet.plan import document
+from fleet.plan import document, promotion
 from fleet.plan.actions import Action, ClusterPlan, SkipCategory, Skipped
 from fleet.policy.loading import PolicySet
 from fleet.policy.models import Rollout
@@ -198,7 +199,7 @@ def prepare_live(
         created=now,
         auto=auto,
     )
-    for judgement in outcome.judgements:
+    for judgement in sweep.promoted(outcome.judgements):
         verdict, plan = judgement.verdict, judgement.plan
         if policy is not None and policy not in judgement.desired.policies:
             continue  # not this policy's cluster
@@ -240,7 +241,9 @@ def prepare_live(
             spec.outcomes.append(
                 _left_alone(facts, ClusterStatus.SKIPPED, limited, Category.AUTO_LIMITS)
             )
-        elif verdict.state in (State.COMPLIANT, State.EXEMPT) or not plan.skipped:
+        elif (verdict.state in (State.COMPLIANT, State.EXEMPT) or not plan.skipped) and not any(
+            s.code == promotion.HELD_CODE for s in plan.skipped
+        ):
             spec.compliant += 1
         else:
             reason, category = explain(plan.skipped)

@@ -25,7 +25,7 @@ import difflib
 from datetime import date
 
 from fleet.core.ids import ClusterId, InvalidResourceId
-from fleet.policy import globs
+from fleet.policy import globs, promotion
 from fleet.policy.models import FluxConfigurationSpec, Kustomization, Policy, Selector
 
 FieldPath = tuple[str | int, ...]
@@ -89,8 +89,13 @@ def policy_warnings(policy: Policy, *, today: date) -> list[Finding]:
 
 def _check_extension(policy: Policy) -> list[Finding]:
     ext = policy.spec.extension
-    if ext is None or ext.version is None:
+    if ext is None:
         return []
+    promoting: list[Finding] = [
+        (("spec", "extension", *path), message) for path, message in promotion.check(ext)
+    ]
+    if promoting or ext.version is None:
+        return promoting
     path: FieldPath = ("spec", "extension", "version")
     if ext.auto_upgrade_minor_version is None:
         # ARM's default is true, and ARM refuses a pinned version with auto-upgrade on.

@@ -30,6 +30,7 @@ from pydantic import (
 from fleet.core.ids import ClusterType
 from fleet.policy import globs
 from fleet.policy.model_base import _Model
+from fleet.policy.promotion import PromotionFields
 from fleet.policy.secret_refs import (
     ENV_VAR_PATTERN,
     KV_SECRET_NAME_PATTERN,
@@ -143,7 +144,7 @@ class Exemption(_Model):
 # --- the microsoft.flux extension --------------------------------------------------------
 
 
-class ExtensionSpec(_Model):
+class ExtensionSpec(PromotionFields):  # versionPolicy, promotion: fleet.policy.promotion
     """The ``microsoft.flux`` cluster extension. Fields left out are not governed.
 
     Policies that target the same cluster merge their extension fields key by key, the

@@ -46,8 +46,8 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "    frobnicate: 2\n",
         [
             "p.yaml:24: spec.extension.frobnicate: unknown field 'frobnicate'; expected one of: "
-            "name, autoUpgradeMinorVersion, releaseTrain, version, configurationSettings, "
-            "configurationProtectedSettings, versionWindow"
+            "versionPolicy, promotion, name, autoUpgradeMinorVersion, releaseTrain, version, "
+            "configurationSettings, configurationProtectedSettings, versionWindow"
         ],
     ),
     (
