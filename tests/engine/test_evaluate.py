@@ -854,14 +854,14 @@ def test_evaluation_is_deterministic_whatever_the_input_order() -> None:
 
 
 def test_the_verdict_carries_each_configurations_commit() -> None:
-    f = aks()
-    synced = flux_json(f.id, CLUSTER_CONFIG)
+    f = fx.aks()
+    synced = fx.flux_json(f.id, fx.CLUSTER_CONFIG)
     assert synced["properties"]["sourceSyncedCommitId"]
-    other = flux_json(f.id, {**CLUSTER_CONFIG, "name": "apps"}, sourceSyncedCommitId=None)
-    hostile = flux_json(f.id, {**CLUSTER_CONFIG, "name": "zz"}, sourceSyncedCommitId={"x": 1})
+    other = fx.flux_json(f.id, {**fx.CLUSTER_CONFIG, "name": "apps"}, sourceSyncedCommitId=None)
+    hostile = fx.flux_json(f.id, {**fx.CLUSTER_CONFIG, "name": "zz"}, sourceSyncedCommitId={"x": 1})
     v = verdict(
-        observe(f, extensions=[extension_json(f.id)], configs=[synced, other, hostile]),
-        applicable(baseline(), cluster_config()),
+        fx.observe(f, extensions=[fx.extension_json(f.id)], configs=[synced, other, hostile]),
+        fx.applicable(fx.baseline(), fx.cluster_config()),
     )
     got = [c.model_dump() for c in v.flux_commits]
     assert got == [
@@ -871,7 +871,7 @@ def test_the_verdict_carries_each_configurations_commit() -> None:
             "updated_at": other["properties"]["sourceUpdatedAt"],
         },
         {
-            "configuration": CLUSTER_CONFIG["name"],
+            "configuration": fx.CLUSTER_CONFIG["name"],
             "commit": synced["properties"]["sourceSyncedCommitId"],
             "updated_at": synced["properties"]["sourceUpdatedAt"],
         },
@@ -886,7 +886,9 @@ def test_the_verdict_carries_each_configurations_commit() -> None:
     assert report["fluxCommits"][1]["commit"] == synced["properties"]["sourceSyncedCommitId"]
     assert Verdict.from_report(report) == v
     # A read error saw nothing: no commits.
-    assert verdict(observe(f, read_error="boom"), applicable(baseline())).flux_commits == []
+    assert (
+        verdict(fx.observe(f, read_error="boom"), fx.applicable(fx.baseline())).flux_commits == []
+    )
 
 
 # --- attribution and FOREIGN_WRITER -------------------------------------------------------
@@ -905,16 +907,16 @@ def _by(resource: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:
 
 
 def test_a_managed_resource_someone_else_wrote_is_a_foreign_writer() -> None:
-    f = aks()
-    drifted = flux_json(f.id, CLUSTER_CONFIG)
+    f = fx.aks()
+    drifted = fx.flux_json(f.id, fx.CLUSTER_CONFIG)
     drifted["properties"]["gitRepository"]["repositoryRef"]["branch"] = "dev"
-    observed = observe(f, extensions=[extension_json(f.id)], configs=[_by(drifted, SOMEONE)])
-    apps = applicable(baseline(), cluster_config())
+    observed = fx.observe(f, extensions=[fx.extension_json(f.id)], configs=[_by(drifted, SOMEONE)])
+    apps = fx.applicable(fx.baseline(), fx.cluster_config())
     v = verdict(observed, apps, fleet_ids={"FLEET"})  # compared without case
     foreign = [x for x in v.findings if x.code is Code.FOREIGN_WRITER]
     assert len(foreign) == 1
     (fw,) = foreign
-    assert fw.resource == drifted["id"] and fw.policy == cluster_config().name
+    assert fw.resource == drifted["id"] and fw.policy == fx.cluster_config().name
     assert fw.severity is Severity.WARNING
     assert fw.last_modified is not None and fw.last_modified.model_dump() == {
         "by": "ops@contoso.com",
@@ -934,23 +936,23 @@ def test_a_managed_resource_someone_else_wrote_is_a_foreign_writer() -> None:
 
 
 def test_what_fleet_wrote_and_what_no_policy_manages_are_not_foreign() -> None:
-    f = aks()
-    unmanaged = _by(flux_json(f.id, {**CLUSTER_CONFIG, "name": "someone-elses"}), SOMEONE)
-    observed = observe(
+    f = fx.aks()
+    unmanaged = _by(fx.flux_json(f.id, {**fx.CLUSTER_CONFIG, "name": "someone-elses"}), SOMEONE)
+    observed = fx.observe(
         f,
-        extensions=[extension_json(f.id)],
-        configs=[flux_json(f.id, CLUSTER_CONFIG), unmanaged],
+        extensions=[fx.extension_json(f.id)],
+        configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG), unmanaged],
     )
-    v = verdict(observed, applicable(baseline(), cluster_config()), fleet_ids={"fleet"})
+    v = verdict(observed, fx.applicable(fx.baseline(), fx.cluster_config()), fleet_ids={"fleet"})
     assert Code.FOREIGN_WRITER.value not in v.codes()
     # An extension changed by a pipeline's managed identity is foreign; a compliant one stays
     # compliant (a warning never changes a state).
     ext = _by(
-        extension_json(f.id), {"lastModifiedBy": "1d2c", "lastModifiedByType": "ManagedIdentity"}
+        fx.extension_json(f.id), {"lastModifiedBy": "1d2c", "lastModifiedByType": "ManagedIdentity"}
     )
     v = verdict(
-        observe(f, extensions=[ext], configs=[flux_json(f.id, CLUSTER_CONFIG)]),
-        applicable(baseline(), cluster_config()),
+        fx.observe(f, extensions=[ext], configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG)]),
+        fx.applicable(fx.baseline(), fx.cluster_config()),
         fleet_ids={"fleet"},
     )
     foreign = [x for x in v.findings if x.code is Code.FOREIGN_WRITER]
@@ -960,8 +962,8 @@ def test_what_fleet_wrote_and_what_no_policy_manages_are_not_foreign() -> None:
     odd = copy.deepcopy(ext)
     odd["systemData"] = {"lastModifiedBy": 7}
     v = verdict(
-        observe(f, extensions=[odd], configs=[flux_json(f.id, CLUSTER_CONFIG)]),
-        applicable(baseline(), cluster_config()),
+        fx.observe(f, extensions=[odd], configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG)]),
+        fx.applicable(fx.baseline(), fx.cluster_config()),
         fleet_ids={"fleet"},
     )
     assert v.state is State.COMPLIANT and Code.FOREIGN_WRITER.value not in v.codes()
