@@ -2,9 +2,11 @@
 needs.
 
 A ``PlanningSweep`` is a recorded sweep like any other (its verdicts are in the history), which
-plans with the version nudge on and keeps per cluster the full facts (tags, for selector waves)
-and, for clusters that cannot take writes now (offline, stopped), the actions they would get if
-they were reachable: a later ``fleet remediate --retry`` re-applies exactly that desired state.
+plans with the version nudge on and keeps per cluster the full facts (tags, for selector waves),
+what it observed (from ARM or Resource Graph: the job judges its pre-write reads on top of it,
+``fleet.apply.prewrite``) and, for clusters that cannot take writes now (offline, stopped), the
+actions they would get if they were reachable: a later ``fleet remediate --retry`` re-applies
+exactly that desired state.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class PlanningSweep(Sweep):
         self._lock = threading.Lock()
         self.facts: dict[str, ClusterFacts] = {}
         self.would: dict[str, list[Action]] = {}
+        #: What was observed of each cluster (the job keeps its tasks' for the pre-write read).
+        self.observed: dict[str, ObservedCluster] = {}
 
     def _judge(self, target: Target) -> pipeline.Judgement:
         # A bulk inventory (Resource Graph) may carry the observation; the writes themselves
@@ -54,6 +58,7 @@ class PlanningSweep(Sweep):
             observed = observe(self.session, target.facts, should_stop=self.cancel.is_set)
             if target.notes:
                 observed = dataclasses.replace(observed, notes=(*observed.notes, *target.notes))
+        raw = observed
         observed, catalog = self.catalogs.for_cluster(observed)
 
         def judge(observed: ObservedCluster) -> pipeline.Judgement:
@@ -74,6 +79,7 @@ class PlanningSweep(Sweep):
             would = list(judge(later).plan.actions)
         with self._lock:
             self.facts[observed.facts.key] = observed.facts
+            self.observed[observed.facts.key] = raw
             if would:
                 self.would[observed.facts.key] = would
         return judgement

@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fleet.apply import secrets
@@ -39,6 +39,7 @@ from fleet.apply.steps import Edges, applied_fingerprints, judge_fresh
 from fleet.apply.waves import RolloutChoice, WavePlan, assign_waves, choose_rollout, position
 from fleet.azure.catalogs import CatalogCache
 from fleet.azure.credentials import principal_of
+from fleet.azure.graph import GraphInventory
 from fleet.azure.keyvault import Vaults
 from fleet.azure.observe import observe
 from fleet.azure.session import credential_scope
@@ -82,6 +83,8 @@ def make_edges(env: Environment, *, operation_timeout: float = 1800.0) -> Edges:
         principal=principal_of(env.session.credential, credential_scope(settings.arm_endpoint)),
         operation_timeout=operation_timeout,
         clock=env.now,
+        # With the graph inventory a wave is verified through Resource Graph first.
+        graph=env.inventory if isinstance(env.inventory, GraphInventory) else None,
     )
 
 
@@ -167,6 +170,7 @@ def prepare_live(
         cancel=cancel,
         halt=kill_switch_halt(env.history),
     )
+    planned_at = datetime.now(UTC)
     sink: HistorySink | None = None
     if env.history is not None:
         env.history.start_sweep(sweep.info(finished=None, targets=0, complete=False).to_report())
@@ -249,6 +253,11 @@ def prepare_live(
                     facts, ClusterStatus.SKIPPED, reason, category, skips=list(plan.skipped)
                 )
             )
+    # The tasks' planning observations stand in for their untouched children right before
+    # their writes (fleet.apply.prewrite); the others are not needed.
+    spec.planned = {k: sweep.observed[k] for k in spec.tasks if k in sweep.observed}
+    spec.planned_at = planned_at
+    sweep.observed.clear()
     return _finish(env, spec, max_clusters=max_clusters or settings.max_clusters, now=now)
 
 
