@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from fleet.apply import readcount
 from fleet.azure import apply
 from fleet.azure.session import AzureSession
 from fleet.core.failures import ArmFailure
@@ -129,13 +130,14 @@ class WavePoller:
         started = entry.started
         assert started.operation_url is not None
         try:
-            answer = apply.poll_once(
-                self.session,
-                started.action,
-                started.operation_url,
-                started_at=started.started_at,
-                correlation_id=started.correlation_id,
-            )
+            with readcount.phase("poll"):
+                answer = apply.poll_once(
+                    self.session,
+                    started.action,
+                    started.operation_url,
+                    started_at=started.started_at,
+                    correlation_id=started.correlation_id,
+                )
         except Exception as exc:  # a bug here must not leave a cluster waiting forever
             log.exception("poll of %s", started.action.resource_id)
             failure = ArmFailure(None, type(exc).__name__, str(exc)[:300], False)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fleet.apply import gates, secrets
+from fleet.apply import gates, readcount, secrets
 from fleet.apply.choose import blocker, choose, remaining_problems
 from fleet.apply.outcomes import (
     Category,
@@ -241,6 +241,11 @@ def judge_fresh(
 
 def decide_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
     """Re-read and re-judge one cluster right before writing it (see the module docstring)."""
+    with readcount.phase("prewrite"):
+        return _decide(edges, spec, task)
+
+
+def _decide(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
 
     def final(status: ClusterStatus, reason: str, category: Category) -> Decision:
         return Decision(
@@ -402,11 +407,16 @@ def write_action(
 ) -> WriteResult:
     """One audited ARM write: record, start, persist the token, poll to the end, record."""
     poller = edges.poller
-    write_id, started = begin_write(edges, spec, task, action, values, deferred=poller is not None)
-    if poller is not None:
-        done = poller.wait(started)
-    else:
-        done = apply.finish(started, timeout=edges.operation_timeout)
+    # The write itself is no read; every read from here on polls its operation (azure-core's
+    # own poller thread, when there is no shared one, inherits this context).
+    with readcount.phase("poll"):
+        write_id, started = begin_write(
+            edges, spec, task, action, values, deferred=poller is not None
+        )
+        if poller is not None:
+            done = poller.wait(started)
+        else:
+            done = apply.finish(started, timeout=edges.operation_timeout)
     return end_write(edges, spec, action, write_id, done, protected_fingerprints(edges, values))
 
 
@@ -430,7 +440,8 @@ def verify_cluster(
     verdict has nothing left to write for the job, else ``failed`` with the reasons."""
     if outcome.status is not ClusterStatus.APPLIED:
         return outcome
-    observed = observe(edges.session, task.facts)
+    with readcount.phase("verify"):
+        observed = observe(edges.session, task.facts)
     if observed.read_error is not None:
         outcome.settle(
             ClusterStatus.FAILED, f"could not be verified: {observed.read_error}", Category.VERIFY
@@ -463,10 +474,11 @@ def verify_bulk(
         return [], list(outcomes)
     tasks = {key(o.cluster_id): spec.task_of(o.cluster_id) for o in applied}
     try:
-        seen = {
-            obs.facts.key: obs.observed
-            for obs in edges.graph.observe_clusters([t.facts for t in tasks.values()])
-        }
+        with readcount.phase("verify"):
+            seen = {
+                obs.facts.key: obs.observed
+                for obs in edges.graph.observe_clusters([t.facts for t in tasks.values()])
+            }
     except ArmCallFailed as exc:
         log.warning("job %s: verification through Resource Graph failed (%s)", spec.id, exc)
         return [], list(outcomes)

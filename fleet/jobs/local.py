@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from fleet.apply import lifecycle, steps
+from fleet.apply import lifecycle, readcount, steps
 from fleet.apply.lifecycle import Budget, JobResult, JobStatus, StopReason
 from fleet.apply.outcomes import Category, ClusterOutcome, ClusterStatus
 from fleet.apply.polling import WavePoller
@@ -371,6 +371,8 @@ class _Runner:
             steps.store(self.history, spec.id, o)
         self.history.unlock_clusters([t.id for t in spec.tasks.values()], spec.id)
         summary = result.report(clusters=False)
+        # ARM reads by phase (this process's: planning, pre-write, polls, verification).
+        summary["reads"] = readcount.for_session(self.edges.session).snapshot()
         self.history.update_job(
             spec.id, status=result.status.value, counters=result.counts(), summary=summary
         )

@@ -16,6 +16,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from fleet.apply import readcount
 from fleet.apply.choose import blocker
 from fleet.apply.outcomes import Category
 from fleet.azure.observe import observe
@@ -51,6 +52,10 @@ class PlanningSweep(Sweep):
         self.observed: dict[str, ObservedCluster] = {}
 
     def _judge(self, target: Target) -> pipeline.Judgement:
+        with readcount.phase("planning"):
+            return self._plan(target)
+
+    def _plan(self, target: Target) -> pipeline.Judgement:
         # A bulk inventory (Resource Graph) may carry the observation; the writes themselves
         # never trust it: every cluster is read from ARM again right before it is written.
         observed = target.observed

@@ -30,7 +30,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet.apply import secrets
+from fleet.apply import readcount, secrets
 from fleet.apply.auto import AutoJob, filter_auto
 from fleet.apply.choose import blocker, explain, filter_policy
 from fleet.apply.outcomes import RETRY_STATUSES, Category, ClusterOutcome, ClusterStatus
@@ -176,7 +176,9 @@ def prepare_live(
         env.history.start_sweep(sweep.info(finished=None, targets=0, complete=False).to_report())
         sink = HistorySink(env.history, sweep.id)
         sweep.sinks.append(sink)
-    outcome = sweep.run()
+    readcount.for_session(env.session)  # counted from here: the job report's ``reads``
+    with readcount.phase("planning"):
+        outcome = sweep.run()
     if env.history is not None and sink is not None:
         sink.flush()
         env.history.finish_sweep(sweep.id, outcome.info.to_report(), outcome.summary)
