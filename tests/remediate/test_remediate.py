@@ -202,3 +202,9 @@ def test_planning_from_resource_graph_still_reads_arm_before_writing(
         assert kinds.get("Microsoft.ContainerService/managedClusters", 0) < job["summary"]["fixed"]
         # and the written clusters were verified through Resource Graph: ARM read none again
         assert job["summary"]["fixed"] == job["summary"]["toWrite"]
+        reads, writes = job["reads"], job["summary"]["writes"]
+        assert reads["verify"] == 0
+        # one GET of each resource before its write; the operations polled when ARM said
+        # (the emulator ends an operation on its second poll) and never read again after
+        assert writes <= reads["prewrite"] <= writes + job["summary"]["toWrite"]
+        assert writes <= reads["poll"] <= 2 * writes + 3
