@@ -8,6 +8,12 @@ process with its default options: ARM token buckets per subscription and princip
 burst / 25 per s, writes 200 / 10 per s, deletes 200 / 10 per s), ``Retry-After: 1`` on
 long-running operations, one in-progress poll per operation, Flux reconciling 2 s after a write.
 
+It counts every ARM read the job made (the emulator's GETs) and, from the job report's
+``reads`` (``fleet.apply.readcount``: what fleet's own session counted), what each was for:
+planning, the read right before each write (``prewrite``), operation polls (``poll``) and
+verification (``verify``), with each per written cluster; Resource Graph queries are counted
+apart (they spend Resource Graph's quota, not ARM's read bucket).
+
 It reports the time against the physical floor of the buckets, subscriptions in parallel:
 
 - the write-bucket ideal: ``max over subscriptions of (writes - 200) / 10`` seconds;
@@ -182,6 +188,8 @@ def main() -> None:
     delete_ideal = max((max(0.0, (n - 200) / 10) for n in deletes.values()), default=0.0)
     read_ideal = max((max(0.0, (n - 250) / 25) for n in reads.values()), default=0.0)
     floor = max(write_ideal, delete_ideal, read_ideal)
+    written = int(job["summary"].get("fixed", 0)) + int(job["summary"].get("failed", 0))
+    phases = dict(job.get("reads") or {})
     result = {
         "benchmark": "remediate",
         "clusters": args.clusters,
@@ -192,6 +200,12 @@ def main() -> None:
         "wallSeconds": round(wall, 1),
         "requests": {
             "reads": reads_total,
+            "readsPerWrittenCluster": round(reads_total / written, 2) if written else None,
+            "readsByPhase": phases,
+            "readsByPhasePerWrittenCluster": {
+                k: round(v / written, 2) for k, v in phases.items() if written
+            },
+            "graphQueries": stats.get("graphQueries", 0),
             "writes": sum(writes.values()),
             "deletes": sum(deletes.values()),
             "throttled429": stats["throttled"]["arm"],

@@ -33,6 +33,7 @@ ROUTES = {
     "fleet.remediate.cluster": {"queue": "fleet.writes"},
     "fleet.remediate.poll": {"queue": "fleet.polls"},
     "fleet.remediate.verify": {"queue": "fleet.reads"},
+    "fleet.remediate.verify_wave": {"queue": "fleet.reads"},
     "fleet.remediate.start": {"queue": "fleet.control"},
     "fleet.remediate.wave": {"queue": "fleet.control"},
     "fleet.remediate.wave_written": {"queue": "fleet.control"},

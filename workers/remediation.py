@@ -50,6 +50,12 @@ def remediate_verify(self: Any, job_id: str, index: int, cluster: str) -> None:
     flow.verify(rt.context(), job_id, index, cluster)
 
 
+@app.task(name=flow.VERIFY_WAVE, bind=True)  # type: ignore[untyped-decorator]
+def remediate_verify_wave(self: Any, job_id: str, index: int) -> None:
+    """The wave's written clusters through Resource Graph; ``verify`` for the rest."""
+    flow.verify_wave(rt.context(), job_id, index)
+
+
 @app.task(name=flow.RESUME, bind=True)  # type: ignore[untyped-decorator]
 def remediate_resume(self: Any, job_id: str) -> int:
     """Send again what a stalled job waits for; returns how many messages were sent."""

@@ -8,11 +8,13 @@ what is recorded) is ``fleet.apply.lifecycle``'s and every step on a cluster is
 - ``start`` prepares and records the job on a worker, then starts wave 0;
 - ``wave`` starts a wave after its approval (polling the history for it), or closes the job;
   it sends the first ``maxConcurrency`` clusters, and each cluster counted sends the next;
-- ``cluster`` re-reads, re-judges and sends a cluster's first write; ``poll`` resumes the
-  operation from its continuation token for a few seconds at a time, sends the next write,
-  and counts the cluster when its writes end;
-- ``wave_written`` soaks, then sends one ``verify`` per written cluster; the last one to finish
-  starts the next wave;
+- ``cluster`` re-reads, re-judges and sends a cluster's first write; ``poll``
+  (``workers.remediation_polls``) reads its operation's status once per ARM ``Retry-After``,
+  sends the next write, and counts the cluster when its writes end;
+- ``wave_written`` soaks, then sends one ``verify`` per written cluster, or, with the graph
+  inventory, one ``verify_wave`` that checks them all through Resource Graph and sends
+  ``verify`` (ARM) only for the clusters the graph does not show fixed; the last one to
+  finish starts the next wave;
 - ``resume`` sends again whatever a stalled job waits for (messages lost with a dead worker).
 
 Exactly once: every step stores its outcome once (``JobState.store_written``, ``record``) and
@@ -32,20 +34,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from fleet.apply import lifecycle, secrets, steps
+from fleet.apply import lifecycle, steps
 from fleet.apply.lifecycle import Budget, JobStatus, StopReason
 from fleet.apply.outcomes import RETRY_STATUSES, ClusterOutcome, ClusterStatus
 from fleet.apply.spec import JobRequest, JobSpec
 from fleet.apply.steps import Edges
-from fleet.azure import apply
 from fleet.core.errors import JobStateLost, PrepareError, StalePlan
-from fleet.core.failures import ArmFailure
 from fleet.core.ids import key
 from fleet.jobs import killswitch
 from fleet.jobs.preparing import load_spec, prepare
 from fleet.jobs.runs import Environment
 from fleet.notify import announce
-from fleet.plan.actions import Action
 from fleet.policy.loading import PolicySet
 from fleet.record.jobstate import JobState
 from fleet.record.jobstate_memory import MemoryJobState
@@ -65,6 +64,7 @@ CLUSTER = "fleet.remediate.cluster"
 POLL = "fleet.remediate.poll"
 WAVE_WRITTEN = "fleet.remediate.wave_written"
 VERIFY = "fleet.remediate.verify"
+VERIFY_WAVE = "fleet.remediate.verify_wave"
 RESUME = "fleet.remediate.resume"
 
 
@@ -269,112 +269,7 @@ def cluster(ctx: Context, job_id: str, index: int, cluster: str) -> None:
         "step": 0,
         "outcome": decision.outcome.to_state(),
     }
-    _begin(ctx, job_id, index, cluster, state, decision.values[0])
-
-
-def _begin(
-    ctx: Context,
-    job_id: str,
-    index: int,
-    cluster: str,
-    state: dict[str, Any],
-    values: secrets.Protected,
-) -> None:
-    """Send action ``state['step']`` and hand its operation to a poll task."""
-    jobs = ctx.jobs
-    meta = jobs.meta(job_id)
-    edges = ctx.edges(meta)[1]
-    spec = ctx.spec(job_id, meta)
-    task = spec.tasks[cluster]
-    action = Action.model_validate(state["actions"][state["step"]])
-    write_id, started = steps.begin_write(edges, spec, task, action, values)
-    state.update(
-        writeId=write_id,
-        token=started.continuation_token,
-        fingerprints=steps.protected_fingerprints(edges, values),
-        began=ctx.clock(),
-    )
-    if started.failed is not None or started.poller is None or not started.continuation_token:
-        # Nothing to poll later (refused at once, or no token to resume from): end it here.
-        _end(
-            ctx,
-            job_id,
-            index,
-            cluster,
-            state,
-            apply.finish(started, timeout=edges.operation_timeout),
-        )
-        return
-    jobs.set_step(job_id, cluster, state)
-    ctx.dispatch.send(POLL, (job_id, index, cluster), countdown=POLL_DELAY)
-
-
-def poll(ctx: Context, job_id: str, index: int, cluster: str) -> None:
-    """Poll a cluster's running operation for a few seconds; come back later if it runs on."""
-    jobs = ctx.jobs
-    # One poll of a cluster at a time: a resumed job may start a second chain of polls next to
-    # a live one. A claim left by a killed worker expires on its own.
-    name = f"polling:{cluster}"
-    if not jobs.claim(job_id, name, ttl=int(POLL_WINDOW) + 30):
-        ctx.dispatch.send(POLL, (job_id, index, cluster), countdown=POLL_WINDOW)
-        return
-    try:
-        _poll(ctx, job_id, index, cluster)
-    finally:
-        jobs.release(job_id, name)
-
-
-def _poll(ctx: Context, job_id: str, index: int, cluster: str) -> None:
-    state = ctx.jobs.step(job_id, cluster)
-    if state is None:
-        return  # finished by an earlier (redelivered) poll
-    edges = ctx.edges(ctx.jobs.meta(job_id))[1]
-    action = Action.model_validate(state["actions"][state["step"]])
-    done = apply.finish(apply.resume(edges.session, action, state["token"]), timeout=POLL_WINDOW)
-    still_running = (
-        not done.succeeded and done.error is not None and done.error.code == "OperationTimeout"
-    )
-    if still_running and ctx.clock() - float(state["began"]) < edges.operation_timeout:
-        ctx.dispatch.send(POLL, (job_id, index, cluster), countdown=POLL_DELAY)
-        return
-    if still_running:
-        done.error = ArmFailure(
-            None, "OperationTimeout", f"still running after {edges.operation_timeout:.0f}s", True
-        )
-    _end(ctx, job_id, index, cluster, state, done)
-
-
-def _end(
-    ctx: Context,
-    job_id: str,
-    index: int,
-    cluster: str,
-    state: dict[str, Any],
-    done: apply.Outcome,
-) -> None:
-    """Record a finished write; send the cluster's next action, or count the cluster."""
-    meta = ctx.jobs.meta(job_id)
-    edges = ctx.edges(meta)[1]
-    spec = ctx.spec(job_id, meta)
-    action = Action.model_validate(state["actions"][state["step"]])
-    write = steps.end_write(
-        edges, spec, action, int(state["writeId"]), done, state.get("fingerprints") or {}
-    )
-    outcome = ClusterOutcome.from_state(state["outcome"])
-    if outcome.add_write(write) and state["step"] + 1 < len(state["actions"]):
-        following = Action.model_validate(state["actions"][state["step"] + 1])
-        # Protected values are read again at this moment, never carried in Redis; a worker
-        # that cannot read them fails the cluster (as the local engine does), never loops.
-        values = steps.next_values(edges, spec, outcome, following)
-        if values is not None:
-            state["step"] += 1
-            state["outcome"] = outcome.to_state()
-            _begin(ctx, job_id, index, cluster, state, values)
-            return
-    # Counted before the step state goes: a poll redelivered after this worker died in
-    # between finds the state and counts the cluster (once: ``_written`` is idempotent).
-    _written(ctx, job_id, index, outcome)
-    ctx.jobs.clear_step(job_id, cluster)
+    polls.begin(ctx, job_id, index, cluster, state, decision.values[0])
 
 
 def _written(ctx: Context, job_id: str, index: int, outcome: ClusterOutcome) -> None:
@@ -440,9 +335,41 @@ def wave_written(ctx: Context, job_id: str, index: int) -> None:
     soak = 0 if last or _stop_of(meta) else spec.choice.rollout.soak_seconds
     # Marked dispatched only after sending: a copy redelivered because this one died half-way
     # sends them again (verification is idempotent: the first result stored wins).
-    for c in applied:
-        ctx.dispatch.send(VERIFY, (job_id, index, c), countdown=soak)
+    if ctx.edges(meta)[1].graph is not None:
+        # The whole wave through Resource Graph first; it sends ``verify`` for the rest.
+        ctx.dispatch.send(VERIFY_WAVE, (job_id, index), countdown=soak)
+    else:
+        for c in applied:
+            ctx.dispatch.send(VERIFY, (job_id, index, c), countdown=soak)
     jobs.flag(job_id, f"w{index}:verifyDispatched")
+
+
+def verify_wave(ctx: Context, job_id: str, index: int) -> None:
+    """Verify the wave's written clusters through one Resource Graph query
+    (``steps.verify_bulk``): the ones it shows fixed are counted here, each of the others
+    gets a ``verify`` (ARM). A redelivered copy does the same for what is still open."""
+    jobs = ctx.jobs
+    meta = jobs.meta(job_id)
+    edges = ctx.edges(meta)[1]
+    spec = ctx.spec(job_id, meta)
+    members = {key(c) for c in spec.waves_with_work()[index].clusters}
+    outcomes = [
+        ClusterOutcome.from_state(v)
+        for k, v in jobs.all_written(job_id).items()
+        if k in members
+        and v["status"] == ClusterStatus.APPLIED.value
+        and not jobs.has_result(job_id, k)
+    ]
+    try:
+        fixed, rest = steps.verify_bulk(edges, spec, outcomes)
+    except Exception:
+        log.exception("verify wave %d through Resource Graph", index, extra={"job": job_id})
+        fixed, rest = [], outcomes
+    for o in rest:
+        ctx.dispatch.send(VERIFY, (job_id, index, key(o.cluster_id)))
+    for o in fixed:
+        _final(ctx, job_id, spec, index, o)
+        _verified(ctx, job_id, index, key(o.cluster_id))
 
 
 def verify(ctx: Context, job_id: str, index: int, cluster: str) -> None:
@@ -460,8 +387,13 @@ def verify(ctx: Context, job_id: str, index: int, cluster: str) -> None:
             log.exception("verify %s", cluster, extra={"job": job_id, "cluster": cluster})
             outcome = lifecycle.internal_error(task, exc)
         _final(ctx, job_id, spec, index, outcome)
+    _verified(ctx, job_id, index, cluster)
+
+
+def _verified(ctx: Context, job_id: str, index: int, cluster: str) -> None:
     # Counted by set membership, so a redelivered copy (the first died after storing the
     # result) still completes the wave, and never counts a cluster twice.
+    jobs = ctx.jobs
     verified = jobs.join(job_id, f"w{index}:verified", cluster)
     if verified >= int(jobs.counts(job_id).get(f"w{index}:toVerify", 0)):
         _wave_done(ctx, job_id, index)
@@ -590,3 +522,10 @@ def finish(ctx: Context, job_id: str) -> None:
         result.counts(),
         extra={"job": job_id},
     )
+
+
+# The write-and-poll bodies live in their own module (this one stays under 600 lines); it
+# imports this one, so it is imported last. ``poll`` is the ``fleet.remediate.poll`` task.
+from workers import remediation_polls as polls  # noqa: E402
+
+poll = polls.poll

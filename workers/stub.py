@@ -68,6 +68,7 @@ class StubDispatch:
             flow.POLL: flow.poll,
             flow.WAVE_WRITTEN: flow.wave_written,
             flow.VERIFY: flow.verify,
+            flow.VERIFY_WAVE: flow.verify_wave,
             flow.RESUME: flow.resume,
         }
         ran = 0

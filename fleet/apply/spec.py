@@ -24,6 +24,7 @@ from fleet.apply.waves import RolloutChoice, WavePlan
 from fleet.core.clusters import ClusterFacts
 from fleet.core.duties import Actor
 from fleet.core.ids import key
+from fleet.observe.observed import ObservedCluster
 from fleet.plan.actions import Action
 from fleet.plan.windows import WindowState
 from fleet.policy.loading import PolicySet
@@ -175,6 +176,11 @@ class JobSpec:
     auto: AutoJob | None = None
     #: The window gate of each cluster with time rules, by key, as preparation found it.
     windows: dict[str, WindowState] = field(default_factory=dict)
+    #: The planning sweep's observation of each task's cluster, by key, and when planning
+    #: began (real time). Not recorded: a process that did not plan the job reads its
+    #: clusters whole before writing them (``fleet.apply.prewrite``).
+    planned: dict[str, ObservedCluster] = field(default_factory=dict)
+    planned_at: datetime | None = None
 
     def task_of(self, cluster_id: str) -> ClusterTask:
         return self.tasks[key(cluster_id)]

@@ -2,14 +2,23 @@
 
 - ``decide_cluster`` re-reads the cluster from ARM and re-judges it right before writing (a
   cluster that went offline, was stopped or is now compliant is left alone; a live job writes
-  the fresh plan), and resolves protected settings at this last moment;
+  the fresh plan), and resolves protected settings at this last moment. When the job's own
+  planning observed the cluster less than ``PLANNED_MAX_AGE`` seconds ago, the fresh read is
+  one GET of each resource the cluster's actions write, judged on top of that observation
+  (``with_targets``): the guard against a second writer is the resource itself, read now; the
+  cluster's other children and its facts are those planning saw moments before. Otherwise (a
+  job prepared long ago, after an approval, a retry, a saved plan) it is the full read;
 - ``begin_write`` records a write in the audit trail, sends it (retrying what failed before ARM
   accepted it) and persists the operation's continuation token, so any process can poll it to
   the end; ``end_write`` records how it ended and the fingerprints of the secrets it applied;
 - ``remediate_cluster`` does all of that for one cluster, polling in place (the local engine);
   the Celery engine calls the same pieces from separate tasks;
 - ``verify_cluster`` re-reads a written cluster after its wave: *fixed* only when ARM shows what
-  was written and the fresh verdict has nothing left to write for the job.
+  was written and the fresh verdict has nothing left to write for the job; ``verify_bulk``
+  first checks a whole wave through Resource Graph (when the job has it: ``Edges.graph``), one
+  query for the wave, and leaves to ``verify_cluster`` only the clusters whose rows do not show
+  them fixed yet (Resource Graph lags ARM: a row that is not fresh is read from ARM, so the
+  graph can make a cluster *fixed* sooner, never *failed*).
 
 They take everything they need as arguments and keep no state between calls.
 """
@@ -22,12 +31,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from fleet.apply import gates, secrets
+from fleet.apply import gates, readcount, secrets
 from fleet.apply.choose import blocker, choose, remaining_problems
 from fleet.apply.outcomes import (
     Category,
@@ -36,14 +45,17 @@ from fleet.apply.outcomes import (
     WriteOutcome,
     WriteResult,
 )
+from fleet.apply.prewrite import observe_before_write
 from fleet.apply.spec import ClusterTask, JobSpec, left_alone_record
 from fleet.azure import apply, retrying
 from fleet.azure.catalogs import CatalogCache
 from fleet.azure.clock import Clock, system_now
+from fleet.azure.inventory import Observation
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
+from fleet.core.clusters import ClusterFacts
 from fleet.core.duties import Actor
-from fleet.core.errors import SecretUnavailable
+from fleet.core.errors import ArmCallFailed, SecretUnavailable
 from fleet.core.ids import key
 from fleet.desired.fingerprints import Fingerprints
 from fleet.observe.observed import ObservedCluster
@@ -55,7 +67,17 @@ from fleet.record.events import JOB_START
 from fleet.record.history import History
 from fleet.select import selection
 
+if TYPE_CHECKING:
+    from fleet.apply.polling import WavePoller
+
 log = logging.getLogger(__name__)
+
+
+class BulkObserver(Protocol):
+    """Observes many clusters at once (``fleet.azure.graph.GraphInventory``)."""
+
+    def observe_clusters(self, facts: Sequence[ClusterFacts]) -> list[Observation]: ...
+
 
 #: Attempts to *start* a write that failed before ARM accepted it (429, 5xx, reset): PUT and
 #: DELETE are idempotent, so sending one again is safe.
@@ -75,6 +97,10 @@ class Edges:
     operation_timeout: float = 1800.0
     #: "Now" for judging and for the window gate (``fleet.azure.clock``, ``FLEET_CLOCK``).
     clock: Clock = system_now
+    #: The wave's shared poller (local engine); None: each write is polled where it started.
+    poller: WavePoller | None = None
+    #: Bulk observation for verifying a wave at once (Resource Graph); None: ARM reads only.
+    graph: BulkObserver | None = None
 
 
 @dataclass
@@ -220,13 +246,18 @@ def judge_fresh(
 
 def decide_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
     """Re-read and re-judge one cluster right before writing it (see the module docstring)."""
+    with readcount.phase("prewrite"):
+        return _decide(edges, spec, task)
+
+
+def _decide(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
 
     def final(status: ClusterStatus, reason: str, category: Category) -> Decision:
         return Decision(
             ClusterOutcome(task.id, task.facts.name, task.wave, status, reason, category)
         )
 
-    observed = observe(edges.session, task.facts)
+    observed = observe_before_write(edges, spec, task)
     fingerprints = applied_fingerprints(edges, spec, observed)
     pin = promotion.pinned_version(task.actions)
     judgement = judge_fresh(edges, spec, observed, fingerprints, pin=pin)
@@ -273,12 +304,14 @@ def next_values(
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _start(edges: Edges, action: Action, values: dict[str, str]) -> apply.Started:
+def _start(
+    edges: Edges, action: Action, values: dict[str, str], *, deferred: bool = False
+) -> apply.Started:
     """``apply.start`` with a few attempts for failures before ARM accepted the request."""
-    started = apply.start(edges.session, action, values)
+    started = apply.start(edges.session, action, values, deferred=deferred)
     if started.failed is not None and retrying.is_auth_expiry(started.failed):
         # azure-core dropped the refused token: this attempt gets a fresh one (once).
-        started = apply.start(edges.session, action, values)
+        started = apply.start(edges.session, action, values, deferred=deferred)
     for attempt in range(1, START_ATTEMPTS):
         failed = started.failed
         if failed is None or not failed.retryable:
@@ -292,15 +325,22 @@ def _start(edges: Edges, action: Action, values: dict[str, str]) -> apply.Starte
             pause,
         )
         time.sleep(min(pause, 30.0))
-        started = apply.start(edges.session, action, values)
+        started = apply.start(edges.session, action, values, deferred=deferred)
     return started
 
 
 def begin_write(
-    edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: secrets.Protected
+    edges: Edges,
+    spec: JobSpec,
+    task: ClusterTask,
+    action: Action,
+    values: secrets.Protected,
+    *,
+    deferred: bool = False,
 ) -> tuple[int, apply.Started]:
     """Record a write in the audit trail and send it to ARM; persists the operation's
-    continuation token so any process can poll it to the end (``end_write``)."""
+    continuation token so any process can poll it to the end (``end_write``). ``deferred``:
+    the caller polls the operation itself (``apply.poll_once``, a ``WavePoller``)."""
     history = edges.history
     write_id = history.record_write(
         job_id=spec.id,
@@ -313,7 +353,7 @@ def begin_write(
         wave=task.wave or None,
         outcome="started",
     )
-    started = _start(edges, action, values.values)
+    started = _start(edges, action, values.values, deferred=deferred)
     if started.failed is None:
         token = started.continuation_token
         if not token_is_clean(token, values.values.values()):
@@ -372,8 +412,17 @@ def write_action(
     edges: Edges, spec: JobSpec, task: ClusterTask, action: Action, values: secrets.Protected
 ) -> WriteResult:
     """One audited ARM write: record, start, persist the token, poll to the end, record."""
-    write_id, started = begin_write(edges, spec, task, action, values)
-    done = apply.finish(started, timeout=edges.operation_timeout)
+    poller = edges.poller
+    # The write itself is no read; every read from here on polls its operation (azure-core's
+    # own poller thread, when there is no shared one, inherits this context).
+    with readcount.phase("poll"):
+        write_id, started = begin_write(
+            edges, spec, task, action, values, deferred=poller is not None
+        )
+        if poller is not None:
+            done = poller.wait(started)
+        else:
+            done = apply.finish(started, timeout=edges.operation_timeout)
     return end_write(edges, spec, action, write_id, done, protected_fingerprints(edges, values))
 
 
@@ -397,20 +446,67 @@ def verify_cluster(
     verdict has nothing left to write for the job, else ``failed`` with the reasons."""
     if outcome.status is not ClusterStatus.APPLIED:
         return outcome
-    observed = observe(edges.session, task.facts)
+    with readcount.phase("verify"):
+        observed = observe(edges.session, task.facts)
     if observed.read_error is not None:
         outcome.settle(
             ClusterStatus.FAILED, f"could not be verified: {observed.read_error}", Category.VERIFY
         )
         return outcome
-    fps = applied_fingerprints(edges, spec, observed)
-    judgement = judge_fresh(edges, spec, observed, fps, pin=promotion.pinned_version(task.actions))
-    problems = remaining_problems(spec, outcome.applied, judgement, observed, fps)
+    problems = _problems(edges, spec, task, outcome, observed)
     if problems:
         outcome.settle(ClusterStatus.FAILED, "; ".join(problems[:3]), Category.VERIFY)
     else:
         outcome.settle(ClusterStatus.FIXED, None, None)
     return outcome
+
+
+def _problems(
+    edges: Edges,
+    spec: JobSpec,
+    task: ClusterTask,
+    outcome: ClusterOutcome,
+    observed: ObservedCluster,
+) -> list[str]:
+    fps = applied_fingerprints(edges, spec, observed)
+    pin = promotion.pinned_version(task.actions)
+    judgement = judge_fresh(edges, spec, observed, fps, pin=pin)
+    return remaining_problems(spec, outcome.applied, judgement, observed, fps)
+
+
+def verify_bulk(
+    edges: Edges, spec: JobSpec, outcomes: Sequence[ClusterOutcome]
+) -> tuple[list[ClusterOutcome], list[ClusterOutcome]]:
+    """(fixed, still to verify): the written clusters whose Resource Graph rows already show
+    them fixed, settled ``fixed``, and the others untouched, for ``verify_cluster`` (ARM).
+    Without ``Edges.graph``, or when the query fails, every cluster is left to ARM."""
+    applied = [o for o in outcomes if o.status is ClusterStatus.APPLIED]
+    if edges.graph is None or not applied:
+        return [], list(outcomes)
+    tasks = {key(o.cluster_id): spec.task_of(o.cluster_id) for o in applied}
+    try:
+        with readcount.phase("verify"):
+            seen = {
+                obs.facts.key: obs.observed
+                for obs in edges.graph.observe_clusters([t.facts for t in tasks.values()])
+            }
+    except ArmCallFailed as exc:
+        log.warning("job %s: verification through Resource Graph failed (%s)", spec.id, exc)
+        return [], list(outcomes)
+    fixed: list[ClusterOutcome] = []
+    rest: list[ClusterOutcome] = []
+    for o in outcomes:
+        observed = seen.get(key(o.cluster_id))
+        if o.status is not ClusterStatus.APPLIED or observed is None:
+            rest.append(o)
+        elif observed.read_error is None and not _problems(
+            edges, spec, tasks[key(o.cluster_id)], o, observed
+        ):
+            o.settle(ClusterStatus.FIXED, None, None)
+            fixed.append(o)
+        else:
+            rest.append(o)  # not (yet) fixed in the graph: ARM decides
+    return fixed, rest
 
 
 # --- a job whose process died ---------------------------------------------------------------

@@ -25,7 +25,8 @@ _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_MESSAGE = 300
 
 
-def _bounded(text: str) -> str:
+def bounded(text: str) -> str:
+    """ARM's message on one line, at most ``_MAX_MESSAGE`` characters (what fleet keeps)."""
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
@@ -56,7 +57,7 @@ def describe(exc: BaseException) -> ArmFailure:
         return ArmFailure(
             exc.status_code,
             "MalformedResponse",
-            _bounded(f"the response is not valid JSON ({reason or 'cannot be decoded'})"),
+            bounded(f"the response is not valid JSON ({reason or 'cannot be decoded'})"),
             True,
             correlation,
         )
@@ -79,14 +80,14 @@ def describe(exc: BaseException) -> ArmFailure:
         if isinstance(exc, ResourceNotFoundError):
             code = code if code != "HttpResponseError" else "ResourceNotFound"
         if isinstance(exc, ClientAuthenticationError):
-            return ArmFailure(status, code, _bounded(message), False, correlation)
+            return ArmFailure(status, code, bounded(message), False, correlation)
         retryable = status is None or status in _RETRYABLE_STATUS
-        return ArmFailure(status, code, _bounded(message), retryable, correlation, retry_after)
+        return ArmFailure(status, code, bounded(message), retryable, correlation, retry_after)
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         # Connection refused/reset, TLS failure, timeout: transient by nature.
-        return ArmFailure(None, type(exc).__name__, _bounded(str(exc.message or exc)), True)
+        return ArmFailure(None, type(exc).__name__, bounded(str(exc.message or exc)), True)
     if isinstance(exc, AzureError):
-        return ArmFailure(None, type(exc).__name__, _bounded(str(exc.message or exc)), False)
+        return ArmFailure(None, type(exc).__name__, bounded(str(exc.message or exc)), False)
     if isinstance(exc, TimeoutError | ConnectionError):
-        return ArmFailure(None, type(exc).__name__, _bounded(str(exc)), True)
-    return ArmFailure(None, type(exc).__name__, _bounded(str(exc)), False)
+        return ArmFailure(None, type(exc).__name__, bounded(str(exc)), True)
+    return ArmFailure(None, type(exc).__name__, bounded(str(exc)), False)

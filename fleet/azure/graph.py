@@ -120,6 +120,15 @@ class GraphInventory:
         for results in chunks:
             yield from results
 
+    def observe_clusters(self, facts: Sequence[ClusterFacts]) -> list[Observation]:
+        """These clusters with their configurations (a remediation verifying a wave: one
+        query per chunk, no cluster rows read again); a cluster whose rows are not fresh
+        (an operation in progress) comes back with ``observed`` None, as in a sweep."""
+        out: list[Observation] = []
+        for chunk in plan_chunks(list(facts), limit=self.chunk_clusters):
+            out.extend(self._observe_chunk(chunk, {}))
+        return out
+
     def _chunk_results(self, subscriptions: list[Subscription]) -> Iterator[list[Observation]]:
         for batch in _batched(subscriptions, self.batch_subscriptions):
             facts: list[ClusterFacts] = []

@@ -55,4 +55,7 @@ def recorded_report(history: History, job_id: str) -> dict[str, Any]:
     ]
     report["clusters"] = sorted(clusters, key=lambda c: str(c["id"]).lower())
     report["retry"] = sorted((c["id"] for c in clusters if c["status"] in _RETRY), key=str.lower)
+    if summary.get("reads"):
+        # ARM reads by phase, as the local engine counted them (fleet.apply.readcount).
+        report["reads"] = summary["reads"]
     return report

@@ -22,13 +22,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from fleet.apply import lifecycle, steps
+from fleet.apply import lifecycle, readcount, steps
 from fleet.apply.lifecycle import Budget, JobResult, JobStatus, StopReason
 from fleet.apply.outcomes import Category, ClusterOutcome, ClusterStatus
+from fleet.apply.polling import WavePoller
 from fleet.apply.spec import ClusterTask, JobSpec
 from fleet.apply.steps import Edges
 from fleet.apply.waves import WavePlan
@@ -275,7 +276,12 @@ class _Runner:
         relay_thread.start()
         applied: list[ClusterOutcome] = []
         interrupted = Interrupted()
+        # One poller for the wave's running writes, each polled when its Retry-After is due.
+        poller = WavePoller(self.edges.session, timeout=self.edges.operation_timeout)
+        edges = self.edges
+        self.edges = replace(edges, poller=poller)
         try:
+            poller.__enter__()
             for o in bounded_map(
                 self.write,
                 submitted(),
@@ -293,6 +299,8 @@ class _Runner:
         finally:
             stop.set()
             relay_thread.join(timeout=2)
+            poller.__exit__()
+            self.edges = edges
         if interrupted.happened:
             self.cancel.set()  # Ctrl-C: bounded_map stopped the wave; the job stops too
         reason = self._cancelled()
@@ -305,9 +313,17 @@ class _Runner:
         self.progress.phase(wave, "verifying")
         # Verification only reads: it runs to the end even when the job is stopping, so every
         # written cluster gets an honest status.
+        # The whole wave through one Resource Graph query first; ARM reads what it cannot show.
+        try:
+            fixed, rest = steps.verify_bulk(self.edges, self.spec, applied)
+        except Exception:
+            log.exception("verify wave %s through Resource Graph", wave.name)
+            fixed, rest = [], applied
+        for o in fixed:
+            self.count(wave, o)
         never = threading.Event()
         for o in bounded_map(
-            self.check, applied, concurrency=self.concurrency, cancel=never, name="fleet-verify"
+            self.check, rest, concurrency=self.concurrency, cancel=never, name="fleet-verify"
         ):
             self.count(wave, o)
 
@@ -355,6 +371,8 @@ class _Runner:
             steps.store(self.history, spec.id, o)
         self.history.unlock_clusters([t.id for t in spec.tasks.values()], spec.id)
         summary = result.report(clusters=False)
+        # ARM reads by phase (this process's: planning, pre-write, polls, verification).
+        summary["reads"] = readcount.for_session(self.edges.session).snapshot()
         self.history.update_job(
             spec.id, status=result.status.value, counters=result.counts(), summary=summary
         )

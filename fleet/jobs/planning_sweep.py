@@ -2,9 +2,11 @@
 needs.
 
 A ``PlanningSweep`` is a recorded sweep like any other (its verdicts are in the history), which
-plans with the version nudge on and keeps per cluster the full facts (tags, for selector waves)
-and, for clusters that cannot take writes now (offline, stopped), the actions they would get if
-they were reachable: a later ``fleet remediate --retry`` re-applies exactly that desired state.
+plans with the version nudge on and keeps per cluster the full facts (tags, for selector waves),
+what it observed (from ARM or Resource Graph: the job judges its pre-write reads on top of it,
+``fleet.apply.prewrite``) and, for clusters that cannot take writes now (offline, stopped), the
+actions they would get if they were reachable: a later ``fleet remediate --retry`` re-applies
+exactly that desired state.
 
 Clusters whose extension a policy promotes (``versionPolicy: promote``) are also kept with
 their observation and ``Standing``: once every cluster is judged, ``promoted`` decides their
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from fleet.apply import readcount
 from fleet.apply.choose import blocker
 from fleet.apply.outcomes import Category
 from fleet.apply.waves import IMPLICIT_WAVE, wave_index
@@ -58,6 +61,8 @@ class PlanningSweep(Sweep):
         self.would: dict[str, list[Action]] = {}
         #: Promoting clusters (``versionPolicy: promote``): what re-judging them needs.
         self._promoting: dict[str, tuple[ObservedCluster, Catalog, Target, promotion.Standing]] = {}
+        #: What was observed of each cluster (the job keeps its tasks' for the pre-write read).
+        self.observed: dict[str, ObservedCluster] = {}
 
     def _keep_promoting(
         self,
@@ -109,11 +114,16 @@ class PlanningSweep(Sweep):
                     fingerprints=self.fingerprints,
                     nudge_stuck_versions=True,
                     target=chosen[found.key],
+                    fleet_ids=self.session.fleet_ids(),
                 )
             )
         return out
 
     def _judge(self, target: Target) -> pipeline.Judgement:
+        with readcount.phase("planning"):
+            return self._plan(target)
+
+    def _plan(self, target: Target) -> pipeline.Judgement:
         # A bulk inventory (Resource Graph) may carry the observation; the writes themselves
         # never trust it: every cluster is read from ARM again right before it is written.
         observed = target.observed
@@ -121,6 +131,7 @@ class PlanningSweep(Sweep):
             observed = observe(self.session, target.facts, should_stop=self.cancel.is_set)
             if target.notes:
                 observed = dataclasses.replace(observed, notes=(*observed.notes, *target.notes))
+        raw = observed
         observed, catalog = self.catalogs.for_cluster(observed)
 
         def judge(observed: ObservedCluster) -> pipeline.Judgement:
@@ -143,6 +154,7 @@ class PlanningSweep(Sweep):
             would = list(judge(later).plan.actions)
         with self._lock:
             self.facts[observed.facts.key] = observed.facts
+            self.observed[observed.facts.key] = raw
             if would:
                 self.would[observed.facts.key] = would
         return judgement

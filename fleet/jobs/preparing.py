@@ -28,10 +28,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from fleet.apply import secrets
+from fleet.apply import readcount, secrets
 from fleet.apply.auto import AutoJob, filter_auto
 from fleet.apply.choose import blocker, explain, filter_policy
 from fleet.apply.outcomes import RETRY_STATUSES, Category, ClusterOutcome, ClusterStatus
@@ -40,6 +40,7 @@ from fleet.apply.steps import Edges, applied_fingerprints, judge_fresh
 from fleet.apply.waves import RolloutChoice, WavePlan, assign_waves, choose_rollout, position
 from fleet.azure.catalogs import CatalogCache
 from fleet.azure.credentials import principal_of
+from fleet.azure.graph import GraphInventory
 from fleet.azure.keyvault import Vaults
 from fleet.azure.observe import observe
 from fleet.azure.session import credential_scope
@@ -83,6 +84,8 @@ def make_edges(env: Environment, *, operation_timeout: float = 1800.0) -> Edges:
         principal=principal_of(env.session.credential, credential_scope(settings.arm_endpoint)),
         operation_timeout=operation_timeout,
         clock=env.now,
+        # With the graph inventory a wave is verified through Resource Graph first.
+        graph=env.inventory if isinstance(env.inventory, GraphInventory) else None,
     )
 
 
@@ -168,12 +171,15 @@ def prepare_live(
         cancel=cancel,
         halt=kill_switch_halt(env.history),
     )
+    planned_at = datetime.now(UTC)
     sink: HistorySink | None = None
     if env.history is not None:
         env.history.start_sweep(sweep.info(finished=None, targets=0, complete=False).to_report())
         sink = HistorySink(env.history, sweep.id)
         sweep.sinks.append(sink)
-    outcome = sweep.run()
+    readcount.for_session(env.session)  # counted from here: the job report's ``reads``
+    with readcount.phase("planning"):
+        outcome = sweep.run()
     if env.history is not None and sink is not None:
         sink.flush()
         env.history.finish_sweep(sweep.id, outcome.info.to_report(), outcome.summary)
@@ -252,6 +258,11 @@ def prepare_live(
                     facts, ClusterStatus.SKIPPED, reason, category, skips=list(plan.skipped)
                 )
             )
+    # The tasks' planning observations stand in for their untouched children right before
+    # their writes (fleet.apply.prewrite); the others are not needed.
+    spec.planned = {k: sweep.observed[k] for k in spec.tasks if k in sweep.observed}
+    spec.planned_at = planned_at
+    sweep.observed.clear()
     return _finish(env, spec, max_clusters=max_clusters or settings.max_clusters, now=now)
 
 

@@ -191,7 +191,20 @@ def test_planning_from_resource_graph_still_reads_arm_before_writing(
         assert job["job"]["status"] == "succeeded" and job["summary"]["fixed"] > 10
         stats = emu.admin.stats()
         assert stats["graphQueries"] > 0
-        lists = stats["requests"]["byResourceType"]
-        # every written cluster was listed through ARM (before its write, and to verify it)
-        flux = lists.get("Microsoft.KubernetesConfiguration/fluxConfigurations", 0)
-        assert flux >= 2 * job["summary"]["fixed"]
+        kinds = stats["requests"]["byResourceType"]
+        # every write was preceded by a fresh ARM read of the resource it writes (one GET
+        # each: the guard against a second writer), never a re-read of the whole cluster
+        reads = sum(
+            kinds.get(f"Microsoft.KubernetesConfiguration/{k}", 0)
+            for k in ("extensions", "fluxConfigurations", "sourceControlConfigurations")
+        )
+        assert reads >= job["summary"]["writes"]
+        assert kinds.get("Microsoft.ContainerService/managedClusters", 0) < job["summary"]["fixed"]
+        # and the written clusters were verified through Resource Graph: ARM read none again
+        assert job["summary"]["fixed"] == job["summary"]["toWrite"]
+        reads, writes = job["reads"], job["summary"]["writes"]
+        assert reads["verify"] == 0
+        # one GET of each resource before its write; the operations polled when ARM said
+        # (the emulator ends an operation on its second poll) and never read again after
+        assert writes <= reads["prewrite"] <= writes + job["summary"]["toWrite"]
+        assert writes <= reads["poll"] <= 2 * writes + 3
