@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     inventory: Literal["arm", "graph"] = "arm"
     """Where clusters and their configurations are read: per-cluster ARM reads (exact) or
     Azure Resource Graph (bulk, up to 1000 rows a query, may lag by minutes)."""
+    facts_max_age: float = Field(default=900.0, ge=0)
+    """Seconds a cluster's facts from its provider's list (power state, connectivity, agent
+    pools) may be old when the cluster is judged; older, the cluster is read again first (one
+    more read). 15 minutes: a sweep spends ARM's read bucket on 3 reads a cluster, ~8 clusters
+    a second per subscription, so a subscription of up to ~7,000 clusters is judged on its
+    listing; Resource Graph lags by minutes too. 0 reads every cluster again."""
 
     # --- stores --------------------------------------------------------------------------
     database_url: str = ""

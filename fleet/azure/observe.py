@@ -1,9 +1,12 @@
 """Observation: read one cluster and its Microsoft.KubernetesConfiguration children from ARM.
 
-Four reads per cluster: the cluster itself (generic ``resources.get_by_id``, for the facts
-the listing lacks: power state, connectivity, agent pools), and the lists of its extensions,
-Flux v2 ``fluxConfigurations`` and Flux v1 ``sourceControlConfigurations``, each at the
-api-version of ``fleet.azure.api_versions``. The children are kept as the ARM JSON of the
+Three reads per cluster: the lists of its extensions, Flux v2 ``fluxConfigurations`` and
+Flux v1 ``sourceControlConfigurations``, each at the api-version of ``fleet.azure.api_versions``.
+The cluster's own facts (power state, connectivity, agent pools) come from the inventory's
+provider listing (``ClusterFacts.listed_at``); a fourth read, the cluster itself (generic
+``resources.get_by_id``), is made only when those facts are missing (listed without
+properties, or addressed by id alone), older than ``FLEET_FACTS_MAX_AGE``, or when the caller
+wants the cluster's JSON (``fleet snapshot``). The children are kept as the ARM JSON of the
 response, so evaluation sees exactly what a snapshot or Resource Graph would show.
 
 The lists go through each SDK client's own pipeline (credential, fleet's budget, retries,
@@ -20,6 +23,7 @@ A read that still fails after retries does not stop the sweep: the cluster gets 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -50,32 +54,55 @@ def _read_json(chunks: Any) -> Any:
     return orjson.loads(b"".join(body))
 
 
+def needs_cluster_read(facts: ClusterFacts, max_age: float, now: datetime | None = None) -> bool:
+    """True when the listed facts cannot be judged on: none were listed with properties, or
+    they are older than ``max_age`` seconds (or stamped in the future: a clock that jumped)."""
+    if facts.listed_at is None:
+        return True
+    age = ((now or datetime.now(UTC)) - facts.listed_at).total_seconds()
+    return not 0 <= age <= max_age
+
+
+def _read_cluster(
+    session: AzureSession, facts: ClusterFacts, should_stop: Callable[[], bool] | None
+) -> dict[str, Any]:
+    rm = session.resources(facts.subscription_id)
+    return retrying.call(
+        # stream=True: the operation hands back the body instead of building a model of
+        # it (which fleet only turned back into this JSON); errors are mapped as usual.
+        lambda: _cluster_json(
+            _read_json(
+                rm.resources.get_by_id(
+                    facts.id, api_version=api_versions.CLUSTERS[facts.cluster_type], stream=True
+                )
+            )
+        ),
+        attempts=session.settings.read_attempts,
+        what=f"read cluster {facts.name}",
+        should_stop=should_stop,
+    )
+
+
 def observe(
     session: AzureSession,
     facts: ClusterFacts,
     *,
     should_stop: Callable[[], bool] | None = None,
+    read_cluster: bool = False,
 ) -> ObservedCluster:
-    """Read a cluster's state; never raises for ARM failures (they become ``read_error``)."""
+    """Read a cluster's state; never raises for ARM failures (they become ``read_error``).
+
+    ``read_cluster``: GET the cluster even when its listed facts are fresh (the observation
+    then carries the cluster's JSON in ``resource``)."""
     attempts = session.settings.read_attempts
-    sub, name = facts.subscription_id, facts.name
+    sub = facts.subscription_id
     try:
         rm = session.resources(sub)
-        cluster_json = retrying.call(
-            # stream=True: the operation hands back the body instead of building a model of
-            # it (which fleet only turned back into this JSON); errors are mapped as usual.
-            lambda: _cluster_json(
-                _read_json(
-                    rm.resources.get_by_id(
-                        facts.id, api_version=api_versions.CLUSTERS[facts.cluster_type], stream=True
-                    )
-                )
-            ),
-            attempts=attempts,
-            what=f"read cluster {name}",
-            should_stop=should_stop,
-        )
-        full = facts_from_arm(cluster_json)
+        cluster_json: dict[str, Any] | None = None
+        full = facts
+        if read_cluster or needs_cluster_read(facts, session.settings.facts_max_age):
+            cluster_json = _read_cluster(session, facts, should_stop)
+            full = facts_from_arm(cluster_json)
         children = f"{facts.id}/providers/{KC_PROVIDER}"
         lists: list[list[dict[str, Any]]] = []
         for client, kind, version in (

@@ -46,8 +46,12 @@ def serve(
         float, typer.Option(help="Multiply throttling burst and refill rate.")
     ] = 1.0,
     page_size: Annotated[
-        int, typer.Option(help="Items per page of every ARM list (nextLink paging).")
-    ] = 5,
+        int | None,
+        typer.Option(
+            help="Items per page of every ARM list (nextLink paging); default: each list's "
+            "page size as Azure returns it (docs/emulator.md, Paging)."
+        ),
+    ] = None,
     lro_polls: Annotated[
         int, typer.Option(help="Status polls answered 'in progress' before an operation ends.")
     ] = 1,

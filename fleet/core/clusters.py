@@ -44,6 +44,10 @@ class ClusterFacts(BaseModel):
     kubernetes_version: str | None = None
     distribution: str | None = None
     provisioning_state: str | None = None
+    #: When these facts were read together with the cluster's ``properties`` (a resource
+    #: provider's list-by-subscription). None: list-level facts only (generic resource list,
+    #: a snapshot, ``of_id``), so the observer reads the cluster itself before judging it.
+    listed_at: datetime | None = None
 
     @property
     def key(self) -> str:

@@ -1,8 +1,9 @@
 """The emulator's knobs, shared by the CLI (``fleet emulator serve``) and ``running_emulator``.
 
 Defaults mirror Azure where Azure has a number (throttling, Resource Graph quota, 48 h for
-disconnected Arc clusters) and are small where only test speed matters (page size 5, so tests
-cross pages).
+disconnected Arc clusters, the page size of each ARM list: ``reads.AZURE_PAGE_SIZES``, sourced in
+docs/emulator.md). A small ``page_size`` for every list stays an option, for tests that must
+cross pages.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ class EmulatorOptions:
     port: int = 0
     #: Binding anything but loopback needs this, explicitly.
     allow_remote: bool = False
-    #: Items per page of every ARM list (``nextLink`` paging).
-    page_size: int = 5
+    #: Items per page of every ARM list (``nextLink`` paging); None: each list's page size as
+    #: Azure returns it (``reads.AZURE_PAGE_SIZES``). Paging tests set a small one.
+    page_size: int | None = None
     #: Operation-status polls answered "in progress" before the terminal state (None: polls
     #: do not count, only ``lro_seconds`` does).
     lro_polls: int | None = 1
@@ -56,7 +58,7 @@ class EmulatorOptions:
     tls_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.page_size < 1:
+        if self.page_size is not None and self.page_size < 1:
             raise ValueError("page_size must be >= 1")
         if self.lro_polls is not None and self.lro_polls < 0:
             raise ValueError("lro_polls must be >= 0")

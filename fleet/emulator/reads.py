@@ -4,7 +4,8 @@ Subscriptions, tenants, resource groups, the generic resource list (with ``$filt
 ``$expand``), ``GET /{resourceId}``, clusters, a cluster's Microsoft.KubernetesConfiguration
 children and their operations, and the rows of the Resource Graph tables (the extension type
 catalogue is catalog.py's). Lists come back whole; ``page`` cuts one page out of them for the
-HTTP layer.
+HTTP layer, at the size Azure pages that list by (``AZURE_PAGE_SIZES``) unless the options set
+one size for every list.
 
 Reads change nothing but what time has settled (``tick``) and the poll count of an operation
 (a status poll is what moves an operation along).
@@ -54,6 +55,12 @@ _PROVIDERS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 _LOCATIONS = ("West Europe", "North Europe", "East US", "West US 2")
 
+#: Items per page of each ARM list (by route name, ``routes.py``) as Azure returns them, when
+#: ``EmulatorOptions.page_size`` is None. docs/emulator.md (Paging) gives the source of each;
+#: where no source states a size, ``AZURE_PAGE_SIZE`` is the value chosen and said so there.
+AZURE_PAGE_SIZES: dict[str, int] = {"list_tenants": 50, "list_subscriptions": 50}
+AZURE_PAGE_SIZE = 100
+
 
 def page_of(
     items: list[Any], skip_token: str | None, top: int | None, size: int
@@ -75,10 +82,17 @@ class Reads(Lro):
     """The read side of the emulated ARM."""
 
     def page(
-        self, items: list[Any], skip_token: str | None, top: int | None = None
+        self,
+        items: list[Any],
+        skip_token: str | None,
+        top: int | None = None,
+        *,
+        route: str = "",
     ) -> tuple[list[Any], str | None]:
-        """One page of an ARM list at the configured page size."""
-        return page_of(items, skip_token, top, self.options.page_size)
+        """One page of the ARM list served by ``route``: at the configured page size, else at
+        the size Azure pages that list by."""
+        size = self.options.page_size or AZURE_PAGE_SIZES.get(route, AZURE_PAGE_SIZE)
+        return page_of(items, skip_token, top, size)
 
     def tenant_of(self, sub: Mapping[str, Any]) -> str:
         return str(sub.get("tenantId") or self.options.tenant_id)

@@ -120,7 +120,8 @@ def json_reply(
 
 def _paged(call: Call, items: list[Any], top: int | None = None) -> Reply:
     """``{value, nextLink}`` with an absolute nextLink that keeps the query (but api-version)."""
-    page, next_token = call.c.backend.page(items, call.query.get("$skiptoken"), top)
+    route = call.resolved.route.name if call.resolved is not None else ""
+    page, next_token = call.c.backend.page(items, call.query.get("$skiptoken"), top, route=route)
     payload: dict[str, Any] = {"value": page}
     if next_token is not None:
         params = {

@@ -32,11 +32,13 @@ def observed_in_scope(
     *,
     cancel: threading.Event | None = None,
     interrupted: Interrupted | None = None,
+    read_cluster: bool = False,
 ) -> tuple[list[Subscription], Iterator[ObservedCluster]]:
     """The subscriptions in scope and every cluster of them, observed as a sweep observes it.
 
     With policies, only clusters some policy targets (and only the subscriptions they name);
-    without, every cluster of the subscriptions in scope.
+    without, every cluster of the subscriptions in scope. ``read_cluster``: read each cluster
+    itself too, so the observations carry its JSON (``ObservedCluster.resource``).
     """
     wanted = (
         scope(policy_set, env.settings.subscriptions)
@@ -54,7 +56,7 @@ def observed_in_scope(
         facts_iter = env.inventory.clusters(subscriptions)
 
     def read(facts: ClusterFacts) -> ObservedCluster:
-        return observe(env.session, facts)
+        return observe(env.session, facts, read_cluster=read_cluster)
 
     observed = bounded_map(
         read,
@@ -77,8 +79,9 @@ def export_snapshot(
     """The snapshot of every cluster in scope (``observed_in_scope``), and the ids of clusters
     that could not be read."""
     interrupted = Interrupted()
+    # The snapshot exports each cluster's own JSON: read it even when its facts are fresh.
     subscriptions, observed_clusters = observed_in_scope(
-        env, policy_set, cancel=cancel, interrupted=interrupted
+        env, policy_set, cancel=cancel, interrupted=interrupted, read_cluster=True
     )
     resources: list[dict[str, Any]] = []
     failed: list[str] = []

@@ -42,10 +42,11 @@ def emulator(snapshot: dict[str, Any]) -> Iterator[RunningEmulator]:
 
 @pytest.fixture(scope="module")
 def throttled(snapshot: dict[str, Any]) -> Iterator[RunningEmulator]:
-    """ARM's throttling scaled down (burst 100, 10/s): the same sweep crosses the burst and
-    runs into the refill rate within seconds."""
+    """ARM's throttling scaled down (burst 75, 7.5/s): the same sweep (~110 reads a
+    subscription at 3 reads a cluster) crosses the burst and runs into the refill rate within
+    seconds."""
     with running_emulator(
-        snapshot, throttle="arm", throttle_scale=0.4, retry_after=0, page_size=7
+        snapshot, throttle="arm", throttle_scale=0.3, retry_after=0, page_size=7
     ) as emu:
         yield emu
 
@@ -57,7 +58,7 @@ def run(args: list[str], env: dict[str, str]) -> Any:
 
 def budget(**extra: Any) -> dict[str, Any]:
     """fleet's own budget set to what the ``throttled`` emulator allows."""
-    return {"FLEET_READ_BURST": 100, "FLEET_READ_RATE": 10, "FLEET_CONCURRENCY": 16, **extra}
+    return {"FLEET_READ_BURST": 75, "FLEET_READ_RATE": 7.5, "FLEET_CONCURRENCY": 16, **extra}
 
 
 def test_every_cluster_gets_the_verdict_the_scenario_gives(

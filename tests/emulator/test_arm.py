@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.containerservice import ContainerServiceClient
 
 from fleet.emulator.testing import RunningEmulator
 
-from .conftest import AKS, RG_EDGE, RG_PROD, SUB1, SUB2, cluster_id, rm_client, sub_client
+from .conftest import (
+    AKS,
+    CATALOG,
+    RG_EDGE,
+    RG_PROD,
+    SUB1,
+    SUB2,
+    EmulatorFactory,
+    FakeCredential,
+    aks,
+    client_kwargs,
+    cluster_id,
+    rg_id,
+    rm_client,
+    sub_client,
+)
 
 MANAGED = "Microsoft.ContainerService/managedClusters"
 CONNECTED = "Microsoft.Kubernetes/connectedClusters"
@@ -149,3 +165,37 @@ def test_existence_checks_use_head(emulator: RunningEmulator) -> None:
     version = "2024-05-01"
     assert rm.resources.check_existence_by_id(cluster_id("aks-prod-00001"), api_version=version)
     assert not rm.resources.check_existence_by_id(cluster_id("aks-nope"), api_version=version)
+
+
+def test_lists_page_as_azure_does_unless_told_otherwise(start_emulator: EmulatorFactory) -> None:
+    """page_size None: each list at Azure's page size (docs/emulator.md, Paging), e.g. 50
+    subscriptions, 100 clusters of a provider's list-by-subscription."""
+    subs = [f"00000000-0000-4000-8000-{i:012d}" for i in range(55)]
+    snapshot = {
+        "kind": "FleetSnapshot",
+        "subscriptions": [
+            {"subscriptionId": s, "displayName": f"s{i}"} for i, s in enumerate(subs)
+        ],
+        "extensionTypeVersions": CATALOG,
+        "resources": [
+            {
+                "id": rg_id(SUB1, RG_PROD),
+                "type": "Microsoft.Resources/resourceGroups",
+                "name": RG_PROD,
+                "location": "westeurope",
+            },
+            *(aks(f"aks-{i:03d}", sub=SUB1) for i in range(130)),
+        ],
+    }
+    snapshot["subscriptions"].append({"subscriptionId": SUB1, "displayName": "prod-eu"})
+    with start_emulator(snapshot, page_size=None) as emu:
+        pages = sub_client(emu).subscriptions.list().by_page()
+        assert [len(list(p)) for p in pages] == [50, 6]
+        rm = rm_client(emu)
+        clusters = rm.resources.list(filter=f"resourceType eq '{MANAGED}'").by_page()
+        assert [len(list(p)) for p in clusters] == [100, 30]
+        cs = ContainerServiceClient(FakeCredential(), SUB1, **client_kwargs(emu))
+        assert [len(list(p)) for p in cs.managed_clusters.list().by_page()] == [100, 30]
+    with start_emulator(snapshot, page_size=40) as emu:
+        cs = ContainerServiceClient(FakeCredential(), SUB1, **client_kwargs(emu))
+        assert [len(list(p)) for p in cs.managed_clusters.list().by_page()] == [40, 40, 40, 10]
