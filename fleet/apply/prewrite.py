@@ -70,10 +70,12 @@ def observe_before_write(edges: Edges, spec: JobSpec, task: ClusterTask) -> Obse
         or not 0 <= age <= PLANNED_MAX_AGE
         or not task.actions
     ):
-        return observe(edges.session, task.facts)
+        # Whole means the cluster too: the task's facts may be a saved plan's or a first
+        # job's (a retry), however freshly they were listed then.
+        return observe(edges.session, task.facts, read_cluster=True)
     try:
         targets = [(a, apply.read_target(edges.session, a)) for a in task.actions]
     except ArmCallFailed as exc:
         log.info("cluster %s: %s; reading it whole", task.facts.name, exc)
-        return observe(edges.session, task.facts)
+        return observe(edges.session, task.facts, read_cluster=True)
     return with_targets(base, targets)
