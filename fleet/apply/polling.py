@@ -5,8 +5,9 @@ request is answered, and ends with a GET of the resource: three or more reads pe
 loop per cluster. A wave's writes are instead started ``deferred`` (``fleet.azure.apply``) and
 handed to a ``WavePoller``: one scheduler thread keeps them in order of their next due time
 (the ``Retry-After`` of ARM's last answer, ``apply.DEFAULT_RETRY_AFTER`` without one) and
-reads each operation's status once when it is due (``apply.poll_once``), on a few threads so
-that a slow answer does not hold the others back. A finished operation is not followed by a
+reads each operation's status once when it is due (``apply.poll_once``), on a pool of threads
+(one per cluster in flight) so that a slow answer, or a poll waiting on the read bucket, does
+not hold the others back. A finished operation is not followed by a
 read of the resource: the wave's verification reads it.
 
 ``wait(started)`` blocks the calling thread (a cluster of the local engine's pool) until its
@@ -34,7 +35,8 @@ from fleet.core.failures import ArmFailure
 
 log = logging.getLogger(__name__)
 
-#: Threads that read due operations (the scheduler itself is one more).
+#: Threads that read due operations by default (the scheduler itself is one more); the local
+#: engine gives one per cluster in flight.
 POLL_THREADS = 4
 
 

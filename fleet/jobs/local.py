@@ -277,7 +277,11 @@ class _Runner:
         applied: list[ClusterOutcome] = []
         interrupted = Interrupted()
         # One poller for the wave's running writes, each polled when its Retry-After is due.
-        poller = WavePoller(self.edges.session, timeout=self.edges.operation_timeout)
+        # As many poll threads as clusters in flight: a poll waiting on the read bucket (or a
+        # slow answer) must not hold back the others.
+        poller = WavePoller(
+            self.edges.session, timeout=self.edges.operation_timeout, threads=self.concurrency
+        )
         edges = self.edges
         self.edges = replace(edges, poller=poller)
         try:

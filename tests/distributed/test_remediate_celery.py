@@ -87,6 +87,30 @@ def test_celery_remediation_matches_the_local_engine(
     assert all(w["correlationId"] for w in writes)
 
 
+def test_with_the_graph_inventory_both_engines_verify_through_resource_graph_alike(
+    emulator: RunningEmulator, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # verify_wave: the Celery engine checks a wave through Resource Graph, as the local one
+    # does, and ends with the same outcomes; only the clusters the graph does not show fixed
+    # are read from ARM (none here).
+    env = distributed_env(emulator, redis_server.url, tmp_path / "celery", FLEET_INVENTORY="graph")
+    workers = Workers(env, tmp_path)
+    try:
+        workers.start("w1")
+        remote_job, remote_after = remediate_and_sweep(env, "celery")
+    finally:
+        workers.stop_all()
+    with running_emulator(fleet(), throttle="off", retry_after=0, lro_polls=1) as twin:
+        local_job, local_after = remediate_and_sweep(
+            emulator_env(twin, tmp_path / "local", FLEET_INVENTORY="graph"), "local"
+        )
+    assert remote_job["summary"]["fixed"] > 0
+    assert remote_job["summary"] == local_job["summary"]
+    assert statuses(remote_job) == statuses(local_job)
+    assert verdicts(remote_after) == verdicts(local_after)
+    assert local_job["reads"]["verify"] == 0
+
+
 def test_a_worker_killed_mid_remediation_leaves_one_outcome_per_cluster(
     emulator: RunningEmulator, redis_server: RedisServer, tmp_path: Path
 ) -> None:
