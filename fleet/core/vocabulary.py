@@ -57,6 +57,9 @@ class Code(StrEnum):
     READ_ERROR = "READ_ERROR"
     #: A Key Vault reference resolves to a newer version than the one fleet applied.
     SECRET_ROTATION_PENDING = "SECRET_ROTATION_PENDING"
+    #: A note: ARM returned an enum value or property fleet does not know (a newer API shape).
+    #: The cluster is judged on what fleet knows; the note never changes a state.
+    UNRECOGNISED_SHAPE = "UNRECOGNISED_SHAPE"
 
 
 class Severity(StrEnum):
@@ -78,6 +81,8 @@ CODE_STATE: dict[Code, State] = {
     Code.POLICY_CONFLICT: State.CONFLICTING,
     Code.CLUSTER_UNREACHABLE: State.UNKNOWN,
     Code.CLUSTER_STOPPED: State.UNKNOWN,
+    # Always severity info, so it never counts; compliant says so should it ever be counted.
+    Code.UNRECOGNISED_SHAPE: State.COMPLIANT,
     **{
         c: State.NONCOMPLIANT
         for c in Code
@@ -87,6 +92,7 @@ CODE_STATE: dict[Code, State] = {
             Code.POLICY_CONFLICT,
             Code.CLUSTER_UNREACHABLE,
             Code.CLUSTER_STOPPED,
+            Code.UNRECOGNISED_SHAPE,
         )
     },
 }
@@ -109,6 +115,7 @@ CODE_SEVERITY: dict[Code, Severity] = {
     Code.POLICY_CONFLICT: Severity.HIGH,
     Code.READ_ERROR: Severity.HIGH,
     Code.SECRET_ROTATION_PENDING: Severity.MEDIUM,
+    Code.UNRECOGNISED_SHAPE: Severity.INFO,
 }
 
 #: Severities that never change a state (reported, but informational).

@@ -180,12 +180,13 @@ def _extension_scope(scope: Any) -> Any:
     if not isinstance(scope, _MAP):
         return scope
     out: dict[str, Any] = {}
-    for kind in ("cluster", "namespace"):
+    for kind, field in (("cluster", "releaseNamespace"), ("namespace", "targetNamespace")):
         part = scope.get(kind)
         if part is None:
             continue
         if isinstance(part, _MAP):
-            part = {k: v for k, v in part.items() if v is not None}
+            # Whitelisted like every other object: a property a later API adds is not drift.
+            part = {field: part[field]} if part.get(field) is not None else {}
         out[kind] = part
     cluster = out.get("cluster")
     if isinstance(cluster, dict) and cluster.get("releaseNamespace") is None:
