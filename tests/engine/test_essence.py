@@ -123,7 +123,7 @@ def test_bucket_and_blob_defaults_and_secrets() -> None:
     assert bucket == {
         "url": "u",
         "bucketName": "b",
-        "insecure": True,
+        "insecure": False,  # secure by default (docs/security.md), not ARM's swagger true
         "timeoutInSeconds": 600,
         "syncIntervalInSeconds": 600,
     }

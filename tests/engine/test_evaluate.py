@@ -164,6 +164,20 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
             State.COMPLIANT,
         ),
         (
+            "unrecognised_shape",
+            observe(
+                f,
+                extensions=[ext],
+                configs=[
+                    ok_cc,
+                    flux_json(f.id, legacy, sourceKind="HelmRepository", gitRepository=None),
+                ],
+            ),
+            [],
+            {Code.FLUX_CONFIG_UNMANAGED, Code.UNRECOGNISED_SHAPE},
+            State.COMPLIANT,
+        ),
+        (
             "flux_v1",
             observe(f, v1=[flux_v1_json(f.id)]),
             [],
