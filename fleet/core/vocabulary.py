@@ -60,6 +60,9 @@ class Code(StrEnum):
     #: Someone other than fleet's principal last modified a resource fleet manages
     #: (``systemData.lastModifiedBy``); severity warning: who, not what (drift counts).
     FOREIGN_WRITER = "FOREIGN_WRITER"
+    #: A note: ARM returned an enum value or property fleet does not know (a newer API shape).
+    #: The cluster is judged on what fleet knows; the note never changes a state.
+    UNRECOGNISED_SHAPE = "UNRECOGNISED_SHAPE"
 
 
 class Severity(StrEnum):
@@ -81,6 +84,8 @@ CODE_STATE: dict[Code, State] = {
     Code.POLICY_CONFLICT: State.CONFLICTING,
     Code.CLUSTER_UNREACHABLE: State.UNKNOWN,
     Code.CLUSTER_STOPPED: State.UNKNOWN,
+    # Always severity info, so it never counts; compliant says so should it ever be counted.
+    Code.UNRECOGNISED_SHAPE: State.COMPLIANT,
     **{
         c: State.NONCOMPLIANT
         for c in Code
@@ -90,6 +95,7 @@ CODE_STATE: dict[Code, State] = {
             Code.POLICY_CONFLICT,
             Code.CLUSTER_UNREACHABLE,
             Code.CLUSTER_STOPPED,
+            Code.UNRECOGNISED_SHAPE,
         )
     },
 }
@@ -113,6 +119,7 @@ CODE_SEVERITY: dict[Code, Severity] = {
     Code.READ_ERROR: Severity.HIGH,
     Code.SECRET_ROTATION_PENDING: Severity.MEDIUM,
     Code.FOREIGN_WRITER: Severity.WARNING,
+    Code.UNRECOGNISED_SHAPE: Severity.INFO,
 }
 
 #: Severities that never change a state (reported, but informational).

@@ -27,38 +27,65 @@ def flux_body(spec: FluxConfigurationSpec) -> tuple[dict[str, Any], dict[str, st
     props.pop("configurationProtectedSettings", None)
     for key, ref in (spec.configuration_protected_settings or {}).items():
         protected[key] = ref.describe()
-    blob = spec.azure_blob
-    if blob is not None:
-        blob_body = props["azureBlob"]
-        secrets: list[tuple[str, SecretRef | None, dict[str, Any]]] = [
-            ("/azureBlob/accountKey", blob.account_key, blob_body),
-            ("/azureBlob/sasToken", blob.sas_token, blob_body),
-        ]
-        sp = blob.service_principal
-        if sp is not None:
-            sp_body = blob_body["servicePrincipal"]
-            secrets += [
-                ("/azureBlob/servicePrincipal/clientSecret", sp.client_secret, sp_body),
-                ("/azureBlob/servicePrincipal/clientCertificate", sp.client_certificate, sp_body),
-                (
-                    "/azureBlob/servicePrincipal/clientCertificatePassword",
-                    sp.client_certificate_password,
-                    sp_body,
-                ),
-            ]
-        for setting, secret, holder in secrets:
-            holder.pop(setting.rsplit("/", 1)[1], None)
-            if secret is not None:
-                protected[setting] = secret.describe()
+    for setting, secret in _secret_fields(spec):
+        # Secret fields never go into the body: they are protected settings resolved at write
+        # time (fleet.apply.secrets) and compared by fingerprint, whether given or not.
+        *parents, leaf = setting.strip("/").split("/")
+        holder: Any = props
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if isinstance(holder, dict):
+            holder.pop(leaf, None)
+            if not holder and parents[-1] == "tlsConfig":
+                props["ociRepository"].pop("tlsConfig", None)
+        if secret is not None:
+            protected[setting] = secret.describe()
+    for source in ("bucket", "ociRepository"):
+        # Secure by default: ARM fills bucket.insecure = true when it is left out, so fleet
+        # always says false unless the policy says true (docs/security.md).
+        if source in props:
+            props[source].setdefault("insecure", essence.SECURE_INSECURE)
     if "sourceKind" not in props:
         # The policy format lets the source imply the kind (models.FluxConfigurationSpec).
         if "bucket" in props:
             props["sourceKind"] = "Bucket"
         elif "azureBlob" in props:
             props["sourceKind"] = "AzureBlob"
+        elif "ociRepository" in props:
+            props["sourceKind"] = "OCIRepository"
         else:
             props["sourceKind"] = "GitRepository"
     return {"properties": props}, protected
+
+
+def _secret_fields(spec: FluxConfigurationSpec) -> list[tuple[str, SecretRef | None]]:
+    """(protected setting, reference or None) of every secret field of the spec's source."""
+    out: list[tuple[str, SecretRef | None]] = []
+    blob = spec.azure_blob
+    if blob is not None:
+        out += [
+            ("/azureBlob/accountKey", blob.account_key),
+            ("/azureBlob/sasToken", blob.sas_token),
+        ]
+        sp = blob.service_principal
+        if sp is not None:
+            out += [
+                ("/azureBlob/servicePrincipal/clientSecret", sp.client_secret),
+                ("/azureBlob/servicePrincipal/clientCertificate", sp.client_certificate),
+                (
+                    "/azureBlob/servicePrincipal/clientCertificatePassword",
+                    sp.client_certificate_password,
+                ),
+            ]
+    oci = spec.oci_repository
+    if oci is not None and oci.tls_config is not None:
+        tls = oci.tls_config
+        out += [
+            ("/ociRepository/tlsConfig/clientCertificate", tls.client_certificate),
+            ("/ociRepository/tlsConfig/privateKey", tls.private_key),
+            ("/ociRepository/tlsConfig/caCertificate", tls.ca_certificate),
+        ]
+    return out
 
 
 def flux_template(

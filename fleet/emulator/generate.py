@@ -45,7 +45,7 @@ from fleet.emulator.generate_clusters import (
     managed_cluster,
     random_uuid,
 )
-from fleet.emulator.generate_configs import extension, flux_config, flux_v1
+from fleet.emulator.generate_configs import extension, flux_config, flux_v1, new_shapes
 from fleet.emulator.generate_plan import Plan, assign_kinds, groups_of, plan_cluster
 from fleet.emulator.generate_tables import (
     COMPLIANT,
@@ -274,3 +274,5 @@ def _cluster_resources(ctx: RenderContext, plan: Plan, cluster_id: str, out: lis
                 created_by=(rng.choice(USERS), "User"),
             )
         )
+        # 2025-04-01 sources and both kinds of bucket, no policy naming them
+        out.extend(new_shapes(ctx, plan, cluster_id, age))

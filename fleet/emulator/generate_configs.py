@@ -2,9 +2,19 @@
 extension, flux configurations and Flux v1 sourceControlConfigurations, shaped exactly as ARM
 2023-05-01 returns them (see the spec examples ``GetExtension.json`` and
 ``GetFluxConfiguration.json``), with the defect of the cluster's kind where it applies.
+
+A cluster of kind ``unmanaged_config`` carries, besides ``legacy-apps``, the source shapes of
+API 2025-04-01 that no policy names (``NEW_SHAPES``): an OCI artifact, a Git repository with
+``provider: Azure``, and two S3 buckets, one created as the Azure CLI creates it
+(``insecure: false``) and one whose body left ``insecure`` out (ARM's default, true). None of
+them changes the cluster's verdict (compliant with ``FLUX_CONFIG_UNMANAGED`` warnings), and
+every one must be read alike by ARM and Resource Graph (tests/graph/test_new_shapes.py).
 """
 
 from __future__ import annotations
+
+import copy
+from random import Random
 
 from fleet.core.ids import EXTENSIONS, FLUX_CONFIGURATIONS, SOURCE_CONTROL_CONFIGURATIONS, child_id
 from fleet.emulator import scenario as sc
@@ -13,6 +23,7 @@ from fleet.emulator.generate_plan import Plan
 from fleet.emulator.generate_tables import (
     ARM64_OLD_VERSION,
     BRANCH_DRIFT,
+    COMPLIANT,
     DAY,
     DEPENDS_ON_DRIFT,
     EXTENSION_DRIFT,
@@ -101,6 +112,73 @@ def extension(ctx: RenderContext, plan: Plan, cluster_id: str, installed: int) -
     return resource
 
 
+#: Undeclared configurations of an ``unmanaged_config`` cluster (name -> policy-style body):
+#: the sources that 2025-04-01 adds and both ways a bucket is created.
+NEW_SHAPES: dict[str, Json] = {
+    "podinfo-oci": {
+        "namespace": "podinfo",
+        "sourceKind": "OCIRepository",
+        "ociRepository": {
+            "url": "oci://ghcr.io/stefanprodan/manifests/podinfo",
+            "repositoryRef": {"tag": None, "semver": ">=6.0.0", "digest": None},
+            "layerSelector": {
+                "mediaType": "application/vnd.cncf.flux.content.v1.tar+gzip",
+                "operation": "extract",
+            },
+            "verify": {
+                "provider": "cosign",
+                "matchOidcIdentity": [
+                    {
+                        "issuer": "^https://token.actions.githubusercontent.com$",
+                        "subject": "^https://github.com/stefanprodan/podinfo.*$",
+                    }
+                ],
+                "verificationConfig": None,
+            },
+            "insecure": False,
+            "useWorkloadIdentity": False,
+            "serviceAccountName": "podinfo-puller",
+            "localAuthRef": None,
+        },
+        "kustomizations": {"podinfo": {"path": "./", "prune": True}},
+    },
+    "ado-apps": {
+        "namespace": "ado-apps",
+        "sourceKind": "GitRepository",
+        "gitRepository": {
+            "url": "https://dev.azure.com/contoso/platform/_git/apps",
+            "repositoryRef": {"branch": "main"},
+            "provider": "Azure",
+        },
+        "kustomizations": {"apps": {"path": "./apps", "prune": True}},
+    },
+    "s3-cli": {
+        "namespace": "s3-cli",
+        "sourceKind": "Bucket",
+        "bucket": {
+            "url": "https://s3.eu-west-1.amazonaws.com",
+            "bucketName": "contoso-manifests",
+            "insecure": False,  # az k8s-configuration flux create --kind bucket
+            "accessKey": "AKIAEXAMPLE0000",
+            "localAuthRef": None,
+        },
+        "kustomizations": {"apps": {"path": "./apps", "prune": False}},
+    },
+    "s3-arm-default": {
+        "namespace": "s3-arm-default",
+        "sourceKind": "Bucket",
+        "bucket": {
+            "url": "http://minio.minio.svc:9000",
+            "bucketName": "manifests",
+            "insecure": True,  # a body without insecure: ARM's swagger default
+            "accessKey": None,
+            "localAuthRef": "minio-credentials",
+        },
+        "kustomizations": {"apps": {"path": "./", "prune": False}},
+    },
+}
+
+
 def flux_config(
     ctx: RenderContext,
     plan: Plan,
@@ -118,7 +196,8 @@ def flux_config(
     """
     rng = ctx.rng
     clock = ctx.clock
-    git = body["gitRepository"]
+    source_kind = body.get("sourceKind", "GitRepository")
+    git = body.get("gitRepository") or _SOURCE_STANDIN[source_kind](body)
     ref = git.get("repositoryRef") or {}
     branch = "dev" if kind == BRANCH_DRIFT else ref.get("branch")
     namespace = body.get("namespace", "default")
@@ -140,7 +219,7 @@ def flux_config(
         _object_status(
             name,
             namespace,
-            "GitRepository",
+            source_kind,
             "Succeeded",
             f"stored artifact for revision '{revision}'",
             clock.ago(changed),
@@ -170,19 +249,9 @@ def flux_config(
     props: Json = {
         "scope": body.get("scope", "cluster"),
         "namespace": namespace,
-        "sourceKind": body.get("sourceKind", "GitRepository"),
+        "sourceKind": source_kind,
         "suspend": body.get("suspend", False),
-        "gitRepository": {
-            "url": git["url"],
-            "timeoutInSeconds": git.get("timeoutInSeconds", 600),
-            "syncIntervalInSeconds": sync,
-            "repositoryRef": {
-                "branch": branch,
-                "tag": ref.get("tag"),
-                "semver": ref.get("semver"),
-                "commit": ref.get("commit"),
-            },
-        },
+        **_source(body, source_kind, git, branch, sync),
         "kustomizations": kustomizations,
         "statuses": statuses,
         "repositoryPublicKey": "",
@@ -208,6 +277,62 @@ def flux_config(
         "systemData": ctx.system_data(by, by_type, created, rng.randrange(silent, created)),
         "properties": props,
     }
+
+
+def new_shapes(ctx: RenderContext, plan: Plan, cluster_id: str, age: int) -> list[Json]:
+    """The ``NEW_SHAPES`` configurations of an ``unmanaged_config`` cluster.
+
+    Drawn from a Random of their own, seeded by the cluster's id, so that adding them left
+    every other resource of a seed as it was (tests pin seeds that place every defect kind).
+    """
+    side = copy.copy(ctx)
+    side.rng = Random(cluster_id)
+    out = [
+        flux_config(
+            side, plan, cluster_id, name, body, age, COMPLIANT, (side.rng.choice(USERS), "User")
+        )
+        for name, body in NEW_SHAPES.items()
+    ]
+    for resource in out:
+        # 2025-04-01 answers leave helmReleaseProperties out instead of null (not nullable
+        # there), and these shapes are 2025-04-01 answers.
+        for status in resource["properties"]["statuses"]:
+            if status.get("helmReleaseProperties") is None:
+                status.pop("helmReleaseProperties", None)
+    return out
+
+
+def _source(body: Json, kind: str, git: Json, branch: object, sync: int) -> Json:
+    """The source properties as ARM returns them: the body's source with defaults filled."""
+    intervals = {"timeoutInSeconds": 600, "syncIntervalInSeconds": sync}
+    if kind == "GitRepository":
+        ref = git.get("repositoryRef") or {}
+        out: Json = {
+            "url": git["url"],
+            **intervals,
+            "repositoryRef": {
+                "branch": branch,
+                "tag": ref.get("tag"),
+                "semver": ref.get("semver"),
+                "commit": ref.get("commit"),
+            },
+        }
+        if "provider" in git:
+            out["provider"] = git["provider"]
+        return {"gitRepository": out}
+    field = {"OCIRepository": "ociRepository", "Bucket": "bucket"}[kind]
+    return {field: {**intervals, **body[field]}}
+
+
+#: What stands in for ``gitRepository`` while statuses are rendered for another source: the
+#: URL and the reference that names the revision Flux reports.
+_SOURCE_STANDIN = {
+    "OCIRepository": lambda body: {
+        "url": body["ociRepository"]["url"],
+        "repositoryRef": {"branch": "latest"},
+    },
+    "Bucket": lambda body: {"url": body["bucket"]["url"], "repositoryRef": {"branch": "bucket"}},
+}
 
 
 def flux_v1(ctx: RenderContext, plan: Plan, cluster_id: str, age: int) -> Json:

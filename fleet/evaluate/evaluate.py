@@ -14,6 +14,9 @@ The order of judgement mirrors what can be trusted:
 3. otherwise Flux v1, the extension, the version window, every flux configuration, unmanaged
    configurations and policy conflicts are judged.
 
+Enum values and properties fleet does not know (``fleet.observe.shapes``) are notes,
+``UNRECOGNISED_SHAPE`` of severity info, on any cluster that could be read.
+
 Conflicting fields are never judged (no one owns them); the rest of such a resource is.
 Observed JSON is untrusted: any shape is accepted and never raises.
 
@@ -40,6 +43,7 @@ from fleet.evaluate.flux import judge_flux_configs, judge_flux_v1
 from fleet.evaluate.verdicts import Finding, PolicyResult, Verdict
 from fleet.evaluate.versions import Catalog
 from fleet.observe.observed import ObservedCluster
+from fleet.observe.shapes import unrecognised
 from fleet.observe.view import ObservedView, view
 from fleet.observe.wellformed import checked
 
@@ -160,6 +164,15 @@ def evaluate(
         found.add(code, desired.policies, cid, message)
 
     found.items = attribute(found.items, seen, desired, fleet_ids)
+    for rid, note in unrecognised(observed):
+        # Never counted (severity info): Azure's new shapes are reported, the rest is judged.
+        found.add(
+            Code.UNRECOGNISED_SHAPE,
+            [None],
+            rid,
+            f"{note} (a newer API shape; judged on what fleet knows)",
+        )
+
     for conflict in desired.conflicts:
         values = ", ".join(f"{p}: {show(v)}" for p, v in sorted(conflict.values.items()))
         found.add(

@@ -8,9 +8,10 @@ here, which
 * keeps only the writable, governed fields (a whitelist, so a new read-only field in a later
   API version never shows up as drift),
 * fills ARM's defaults where a field is absent or ``null`` (docs/contracts.md, Policy file: a field
-the policy
-  leaves out is not drift when Azure fills its default), with the values of the 2023-05-01
-  OpenAPI (``arm-spec/.../fluxconfiguration.json``, ``extensions.json``),
+  the policy leaves out is not drift when Azure fills its default), with the values of the
+  OpenAPI (``arm-spec/.../fluxconfiguration.json``, ``extensions.json``), except where fleet is
+  secure by default: a source's ``insecure`` is judged ``false`` when absent, because fleet
+  always sends ``false`` unless a policy says ``true`` (docs/security.md),
 * canonicalises what ARM treats case-insensitively (``extensionType``, ``releaseTrain``,
   enum values), and treats ``null``, absent and empty objects alike,
 * drops secrets (they are never returned; ``fleet.desired.fingerprints`` compares them).
@@ -32,6 +33,9 @@ FLUX_NAMESPACE = "flux-system"
 DEFAULT_EXTENSION_NAME = "flux"
 DEFAULT_RELEASE_TRAIN = "Stable"
 DEFAULT_INTERVAL = 600
+#: What fleet sends, and judges an absent value as, for a source's ``insecure``: never plain
+#: HTTP unless a policy says so in so many words.
+SECURE_INSECURE = False
 
 Json = Mapping[str, Any]
 
@@ -180,12 +184,13 @@ def _extension_scope(scope: Any) -> Any:
     if not isinstance(scope, _MAP):
         return scope
     out: dict[str, Any] = {}
-    for kind in ("cluster", "namespace"):
+    for kind, field in (("cluster", "releaseNamespace"), ("namespace", "targetNamespace")):
         part = scope.get(kind)
         if part is None:
             continue
         if isinstance(part, _MAP):
-            part = {k: v for k, v in part.items() if v is not None}
+            # Whitelisted like every other object: a property a later API adds is not drift.
+            part = {field: part[field]} if part.get(field) is not None else {}
         out[kind] = part
     cluster = out.get("cluster")
     if isinstance(cluster, dict) and cluster.get("releaseNamespace") is None:
@@ -209,7 +214,14 @@ def is_flux_extension(resource: Any) -> bool:
 # --- flux configurations ------------------------------------------------------------------
 
 _SCOPES = {"cluster": "cluster", "namespace": "namespace"}
-_SOURCE_KINDS = {"gitrepository": "GitRepository", "bucket": "Bucket", "azureblob": "AzureBlob"}
+_SOURCE_KINDS = {
+    "gitrepository": "GitRepository",
+    "bucket": "Bucket",
+    "azureblob": "AzureBlob",
+    "ocirepository": "OCIRepository",
+}
+_GIT_PROVIDERS = {"generic": "Generic", "azure": "Azure", "github": "GitHub"}
+_LAYER_OPERATIONS = {"extract": "extract", "copy": "copy"}
 
 #: Writable properties of a flux configuration that fleet governs. ``waitForReconciliation``
 #: and ``reconciliationWaitDuration`` are left out: they say how a PUT waits, not what the
@@ -222,6 +234,7 @@ _FLUX_FIELDS = (
     "gitRepository",
     "bucket",
     "azureBlob",
+    "ociRepository",
     "kustomizations",
 )
 _GIT_FIELDS = (
@@ -233,6 +246,7 @@ _GIT_FIELDS = (
     "httpsUser",
     "httpsCACert",
     "localAuthRef",
+    "provider",
 )
 _REF_FIELDS = ("branch", "tag", "semver", "commit")
 _BUCKET_FIELDS = (
@@ -254,6 +268,21 @@ _BLOB_FIELDS = (
     "managedIdentity",
     "localAuthRef",
 )
+# tlsConfig holds nothing but secrets (clientCertificate, privateKey, caCertificate): never
+# returned, compared by fingerprint, so it is not a governed field at all.
+_OCI_FIELDS = (
+    "url",
+    "timeoutInSeconds",
+    "syncIntervalInSeconds",
+    "repositoryRef",
+    "layerSelector",
+    "verify",
+    "insecure",
+    "useWorkloadIdentity",
+    "serviceAccountName",
+    "localAuthRef",
+)
+_OCI_REF_FIELDS = ("tag", "semver", "digest")
 # clientSecret, clientCertificate and clientCertificatePassword are secrets.
 _SP_FIELDS = ("clientId", "tenantId", "clientCertificateSendChain")
 _KUSTOMIZATION_FIELDS = (
@@ -296,6 +325,7 @@ def flux_configuration(resource: Json) -> dict[str, Any]:
         ("gitRepository", _git),
         ("bucket", _bucket),
         ("azureBlob", _blob),
+        ("ociRepository", _oci),
         ("kustomizations", _kustomizations),
     ):
         if name in ess:
@@ -311,7 +341,10 @@ def _git(value: Any) -> Any:
     if not isinstance(value, _MAP):
         return value
     out = _pick(value, _GIT_FIELDS)
-    _defaults(out, _INTERVALS)
+    # provider (2025-04-01) has no swagger default; the resource provider treats an absent one
+    # as Generic (secret-based), so the two are one thing.
+    _defaults(out, {"provider": "Generic", **_INTERVALS})
+    out["provider"] = _canon_word(out["provider"], _GIT_PROVIDERS)
     ref = out.get("repositoryRef")
     if isinstance(ref, _MAP):
         ref = _pick(ref, _REF_FIELDS)
@@ -326,7 +359,54 @@ def _bucket(value: Any) -> Any:
     if not isinstance(value, _MAP):
         return value
     out = _pick(value, _BUCKET_FIELDS)
-    _defaults(out, {"insecure": True, **_INTERVALS})
+    # Secure by default (docs/security.md, Security-relevant defaults): ARM's swagger default
+    # for bucket.insecure is true, but fleet always sends false unless a policy says true
+    # (fleet.desired.flux), so an absent value is judged as false. Filling ARM's true here
+    # would report a TLS bucket made by the Azure CLI (which sends false) as drift and
+    # "fix" it to plain HTTP.
+    _defaults(out, {"insecure": SECURE_INSECURE, **_INTERVALS})
+    return out
+
+
+def _oci(value: Any) -> Any:
+    if not isinstance(value, _MAP):
+        return value
+    out = _pick(value, _OCI_FIELDS)
+    # insecure: ARM's default is false too; fleet sends false unless a policy says true.
+    _defaults(out, {"insecure": SECURE_INSECURE, "useWorkloadIdentity": False, **_INTERVALS})
+    for name, fields in (
+        ("repositoryRef", _OCI_REF_FIELDS),
+        ("layerSelector", ("mediaType", "operation")),
+    ):
+        part = out.get(name)
+        if isinstance(part, _MAP):
+            part = _pick(part, fields)
+            if part:
+                out[name] = part
+            else:
+                del out[name]
+    selector = out.get("layerSelector")
+    if isinstance(selector, dict) and "operation" in selector:
+        selector["operation"] = _canon_word(selector["operation"], _LAYER_OPERATIONS)
+    verify = out.get("verify")
+    if isinstance(verify, _MAP):
+        verify = _pick(verify, ("provider", "verificationConfig", "matchOidcIdentity"))
+        identities = verify.get("matchOidcIdentity")
+        if isinstance(identities, list | tuple):
+            # Any one identity matches: compare them as a set, and [] as absent.
+            picked = [
+                _pick(i, ("issuer", "subject")) if isinstance(i, _MAP) else i for i in identities
+            ]
+            if picked:
+                verify["matchOidcIdentity"] = sorted(picked, key=repr)
+            else:
+                del verify["matchOidcIdentity"]
+        if not verify.get("verificationConfig"):
+            verify.pop("verificationConfig", None)
+        if verify:
+            out["verify"] = verify
+        else:
+            del out["verify"]
     return out
 
 

@@ -4,12 +4,16 @@ The essence and evaluation code accept any JSON without raising, which keeps a s
 but a verdict built from a damaged answer would be wrong: an extension list whose items lost
 their ``properties`` reads as "no Flux extension" (``EXTENSION_MISSING``, and remediation would
 install one), a ``provisioningState`` of a value fleet does not know reads as healthy. So before
-judging, ``problems(observed)`` checks what fleet relies on against the 2023-05-01 API
+judging, ``problems(observed)`` checks what fleet relies on against the ARM API
 (``tests/arm-spec``): every child is an object with a string ``id`` and ``name`` and an object
 ``properties``; the fields evaluation reads have their documented JSON types (or are null,
-where ARM allows it); enumerations have a documented value (compared without case, as ARM
-does); ``provisioningState``, which ARM always returns, must be there. Fields fleet does not
-read are not checked, so additions in later API versions pass.
+where ARM allows it); enumerations are strings; ``provisioningState``, which ARM always
+returns, must be there.
+
+What is merely *new* is not damage: Azure adds enum values and properties without notice (a
+cluster with an ``OCIRepository`` configuration, a ``provisioningState`` of a later API). An
+enum value or property fleet does not know is a note (``fleet.observe.shapes``,
+``UNRECOGNISED_SHAPE`` of severity info) and the cluster is judged on what fleet knows.
 
 ``checked(observed)`` turns any problem into a read error ("malformed ARM response: ..."), so
 the cluster gets ``READ_ERROR`` with the reason: the sweep goes on, remediation leaves the
@@ -24,24 +28,6 @@ from dataclasses import replace
 from typing import Any
 
 from fleet.observe.observed import ObservedCluster
-
-#: ``ProvisioningState`` of the KubernetesConfiguration resources (2023-05-01), and ARM's
-#: generic ``Accepted``/``Running`` that the planner also knows as "in progress".
-PROVISIONING_STATES = frozenset(
-    {"succeeded", "failed", "canceled", "creating", "updating", "deleting", "accepted", "running"}
-)
-#: ``FluxComplianceState``.
-COMPLIANCE_STATES = frozenset({"compliant", "non-compliant", "pending", "suspended", "unknown"})
-#: ``SourceKindType``.
-SOURCE_KINDS = frozenset({"gitrepository", "bucket", "azureblob"})
-#: ``ScopeType`` of a flux configuration.
-FLUX_SCOPES = frozenset({"cluster", "namespace"})
-#: AKS ``powerState.code``.
-POWER_STATES = frozenset({"running", "stopped"})
-#: Arc ``connectivityStatus``.
-CONNECTIVITY_STATES = frozenset(
-    {"connecting", "connected", "offline", "expired", "agentnotinstalled"}
-)
 
 _STR = (str,)
 _BOOL = (bool,)
@@ -66,6 +52,7 @@ _FLUX_FIELDS: dict[str, tuple[type, ...]] = {
     "gitRepository": _OBJ,
     "bucket": _OBJ,
     "azureBlob": _OBJ,
+    "ociRepository": _OBJ,
     "kustomizations": _OBJ,
     "configurationProtectedSettings": _OBJ,
     "statuses": _LIST,
@@ -90,17 +77,14 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _enum(
-    value: Any, known: frozenset[str], where: str, out: list[str], *, required: bool = False
-) -> None:
+def _enum(value: Any, where: str, out: list[str], *, required: bool = False) -> None:
+    # A string fleet does not know is a note (fleet.observe.shapes), not damage.
     if value is None:
         if required:
             out.append(f"{where} is missing")
         return
     if not isinstance(value, str):
         out.append(f"{where} is {_type_name(value)}, not a string")
-    elif value.lower() not in known:
-        out.append(f"{where} has the unknown value {value[:40]!r}")
 
 
 def _typed(
@@ -149,7 +133,6 @@ def _extension(resource: Any, where: str, out: list[str]) -> None:
         )
     _enum(
         props.get("provisioningState"),
-        PROVISIONING_STATES,
         f"{where}.properties.provisioningState",
         out,
         required=True,
@@ -163,16 +146,13 @@ def _flux(resource: Any, where: str, out: list[str]) -> None:
         return
     _enum(
         props.get("provisioningState"),
-        PROVISIONING_STATES,
         f"{where}.properties.provisioningState",
         out,
         required=True,
     )
-    _enum(
-        props.get("complianceState"), COMPLIANCE_STATES, f"{where}.properties.complianceState", out
-    )
-    _enum(props.get("sourceKind"), SOURCE_KINDS, f"{where}.properties.sourceKind", out)
-    _enum(props.get("scope"), FLUX_SCOPES, f"{where}.properties.scope", out)
+    _enum(props.get("complianceState"), f"{where}.properties.complianceState", out)
+    _enum(props.get("sourceKind"), f"{where}.properties.sourceKind", out)
+    _enum(props.get("scope"), f"{where}.properties.scope", out)
     _typed(props, _FLUX_FIELDS, f"{where}.properties", out)
     kustomizations = props.get("kustomizations")
     if isinstance(kustomizations, Mapping):
@@ -186,7 +166,6 @@ def _flux_v1(resource: Any, where: str, out: list[str]) -> None:
     if props is not None:
         _enum(
             props.get("provisioningState"),
-            PROVISIONING_STATES,
             f"{where}.properties.provisioningState",
             out,
         )
@@ -197,9 +176,9 @@ def problems(observed: ObservedCluster) -> list[str]:
     out: list[str] = []
     facts = observed.facts
     if facts.cluster_type == "managedClusters":
-        _enum(facts.power_state, POWER_STATES, "cluster powerState.code", out)
+        _enum(facts.power_state, "cluster powerState.code", out)
     else:
-        _enum(facts.connectivity_status, CONNECTIVITY_STATES, "cluster connectivityStatus", out)
+        _enum(facts.connectivity_status, "cluster connectivityStatus", out)
     if observed.resource is not None:
         if not isinstance(observed.resource, Mapping):
             out.append(f"the cluster is {_type_name(observed.resource)}, not a resource")

@@ -36,6 +36,7 @@ _SOURCES: dict[str, str] = {
     "gitRepository": "GitRepository",
     "bucket": "Bucket",
     "azureBlob": "AzureBlob",
+    "ociRepository": "OCIRepository",
 }
 
 
@@ -154,7 +155,11 @@ def _check_source(config: FluxConfigurationSpec, base: FieldPath) -> list[Findin
     given = [field for field in _SOURCES if getattr(config, _attr(field)) is not None]
     if not given:
         return [
-            (base, "a flux configuration needs a source: one of gitRepository, bucket, azureBlob")
+            (
+                base,
+                "a flux configuration needs a source: one of gitRepository, bucket, azureBlob, "
+                "ociRepository",
+            )
         ]
     if len(given) > 1:
         return [
@@ -185,7 +190,11 @@ def _check_source(config: FluxConfigurationSpec, base: FieldPath) -> list[Findin
 
 
 def _attr(yaml_name: str) -> str:
-    return {"gitRepository": "git_repository", "azureBlob": "azure_blob"}.get(yaml_name, yaml_name)
+    return {
+        "gitRepository": "git_repository",
+        "azureBlob": "azure_blob",
+        "ociRepository": "oci_repository",
+    }.get(yaml_name, yaml_name)
 
 
 def _check_kustomizations(

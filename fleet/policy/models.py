@@ -38,6 +38,15 @@ from fleet.policy.secret_refs import (
     VAULT_NAME_PATTERN,
     SecretField,
 )
+from fleet.policy.sources import (
+    GIT_URL_PATTERN,
+    OCI_DIGEST_PATTERN,
+    OCI_URL_PATTERN,
+    AzureBlob,
+    Bucket,
+    GitRepository,
+    OciRepository,
+)
 from fleet.policy.timing import AutoRemediation, Cron, Freeze, MaintenanceWindow
 
 #: N-2: the newest extension release and the two before it comply (``versionWindow``).
@@ -47,7 +56,6 @@ NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 RELEASE_TRAIN_PATTERN = r"^[A-Za-z][A-Za-z0-9-]*$"
 VERSION_PATTERN = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
-GIT_URL_PATTERN = r"^(https?|ssh)://|^git@"
 DURATION_PATTERN = r"^P(T?\d+[HMS])+$"
 PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
 
@@ -61,6 +69,8 @@ PATTERN_HINTS: dict[str, str] = {
     RELEASE_TRAIN_PATTERN: "must be a release train name such as Stable or Preview",
     VERSION_PATTERN: "must be a version such as 1.17.3",
     GIT_URL_PATTERN: "must start with https://, http://, ssh:// or git@",
+    OCI_URL_PATTERN: "must start with oci://",
+    OCI_DIGEST_PATTERN: "must be an image digest such as sha256:<64 hex digits>",
     DURATION_PATTERN: "must be an ISO-8601 duration such as PT5M",
     PERCENT_PATTERN: "must be a percentage such as '5%'",
     VAULT_NAME_PATTERN: "must be a Key Vault name: letters, digits and single '-', starting "
@@ -192,109 +202,6 @@ class ExtensionSpec(PromotionFields):  # versionPolicy, promotion: fleet.policy.
 # --- Flux v2 configurations (ARM property names) -----------------------------------------
 
 
-class RepositoryRef(_Model):
-    """Which revision of the Git repository to sync (precedence commit > semver > tag > branch)."""
-
-    branch: str | None = None
-    """Branch to follow. The ``az`` CLI defaults to ``master``; say which branch you mean."""
-    tag: str | None = None
-    """Tag to sync; takes precedence over ``branch``."""
-    semver: str | None = None
-    """SemVer range of tags (e.g. ``>=1.0.0 <2.0.0``); takes precedence over ``tag``."""
-    commit: str | None = None
-    """Commit SHA to pin; ARM requires ``branch`` with it."""
-
-
-class GitRepository(_Model):
-    """A Git source (``sourceKind: GitRepository``)."""
-
-    url: str = Field(pattern=GIT_URL_PATTERN)
-    """Repository URL: ``https://``, ``http://``, ``ssh://`` or ``git@host:path``."""
-    repository_ref: RepositoryRef | None = None
-    """Which branch, tag, semver range or commit to sync."""
-    timeout_in_seconds: int | None = Field(default=None, ge=1)
-    """Timeout of a source sync (ARM default 600)."""
-    sync_interval_in_seconds: int | None = Field(default=None, ge=1)
-    """Interval between source syncs (ARM default 600)."""
-    ssh_known_hosts: str | None = None
-    """Base64 known_hosts content for SSH sources."""
-    https_user: str | None = None
-    """User name for HTTPS sources.
-
-    The key itself goes in ``configurationProtectedSettings.httpsKey``, by reference.
-    """
-    https_ca_cert: str | None = Field(default=None, alias="httpsCACert")
-    """Base64 CA certificate for HTTPS sources."""
-    local_auth_ref: str | None = None
-    """Name of a local secret on the cluster holding the credentials."""
-
-
-class Bucket(_Model):
-    """An S3-compatible bucket source (``sourceKind: Bucket``)."""
-
-    url: str
-    """Endpoint URL of the S3-compatible storage."""
-    bucket_name: str
-    """Name of the bucket."""
-    insecure: bool | None = None
-    """Use plain HTTP to the endpoint (ARM default true)."""
-    timeout_in_seconds: int | None = Field(default=None, ge=1)
-    """Timeout of a source sync (ARM default 600)."""
-    sync_interval_in_seconds: int | None = Field(default=None, ge=1)
-    """Interval between source syncs (ARM default 600)."""
-    access_key: str | None = None
-    """Plain access key id (not a secret in the ARM model; the secret key is protected)."""
-    local_auth_ref: str | None = None
-    """Name of a local secret on the cluster holding the credentials."""
-
-
-class ServicePrincipal(_Model):
-    """Service principal for an Azure Blob source; its secrets by reference only."""
-
-    client_id: str | None = None
-    """Application (client) id of the service principal."""
-    tenant_id: str | None = None
-    """Tenant id of the service principal."""
-    client_secret: SecretField | None = None
-    """Client secret, by reference."""
-    client_certificate: SecretField | None = None
-    """Base64 client certificate, by reference."""
-    client_certificate_password: SecretField | None = None
-    """Password of the client certificate, by reference."""
-    client_certificate_send_chain: bool | None = None
-    """Send the certificate chain for subject-name/issuer authentication (ARM default false)."""
-
-
-class ManagedIdentity(_Model):
-    """A managed identity for an Azure Blob source (AKS only)."""
-
-    client_id: str
-    """Client id of the managed identity (it needs Storage Blob Data Reader)."""
-
-
-class AzureBlob(_Model):
-    """An Azure Blob container source (``sourceKind: AzureBlob``)."""
-
-    url: str
-    """URL of the storage account's blob endpoint."""
-    container_name: str
-    """Name of the blob container."""
-    timeout_in_seconds: int | None = Field(default=None, ge=1)
-    """Timeout of a source sync (ARM default 600)."""
-    sync_interval_in_seconds: int | None = Field(default=None, ge=1)
-    """Interval between source syncs (ARM default 600)."""
-    service_principal: ServicePrincipal | None = None
-    """Authenticate with a service principal."""
-    account_key: SecretField | None = None
-    """Storage account key, by reference."""
-    sas_token: SecretField | None = None
-    """Shared access signature token, by reference."""
-    managed_identity: ManagedIdentity | None = None
-    """Authenticate with a managed identity (AKS only)."""
-    local_auth_ref: str | None = None
-    """Name of a local secret on the cluster holding the credentials."""
-
-
 class SubstituteFrom(_Model):
     """A ConfigMap or Secret on the cluster whose data feeds post-build substitution."""
 
@@ -352,6 +259,7 @@ class FluxConfigurationSpec(_Model):
                 {"required": ["gitRepository"]},
                 {"required": ["bucket"]},
                 {"required": ["azureBlob"]},
+                {"required": ["ociRepository"]},
             ]
         }
     )
@@ -362,16 +270,20 @@ class FluxConfigurationSpec(_Model):
     """``cluster`` (ARM default) or ``namespace``; create-only in ARM."""
     namespace: K8sName | None = None
     """Namespace of the configuration's Flux objects (ARM default ``default``); create-only."""
-    source_kind: Literal["GitRepository", "Bucket", "AzureBlob"] | None = None
-    """Kind of source; inferred from which of gitRepository/bucket/azureBlob is given."""
+    source_kind: Literal["GitRepository", "Bucket", "AzureBlob", "OCIRepository"] | None = None
+    """Kind of source; inferred from which of gitRepository/bucket/azureBlob/ociRepository is
+    given."""
     suspend: bool | None = None
     """Suspend reconciliation of this configuration (ARM default false)."""
     git_repository: GitRepository | None = None
-    """Git source; exactly one of ``gitRepository``, ``bucket`` and ``azureBlob`` is given."""
+    """Git source; exactly one of ``gitRepository``, ``bucket``, ``azureBlob`` and
+    ``ociRepository`` is given."""
     bucket: Bucket | None = None
     """S3-compatible bucket source."""
     azure_blob: AzureBlob | None = None
     """Azure Blob container source."""
+    oci_repository: OciRepository | None = None
+    """OCI artifact source (API 2025-04-01)."""
     kustomizations: dict[Name, Kustomization] | None = None
     """Kustomizations by name: the complete desired set."""
     configuration_protected_settings: dict[str, SecretField] | None = None

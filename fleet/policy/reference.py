@@ -158,7 +158,8 @@ is still judged by the others. To stop targeting a cluster at all, use `exclusio
 
 Secrets never appear in a policy. `configurationProtectedSettings` (of the extension and of a
 flux configuration) and the secret fields of sources (`azureBlob.accountKey`, `sasToken`,
-`servicePrincipal.clientSecret`, `clientCertificate`, `clientCertificatePassword`) take a
+`servicePrincipal.clientSecret`, `clientCertificate`, `clientCertificatePassword`, and
+`ociRepository.tlsConfig.clientCertificate`, `privateKey`, `caCertificate`) take a
 reference:
 
 ```yaml

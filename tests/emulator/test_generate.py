@@ -37,6 +37,7 @@ from fleet.cli.app import app
 from fleet.core.clusters import ClusterFacts, facts_from_arm
 from fleet.core.ids import ClusterId, child_id, split_child
 from fleet.emulator.generate import PRETTY_LIMIT, dumps, generate
+from fleet.emulator.generate_configs import NEW_SHAPES
 from fleet.emulator.generate_tables import KINDS
 from tests.scenario import declared, mismatch, scenario_verdicts
 
@@ -207,8 +208,8 @@ class SwaggerSchemas:
             out["items"] = self._convert(node["items"], base)
         return out
 
-    def schema(self, file: str, definition: str) -> Json:
-        path = self.root / "kubernetesconfiguration/resource-manager" / KC / "stable/2023-05-01"
+    def schema(self, file: str, definition: str, folder: str = "stable/2023-05-01") -> Json:
+        path = self.root / "kubernetesconfiguration/resource-manager" / KC / folder
         ref = self._ref(f"{file}#/definitions/{definition}", path / file)
         return {"$schema": "http://json-schema.org/draft-07/schema#", **ref, "$defs": self.defs}
 
@@ -232,7 +233,23 @@ def validators() -> dict[str, jsonschema.Draft7Validator]:
         schema = swagger.schema(file, definition)
         jsonschema.Draft7Validator.check_schema(schema)
         out[arm_type] = jsonschema.Draft7Validator(schema)
+    # The 2025-04-01 shapes (OCI sources, gitRepository.provider) against their own version;
+    # a separate converter, as both files are called fluxconfiguration.json.
+    newer = SwaggerSchemas(root).schema(
+        "fluxconfiguration.json", "FluxConfiguration", "fluxConfigurations/stable/2025-04-01"
+    )
+    jsonschema.Draft7Validator.check_schema(newer)
+    out[f"{KC}/fluxConfigurations@2025-04-01"] = jsonschema.Draft7Validator(newer)
     return out
+
+
+def _api_of(child: Json) -> str:
+    """The validator key of a child: 2025-04-01 for the shapes only that version has."""
+    props = child.get("properties") or {}
+    git = props.get("gitRepository") or {}
+    if props.get("sourceKind") in ("OCIRepository", "Bucket") or "provider" in git:
+        return f"{child['type']}@2025-04-01"
+    return str(child["type"])
 
 
 # --- a generated fleet, indexed ------------------------------------------------------------------
@@ -614,7 +631,7 @@ def test_children_validate_against_the_arm_openapi(seed: int) -> None:
     seen: Counter[str] = Counter()
     for c in fleet(seed).clusters.values():
         for child in [*c.extensions, *c.configs.values(), *c.v1]:
-            errors = sorted(checks[child["type"]].iter_errors(child), key=str)
+            errors = sorted(checks[_api_of(child)].iter_errors(child), key=str)
             assert not errors, (child["id"], [e.message for e in errors[:3]])
             seen[child["type"]] += 1
     assert len(seen) == 3
@@ -782,6 +799,14 @@ def test_unmanaged_config() -> None:
         legacy = c.configs.pop("legacy-apps")
         check_config_health(legacy)
         assert legacy["systemData"]["createdByType"] == "User"
+        # the 2025-04-01 shapes and both kinds of bucket ride along (generate_configs.NEW_SHAPES)
+        for name in NEW_SHAPES:
+            shape = c.configs.pop(name)
+            assert shape["systemData"]["createdByType"] == "User"
+            props = shape["properties"]
+            assert props["sourceKind"] == NEW_SHAPES[name]["sourceKind"]
+            assert props["complianceState"] == "Compliant"
+            assert props["statuses"][0]["kind"] == props["sourceKind"]
 
     for c in all_clusters("unmanaged_config"):
         assert "legacy-apps" not in declared(c.facts)

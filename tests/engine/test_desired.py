@@ -267,3 +267,32 @@ def test_remediation_flags_and_empty_set() -> None:
     assert not flags.recreate_on_immutable_change
     empty = render([], FACTS)
     assert empty.policies == () and empty.extension is None and not empty.flux_configurations
+
+
+def test_oci_tls_secrets_are_protected_references_never_in_the_body() -> None:
+    oci = policy(
+        "o",
+        fluxConfigurations=[
+            {
+                "name": "podinfo",
+                "ociRepository": {
+                    "url": "oci://ghcr.io/stefanprodan/manifests/podinfo",
+                    "repositoryRef": {"digest": "sha256:" + "a" * 64},
+                    "tlsConfig": {
+                        "privateKey": {"fromEnv": "OCI_KEY"},
+                        "caCertificate": {"fromKeyVault": {"vault": "kv-p", "name": "oci-ca"}},
+                    },
+                },
+            }
+        ],
+    )
+    body, protected = flux_body(oci.spec.flux_configurations[0])
+    props = body["properties"]
+    assert props["sourceKind"] == "OCIRepository"
+    assert "tlsConfig" not in props["ociRepository"]
+    assert props["ociRepository"]["insecure"] is False
+    assert set(protected) == {
+        "/ociRepository/tlsConfig/privateKey",
+        "/ociRepository/tlsConfig/caCertificate",
+    }
+    assert "OCI_KEY" in protected["/ociRepository/tlsConfig/privateKey"]

@@ -123,7 +123,7 @@ def test_bucket_and_blob_defaults_and_secrets() -> None:
     assert bucket == {
         "url": "u",
         "bucketName": "b",
-        "insecure": True,
+        "insecure": False,  # secure by default (docs/security.md), not ARM's swagger true
         "timeoutInSeconds": 600,
         "syncIntervalInSeconds": 600,
     }
@@ -250,3 +250,51 @@ def test_is_flux_extension_is_case_insensitive() -> None:
     assert essence.is_flux_extension({"properties": {"extensionType": "Microsoft.Flux"}})
     assert not essence.is_flux_extension({"properties": {"extensionType": "microsoft.dapr"}})
     assert not essence.is_flux_extension({"properties": None})
+
+
+def test_oci_defaults_and_tls_secrets() -> None:
+    """2025-04-01 OCI source: ARM's defaults filled, tlsConfig (all secrets) never governed."""
+    oci = essence.flux_configuration(
+        {
+            "properties": {
+                "sourceKind": "ocirepository",
+                "ociRepository": {
+                    "url": "oci://r/app",
+                    "repositoryRef": {"tag": None, "semver": ">=1.0.0", "digest": None},
+                    "layerSelector": {"mediaType": None, "operation": None},
+                    "verify": {
+                        "provider": "cosign",
+                        "matchOidcIdentity": [
+                            {"issuer": "b", "subject": "y"},
+                            {"issuer": "a", "subject": "x"},
+                        ],
+                        "verificationConfig": None,
+                    },
+                    "tlsConfig": {"clientCertificate": "", "privateKey": None},
+                    "futureField": 1,
+                },
+            }
+        }
+    )["properties"]
+    assert oci["sourceKind"] == "OCIRepository"
+    assert oci["ociRepository"] == {
+        "url": "oci://r/app",
+        "repositoryRef": {"semver": ">=1.0.0"},
+        "verify": {
+            "provider": "cosign",
+            "matchOidcIdentity": [{"issuer": "a", "subject": "x"}, {"issuer": "b", "subject": "y"}],
+        },
+        "insecure": False,
+        "useWorkloadIdentity": False,
+        "timeoutInSeconds": 600,
+        "syncIntervalInSeconds": 600,
+    }
+
+
+def test_git_provider_absent_is_generic_in_any_case() -> None:
+    def git(**extra: object) -> object:
+        body = {"properties": {"gitRepository": {"url": "https://x", **extra}}}
+        return essence.flux_configuration(body)["properties"]["gitRepository"]["provider"]
+
+    assert git() == git(provider=None) == git(provider="generic") == "Generic"
+    assert git(provider="AZURE") == "Azure"

@@ -133,6 +133,20 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
             State.COMPLIANT,
         ),
         (
+            "unrecognised_shape",
+            fx.observe(
+                f,
+                extensions=[ext],
+                configs=[
+                    ok_cc,
+                    fx.flux_json(f.id, legacy, sourceKind="HelmRepository", gitRepository=None),
+                ],
+            ),
+            [],
+            {Code.FLUX_CONFIG_UNMANAGED, Code.UNRECOGNISED_SHAPE},
+            State.COMPLIANT,
+        ),
+        (
             "flux_v1",
             fx.observe(f, v1=[fx.flux_v1_json(f.id)]),
             [],

@@ -207,7 +207,7 @@ MALFORMED = {
     "not_json": "not valid JSON",
     "missing_fields": "malformed ARM response",
     "nulls": "malformed ARM response",
-    "unknown_enum": "malformed ARM response",
+    "unknown_enum": "judged: unknown values are notes",
     "wrong_types": "malformed ARM response",
 }
 
@@ -218,7 +218,8 @@ def test_malformed_answers_are_read_errors_of_their_clusters_only(
 ) -> None:
     """Every read of three clusters' configurations (and, for the type and enum damage, of
     the clusters themselves) answers malformed JSON: those three are READ_ERROR with the
-    reason, the sweep goes on and judges the rest exactly. A huge answer (4 MiB of unknown
+    reason, the sweep goes on and judges the rest exactly. Unknown enum values are not damage:
+    the three are judged exactly and carry UNRECOGNISED_SHAPE notes. A huge answer (4 MiB of unknown
     fields) is valid and judged exactly."""
     emu = emulator_factory()
     kinds, facts = defects(fleet_snapshot), facts_of(fleet_snapshot)
@@ -243,6 +244,15 @@ def test_malformed_answers_are_read_errors_of_their_clusters_only(
     if mode == "huge":
         check_sweep_exact(report, fleet_snapshot)
         assert emu.running.admin.stats()["faultsInjected"]["byAction"]["malformed"] >= 3
+        return
+    if mode == "unknown_enum":
+        # Values fleet does not know are notes, not damage: every cluster gets its exact
+        # verdict, and the victims say what was new (issue 13, item 5).
+        check_sweep_exact(report, fleet_snapshot)
+        for c in report["clusters"]:
+            if c["id"].lower() in victims:
+                notes = [f for f in c["findings"] if f["code"] == "UNRECOGNISED_SHAPE"]
+                assert notes and all(f["severity"] == "info" for f in notes), c["findings"]
         return
     assert check_sweep(report, fleet_snapshot, damaged=set(victims)) == set(victims)
     for c in report["clusters"]:

@@ -321,7 +321,8 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "",
         [
             "p.yaml:26: spec.fluxConfigurations[0]: "
-            "a flux configuration needs a source: one of gitRepository, bucket, azureBlob"
+            "a flux configuration needs a source: one of gitRepository, bucket, azureBlob, "
+            "ociRepository"
         ],
     ),
     (

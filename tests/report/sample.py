@@ -338,7 +338,15 @@ def _fleet(stage: int) -> list[Verdict]:
                 path="/properties/complianceState",
                 desired="Compliant",
                 actual="Non-Compliant",
-            )
+            ),
+            _f(
+                Code.UNRECOGNISED_SHAPE,
+                "properties.ociRepository has the property 'cosignKeyless', which fleet does "
+                "not know (a newer API shape; judged on what fleet knows)",
+                "cfg",
+                policy=None,
+                severity=Severity.INFO,
+            ),
         ],
     )
     unmanaged = cluster_id(SUB_DEV, "rg-dev", "aks-unmanaged")

@@ -322,6 +322,11 @@ def test_object_names_are_unique_per_cluster_id() -> None:
 # --- JUnit -------------------------------------------------------------------------------
 
 
+def outcome_of(cases: dict[tuple[str, str], Any], policy: str, cluster: str) -> str:
+    result = cases[(policy, cluster)].result
+    return type(result[0]).__name__ if result else "passed"
+
+
 def test_junit_parses_and_maps_states(recorded: Recorded, tmp_path: Path) -> None:
     path = tmp_path / "fleet.xml"
     path.write_text(render_text("junit", recorded.report), encoding="utf-8")
@@ -329,8 +334,15 @@ def test_junit_parses_and_maps_states(recorded: Recorded, tmp_path: Path) -> Non
     suites = {s.name: s for s in xml}
     assert set(suites) == {"platform-baseline", "team-apps", "(unowned)"}
     cases = {(c.classname, c.name): c for s in xml for c in s}
-    expected = sum(len(c["policies"]) for c in recorded.report["clusters"]) + 1
+    # one case per (policy, cluster), plus one "(unowned)" case per cluster with findings no
+    # policy owns (an ungoverned unmanaged configuration, an UNRECOGNISED_SHAPE note)
+    unowned = [
+        c for c in recorded.report["clusters"] if any(f["policy"] is None for f in c["findings"])
+    ]
+    assert len(unowned) == 2
+    expected = sum(len(c["policies"]) for c in recorded.report["clusters"]) + len(unowned)
     assert len(cases) == expected and xml.tests == expected
+    assert outcome_of(cases, "(unowned)", "arc-cfg-noncompliant") == "passed"  # a note only
 
     def outcome(policy: str, cluster: str) -> str:
         result = cases[(policy, cluster)].result
