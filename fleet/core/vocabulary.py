@@ -57,6 +57,15 @@ class Code(StrEnum):
     READ_ERROR = "READ_ERROR"
     #: A Key Vault reference resolves to a newer version than the one fleet applied.
     SECRET_ROTATION_PENDING = "SECRET_ROTATION_PENDING"
+    #: A Flux object of a flux configuration (``statuses[]``) is not ready (fleet.evaluate.health).
+    FLUX_OBJECT_NOT_READY = "FLUX_OBJECT_NOT_READY"
+    #: ``complianceState: Pending`` for longer than the policy's ``health.pendingFor``.
+    FLUX_CONFIG_PENDING = "FLUX_CONFIG_PENDING"
+    #: ``statusUpdatedAt`` older than the policy's ``health.staleAfter``: Flux's word is old.
+    FLUX_STATUS_STALE = "FLUX_STATUS_STALE"
+    #: The cluster cannot take the extension (expired Arc certificate, Kubernetes too old,
+    #: Microsoft.KubernetesConfiguration not registered): a person must act, not a retry.
+    CLUSTER_INELIGIBLE = "CLUSTER_INELIGIBLE"
 
 
 class Severity(StrEnum):
@@ -78,6 +87,8 @@ CODE_STATE: dict[Code, State] = {
     Code.POLICY_CONFLICT: State.CONFLICTING,
     Code.CLUSTER_UNREACHABLE: State.UNKNOWN,
     Code.CLUSTER_STOPPED: State.UNKNOWN,
+    # Flux's status is too old to be trusted: neither compliant nor a definite gap.
+    Code.FLUX_STATUS_STALE: State.UNKNOWN,
     **{
         c: State.NONCOMPLIANT
         for c in Code
@@ -87,6 +98,7 @@ CODE_STATE: dict[Code, State] = {
             Code.POLICY_CONFLICT,
             Code.CLUSTER_UNREACHABLE,
             Code.CLUSTER_STOPPED,
+            Code.FLUX_STATUS_STALE,
         )
     },
 }
@@ -109,6 +121,10 @@ CODE_SEVERITY: dict[Code, Severity] = {
     Code.POLICY_CONFLICT: Severity.HIGH,
     Code.READ_ERROR: Severity.HIGH,
     Code.SECRET_ROTATION_PENDING: Severity.MEDIUM,
+    Code.FLUX_OBJECT_NOT_READY: Severity.MEDIUM,
+    Code.FLUX_CONFIG_PENDING: Severity.MEDIUM,
+    Code.FLUX_STATUS_STALE: Severity.LOW,
+    Code.CLUSTER_INELIGIBLE: Severity.HIGH,
 }
 
 #: Severities that never change a state (reported, but informational).

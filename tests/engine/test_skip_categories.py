@@ -50,6 +50,8 @@ _LEGACY_BY_CODE = {
     "CLUSTER_UNREACHABLE": "unreachable",
     "CLUSTER_STOPPED": "stopped",
     "READ_ERROR": "read-error",
+    # Added with the category itself (no plan before it carried this code).
+    "CLUSTER_INELIGIBLE": "ineligible",
 }
 _LEGACY_BY_TEXT = (
     ("policy conflict", "conflict"),
@@ -93,6 +95,7 @@ def scenarios() -> Iterator[tuple[ObservedCluster, tuple[Policy, ...]]]:
     yield observe(arc(status="Offline", last=NOW - timedelta(days=3))), both
     yield observe(aks(power="Stopped")), both
     yield observe(aks(), read_error="HTTP 500"), both
+    yield observe(aks().model_copy(update={"kubernetes_version": "1.19.16"})), both
     yield compliant(aks(), releaseTrain="Preview"), (baseline(), shared_tenancy(), cluster_config())
     yield observe(aks(), v1=[flux_v1_json(aks().id)]), both
     yield observe(aks()), (AUDIT_ALL,)
