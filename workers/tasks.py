@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from fleet.azure.inventory import provider_registrations
 from fleet.core.clusters import ClusterFacts
 from fleet.core.errors import JobStateLost
 from fleet.jobs.distributed import policy_set_of
@@ -93,7 +94,12 @@ def sweep_start(self: Any, job_id: str) -> None:
     batch: dict[str, Any] = {}
     total = 0
     size = int(meta.get("batchSize") or run.settings.batch_size)
-    for target in discover(policy_set, inventory, subscriptions, today=_now(meta).date()):
+    # One provider read per subscription: the clusters of one where
+    # Microsoft.KubernetesConfiguration is not registered are CLUSTER_INELIGIBLE.
+    states = provider_registrations(run.session, [s.id for s in subscriptions])
+    for target in discover(
+        policy_set, inventory, subscriptions, today=_now(meta).date(), registrations=states
+    ):
         if _cancelled(job_id):
             break
         key = target.facts.id.lower()

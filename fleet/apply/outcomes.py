@@ -75,6 +75,7 @@ class Category(StrEnum):
     NOT_WRITABLE = "not-writable"
     UNMANAGED = "unmanaged"
     POLICY_ERROR = "policy-error"
+    INELIGIBLE = "ineligible"  # CLUSTER_INELIGIBLE: a person must act (re-connect, upgrade...)
     # The job's own decisions about a cluster.
     COMPLIANT = "compliant"  # nothing (left) to write
     STALE = "stale"  # a saved plan no longer matches the cluster
@@ -106,6 +107,7 @@ class Category(StrEnum):
 
 #: The order in which categories explain a cluster best (the first one found is shown).
 EXPLAINS_BEST = (
+    Category.INELIGIBLE,
     Category.UNREACHABLE,
     Category.STOPPED,
     Category.READ_ERROR,

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 
-from fleet.azure.inventory import Inventory
+from fleet.azure.inventory import Inventory, registered
 from fleet.core.errors import CatalogUnavailable
 from fleet.evaluate.versions import Catalog
 from fleet.observe.observed import ObservedCluster
@@ -67,6 +67,10 @@ class CatalogCache:
         """The catalogue to judge ``observed`` with, and the observation to judge: unchanged,
         or with ``read_error`` set when its location's catalogue cannot be read."""
         facts = observed.facts
+        if not registered(facts):
+            # ARM refuses the catalogue there too, and no extension can exist to be judged:
+            # asking would only fail the location for every other subscription's clusters.
+            return observed, _NONE
         try:
             return observed, self.get(facts.subscription_id, facts.location or "global")
         except CatalogUnavailable as exc:

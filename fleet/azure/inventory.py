@@ -27,7 +27,7 @@ one means the read was not what it seemed), raises ``fleet.core.errors.CatalogUn
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -277,3 +277,33 @@ def registration_states(
         )
         states[sub] = str(provider.registration_state or "Unknown")
     return states
+
+
+def provider_registrations(
+    session: AzureSession, subscription_ids: Iterable[str], namespace: str = KC_PROVIDER
+) -> dict[str, str]:
+    """``registration_states`` for a sweep: one read per subscription, and a subscription
+    whose read fails after retries is left out (logged) instead of failing the sweep; its
+    clusters are then read as if registered (a refusal becomes their ``READ_ERROR``)."""
+    states: dict[str, str] = {}
+    for sub in subscription_ids:
+        try:
+            states.update(registration_states(session, [sub], namespace))
+        except ArmCallFailed as exc:
+            log.warning("could not read the %s registration of %s: %s", namespace, sub, exc)
+    return states
+
+
+def with_registration(facts: ClusterFacts, states: Mapping[str, str]) -> ClusterFacts:
+    """``facts`` with its subscription's registration state, when it was read."""
+    state = states.get(facts.subscription_id) or states.get(facts.subscription_id.lower())
+    if state is None or state == facts.provider_registration:
+        return facts
+    return facts.model_copy(update={"provider_registration": state})
+
+
+def registered(facts: ClusterFacts) -> bool:
+    """False when the cluster's subscription is known not to be registered for
+    Microsoft.KubernetesConfiguration: ARM refuses every read of its children there."""
+    state = facts.provider_registration
+    return state is None or state.lower() == "registered"

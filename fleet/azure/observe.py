@@ -30,7 +30,7 @@ import orjson
 from azure.core.rest import HttpRequest
 
 from fleet.azure import api_versions, retrying
-from fleet.azure.inventory import list_json
+from fleet.azure.inventory import list_json, registered
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts, facts_from_arm
 from fleet.core.errors import ArmCallFailed
@@ -103,6 +103,21 @@ def observe(
         if read_cluster or needs_cluster_read(facts, session.settings.facts_max_age):
             cluster_json = _read_cluster(session, facts, should_stop)
             full = facts_from_arm(cluster_json)
+        if facts.provider_registration is not None:
+            full = full.model_copy(update={"provider_registration": facts.provider_registration})
+        if not registered(facts):
+            # ARM refuses every request for the namespace there (409
+            # MissingSubscriptionRegistration), and the SDK would answer that by trying to
+            # register it: a write. Nothing of it can exist, so nothing is read.
+            return ObservedCluster(
+                facts=full,
+                source="arm",
+                resource=cluster_json,
+                notes=(
+                    f"{KC_PROVIDER} is {facts.provider_registration} in the subscription: "
+                    "its resources were not read",
+                ),
+            )
         children = f"{facts.id}/providers/{KC_PROVIDER}"
         lists: list[list[dict[str, Any]]] = []
         for client, kind, version in (

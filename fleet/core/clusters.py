@@ -41,6 +41,14 @@ class ClusterFacts(BaseModel):
     last_connectivity_time: datetime | None = None
     #: True when any agent pool (AKS) or the cluster (Arc) runs on arm64.
     arm64: bool = False
+    #: ``arm64`` or ``amd64`` when ARM says (AKS agent pools, an Arc ``arch`` property or tag);
+    #: None when it cannot be told (connectedClusters has no architecture property).
+    architecture: str | None = None
+    #: Arc ``managedIdentityCertificateExpirationTime`` (the agents' certificate).
+    certificate_expires: datetime | None = None
+    #: ``registrationState`` of Microsoft.KubernetesConfiguration in the cluster's
+    #: subscription, when the sweep read it (None: not read, assumed registered).
+    provider_registration: str | None = None
     kubernetes_version: str | None = None
     distribution: str | None = None
     provisioning_state: str | None = None
@@ -96,6 +104,26 @@ def is_arm64(
     return False
 
 
+def architecture_of(
+    cluster_type: ClusterType, properties: Mapping[str, Any], tags: Mapping[str, str]
+) -> str | None:
+    """``arm64``, ``amd64``, or None when ARM does not say (docs/contracts.md, Fleet snapshot).
+
+    AKS says through its agent pools (when the read carried them); an Arc cluster only through
+    the emulator's ``properties.arch`` or the ``kubernetes.io/arch`` tag, which real
+    connectedClusters usually lack: then the architecture is unknown, never "not arm64".
+    """
+    if is_arm64(cluster_type, properties, tags):
+        return "arm64"
+    declared = str(tags.get("kubernetes.io/arch") or properties.get("arch") or "").lower()
+    if declared:
+        return "amd64" if declared in ("amd64", "x86_64", "x64") else declared
+    pools = properties.get("agentPoolProfiles")
+    if cluster_type == "managedClusters" and isinstance(pools, list) and pools:
+        return "amd64"
+    return None
+
+
 def facts_from_arm(resource: Mapping[str, Any]) -> ClusterFacts:
     """Build facts from a cluster's ARM JSON. Raises ValueError when it is not a cluster."""
     rid = str(resource["id"])
@@ -123,6 +151,8 @@ def facts_from_arm(resource: Mapping[str, Any]) -> ClusterFacts:
         ),
         last_connectivity_time=_parse_time(props.get("lastConnectivityTime")),
         arm64=is_arm64(ctype, props, tags),
+        architecture=architecture_of(ctype, props, tags),
+        certificate_expires=_parse_time(props.get("managedIdentityCertificateExpirationTime")),
         kubernetes_version=(
             str(props.get("currentKubernetesVersion") or props.get("kubernetesVersion") or "")
             or None

@@ -63,6 +63,15 @@ class Code(StrEnum):
     #: A note: ARM returned an enum value or property fleet does not know (a newer API shape).
     #: The cluster is judged on what fleet knows; the note never changes a state.
     UNRECOGNISED_SHAPE = "UNRECOGNISED_SHAPE"
+    #: A Flux object of a flux configuration (``statuses[]``) is not ready (fleet.evaluate.health).
+    FLUX_OBJECT_NOT_READY = "FLUX_OBJECT_NOT_READY"
+    #: ``complianceState: Pending`` for longer than the policy's ``health.pendingFor``.
+    FLUX_CONFIG_PENDING = "FLUX_CONFIG_PENDING"
+    #: ``statusUpdatedAt`` older than the policy's ``health.staleAfter``: Flux's word is old.
+    FLUX_STATUS_STALE = "FLUX_STATUS_STALE"
+    #: The cluster cannot take the extension (expired Arc certificate, Kubernetes too old,
+    #: Microsoft.KubernetesConfiguration not registered): a person must act, not a retry.
+    CLUSTER_INELIGIBLE = "CLUSTER_INELIGIBLE"
 
 
 class Severity(StrEnum):
@@ -86,6 +95,8 @@ CODE_STATE: dict[Code, State] = {
     Code.CLUSTER_STOPPED: State.UNKNOWN,
     # Always severity info, so it never counts; compliant says so should it ever be counted.
     Code.UNRECOGNISED_SHAPE: State.COMPLIANT,
+    # Flux's status is too old to be trusted: neither compliant nor a definite gap.
+    Code.FLUX_STATUS_STALE: State.UNKNOWN,
     **{
         c: State.NONCOMPLIANT
         for c in Code
@@ -96,6 +107,7 @@ CODE_STATE: dict[Code, State] = {
             Code.CLUSTER_UNREACHABLE,
             Code.CLUSTER_STOPPED,
             Code.UNRECOGNISED_SHAPE,
+            Code.FLUX_STATUS_STALE,
         )
     },
 }
@@ -120,6 +132,10 @@ CODE_SEVERITY: dict[Code, Severity] = {
     Code.SECRET_ROTATION_PENDING: Severity.MEDIUM,
     Code.FOREIGN_WRITER: Severity.WARNING,
     Code.UNRECOGNISED_SHAPE: Severity.INFO,
+    Code.FLUX_OBJECT_NOT_READY: Severity.MEDIUM,
+    Code.FLUX_CONFIG_PENDING: Severity.MEDIUM,
+    Code.FLUX_STATUS_STALE: Severity.LOW,
+    Code.CLUSTER_INELIGIBLE: Severity.HIGH,
 }
 
 #: Severities that never change a state (reported, but informational).

@@ -43,6 +43,7 @@ from fleet.desired.state import (
     ExemptPolicy,
     RemediationFlags,
 )
+from fleet.policy.health import FluxHealth
 from fleet.policy.loading import digest_of
 from fleet.policy.models import Policy
 from fleet.select.selection import Applicable
@@ -63,6 +64,7 @@ class _Template:
     conflicts: tuple[tuple[str, str, tuple[str, ...], Mapping[str, Any]], ...]
     #: (resource suffix, path, winner, loser, winner value, loser value)
     overrides: tuple[tuple[str, str, str, str, Any, Any], ...]
+    health: Mapping[str, FluxHealth]
 
 
 def _build_template(policies: list[Policy]) -> _Template:
@@ -87,6 +89,7 @@ def _build_template(policies: list[Policy]) -> _Template:
         flux_policies=tuple(p.name for p in policies if p.spec.flux_configurations),
         conflicts=tuple(ext_conflicts + flux_conflicts),
         overrides=tuple(ext_overrides + flux_overrides),
+        health={p.name: p.spec.health for p in policies},
     )
 
 
@@ -215,6 +218,7 @@ def render(applicable: Sequence[Applicable], facts: ClusterFacts) -> DesiredStat
         flux_configurations={n: _bind_config(c, cid) for n, c in tpl.flux_configurations.items()},
         declared_names=declared,
         flux_policies=tpl.flux_policies,
+        health=tpl.health,
         conflicts=tuple(
             Conflict(cid + suffix, path, policies, values)
             for suffix, path, policies, values in tpl.conflicts

@@ -9,12 +9,13 @@ switches, and the conflicts and overrides the merge found (docs/contracts.md, Po
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from fleet.core.ids import child_id
 from fleet.desired.overrides import Override
+from fleet.policy.health import DEFAULT_HEALTH, FluxHealth
 from fleet.policy.models import DEFAULT_WINDOW
 
 #: Pseudo-path of ``versionWindow``: a policy field, not an ARM property.
@@ -175,6 +176,12 @@ class DesiredState:
     flux_policies: tuple[str, ...]
     conflicts: tuple[Conflict, ...] = ()
     overrides: tuple[Override, ...] = ()
+    #: The ``health`` limits of every non-exempt policy (fleet.evaluate.health).
+    health: Mapping[str, FluxHealth] = field(default_factory=dict)
+
+    def health_of(self, policy: str) -> FluxHealth:
+        """The health limits of ``policy`` (the defaults when it is not known here)."""
+        return self.health.get(policy, DEFAULT_HEALTH)
 
     @property
     def version_window(self) -> int:

@@ -46,6 +46,7 @@ from fleet.emulator.generate_clusters import (
     random_uuid,
 )
 from fleet.emulator.generate_configs import extension, flux_config, flux_v1, new_shapes
+from fleet.emulator.generate_health import HEALTH_KINDS, add_health
 from fleet.emulator.generate_plan import Plan, assign_kinds, groups_of, plan_cluster
 from fleet.emulator.generate_tables import (
     COMPLIANT,
@@ -102,7 +103,11 @@ def generate(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _generate(clusters, subscriptions, seed, Stamps(when))
+        snapshot = _generate(clusters, subscriptions, seed, Stamps(when))
+        # Health shapes on a few compliant clusters, with their own Random: every other
+        # cluster stays as the main draw made it.
+        add_health(snapshot, seed)
+        return snapshot
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -217,7 +222,7 @@ def summary(snapshot: dict[str, Any]) -> dict[str, dict[str, int]]:
             )
         },
         # Table order of docs/scenario.md, kinds that did not occur left out.
-        "defects": {k: defects[k] for k in KINDS if defects[k]},
+        "defects": {k: defects[k] for k in (*KINDS, *HEALTH_KINDS) if defects[k]},
     }
 
 

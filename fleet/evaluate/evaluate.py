@@ -8,11 +8,16 @@ the field concerned, and from them the state of every policy and of the cluster.
 The order of judgement mirrors what can be trusted:
 
 1. a read error means nothing was seen: every judged policy is ``error``;
-2. an unreachable Arc cluster or a stopped AKS cluster cannot apply anything and its Flux
-   status is stale: its policies are ``unknown``; ARM-level findings are still listed, with
-   severity ``info`` so that they count for nothing, and Flux compliance is not judged;
-3. otherwise Flux v1, the extension, the version window, every flux configuration, unmanaged
-   configurations and policy conflicts are judged.
+2. Flux v1, the extension, the version window, every flux configuration, unmanaged
+   configurations and policy conflicts are judged from what ARM shows: facts whatever the
+   cluster's connectivity;
+3. an unreachable Arc cluster or a stopped AKS cluster cannot apply anything and what Flux
+   last reported on it is stale: Flux's own status is not judged, and ``CLUSTER_UNREACHABLE``
+   / ``CLUSTER_STOPPED`` (state ``unknown``) ride along, so a cluster whose ARM resources all
+   match is ``unknown`` and one with a definite gap is ``noncompliant``; remediation skips
+   both for a retry;
+4. a cluster that cannot take the extension at all (``fleet.evaluate.eligibility``) gets
+   ``CLUSTER_INELIGIBLE`` with the reason.
 
 Enum values and properties fleet does not know (``fleet.observe.shapes``) are notes,
 ``UNRECOGNISED_SHAPE`` of severity info, on any cluster that could be read.
@@ -37,11 +42,12 @@ from fleet.desired.fingerprints import Fingerprints
 from fleet.desired.state import DesiredState
 from fleet.evaluate.attribution import attribute
 from fleet.evaluate.commits import commits_of
+from fleet.evaluate.eligibility import ineligible
 from fleet.evaluate.extension import judge_extension
 from fleet.evaluate.findings import Findings, show
 from fleet.evaluate.flux import judge_flux_configs, judge_flux_v1
 from fleet.evaluate.verdicts import Finding, PolicyResult, Verdict
-from fleet.evaluate.versions import Catalog
+from fleet.evaluate.versions import ARM64_MINIMUM, Catalog, parse_version
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.shapes import unrecognised
 from fleet.observe.view import ObservedView, view
@@ -133,35 +139,24 @@ def evaluate(
         return _verdict(observed, desired, found.items, None, None)
 
     blocked = reachability(facts, now)
-    stale = blocked is not None
     if seen is None:
         seen = view(observed, desired.extension.name if desired.extension else None)
 
     judge_flux_v1(observed, desired, found)
     version, in_window = judge_extension(seen, desired, found, catalog, fingerprints)
-    judge_flux_configs(seen, desired, found, fingerprints, judge_flux_status=not stale)
+    # What ARM shows (a missing extension, drift, a version out of window) is a fact whatever
+    # the connectivity and counts; what Flux on the cluster last said is only judged while
+    # the cluster can be reached (docs/contracts.md, Compliance vocabulary).
+    judge_flux_configs(seen, desired, found, fingerprints, now=None if blocked else now)
+    _unknown_architecture(facts, desired, version, found)
 
     if blocked is not None:
-        # Nothing seen on this cluster is counted: it may be stale, and nothing can be fixed
-        # until it is back. The findings stay in the report for information.
         code, message = blocked
-        note = "not counted: " + (
-            "cluster stopped" if code is Code.CLUSTER_STOPPED else "cluster unreachable"
-        )
-        found.items = [
-            Finding(
-                code=f.code,
-                policy=f.policy,
-                resource=f.resource,
-                path=f.path,
-                desired=f.desired,
-                actual=f.actual,
-                message=f"{f.message} ({note})",
-                severity=Severity.INFO,
-            )
-            for f in found.items
-        ]
         found.add(code, desired.policies, cid, message)
+    for reason in ineligible(facts, now):
+        found.add(
+            Code.CLUSTER_INELIGIBLE, desired.policies, cid, f"cannot take the extension: {reason}"
+        )
 
     found.items = attribute(found.items, seen, desired, fleet_ids)
     for rid, note in unrecognised(observed):
@@ -186,6 +181,31 @@ def evaluate(
         )
     verdict = _verdict(observed, desired, found.items, version, in_window)
     return verdict.model_copy(update={"flux_commits": commits_of(seen)})
+
+
+def _unknown_architecture(
+    facts: ClusterFacts, desired: DesiredState, version: str | None, found: Findings
+) -> None:
+    """An unknown architecture is said, not taken for "not arm64": when the running or pinned
+    version is below the ARM64 minimum, a note (severity info) says what it would mean."""
+    if facts.architecture is not None or desired.extension is None:
+        return
+    low = [
+        v
+        for v in (version, desired.extension.version)
+        if v and (parsed := parse_version(v)) is not None and parsed < ARM64_MINIMUM
+    ]
+    if not low:
+        return
+    found.add(
+        Code.EXTENSION_VERSION_UNSUPPORTED_ARCH,
+        desired.extension.policies,
+        desired.extension.resource,
+        f"architecture unknown (ARM does not say for this cluster): if it runs on arm64, "
+        f"extension version {low[0]} is below {ARM64_MINIMUM}, the minimum for ARM64 "
+        "(tag the cluster kubernetes.io/arch to tell fleet)",
+        severity=Severity.INFO,
+    )
 
 
 def _finding_key(f: Finding) -> tuple[str, str, str, str, int]:
@@ -241,5 +261,6 @@ def _verdict(
         overrides=list(desired.overrides),
         tags=dict(facts.tags),
         arm64=facts.arm64,
+        architecture=facts.architecture or "unknown",
         status=cluster_status(facts),
     )

@@ -1,15 +1,18 @@
-"""Judging the flux configurations: the declared ones (presence, state, Flux's compliance,
-drift, protected settings), the unmanaged ones, and Flux v1 configurations that block the
-extension. Pure.
+"""Judging the flux configurations: the declared ones (presence, state, drift, protected
+settings, and what Flux itself reports, in ``fleet.evaluate.health``), the unmanaged ones, and
+Flux v1 configurations that block the extension. Pure.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from fleet.core.diffing import diff
 from fleet.core.vocabulary import Code, Severity
 from fleet.desired.fingerprints import Fingerprints
 from fleet.desired.state import DesiredState
 from fleet.evaluate.findings import Findings, as_text, drift_findings, secret_findings
+from fleet.evaluate.health import judge_health
 from fleet.observe.essence import SOURCE_CONTROL_CONFIGURATIONS
 from fleet.observe.observed import ObservedCluster
 from fleet.observe.view import ObservedView, properties, resource_id, resource_name
@@ -42,8 +45,13 @@ def judge_flux_configs(
     found: Findings,
     fingerprints: Fingerprints | None,
     *,
-    judge_flux_status: bool,
+    now: datetime | None,
 ) -> None:
+    """Judge the declared flux configurations, and the unmanaged ones.
+
+    ``now`` is the sweep's time; None when Flux's status on the cluster cannot be trusted at
+    all (the cluster is unreachable or stopped): then only what ARM itself shows is judged.
+    """
     on_cluster = seen.flux
     for name, dc in desired.flux_configurations.items():
         config = on_cluster.get(name.lower())
@@ -70,21 +78,16 @@ def judge_flux_configs(
                 desired="Succeeded",
                 actual=state,
             )
-        compliance = as_text(props.get("complianceState"))
-        if (
-            judge_flux_status
-            and compliance is not None
-            and compliance.replace("-", "").replace("_", "").lower() == "noncompliant"
-        ):
-            found.add(
-                Code.FLUX_CONFIG_NONCOMPLIANT,
-                dc.policies,
+        if now is not None:
+            judge_health(
+                config.resource,
+                props,
                 rid,
-                f"Flux reports flux configuration {name!r} as {compliance}: a source or "
-                "kustomization does not reconcile",
-                path="/properties/complianceState",
-                desired="Compliant",
-                actual=compliance,
+                name,
+                dc.policies,
+                desired.health_of(dc.owner),
+                now,
+                found,
             )
         policies = dc.policies
 

@@ -114,6 +114,8 @@ class Verdict(BaseModel):
     overrides: list[Override] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
     arm64: bool = False
+    #: ``arm64``, ``amd64`` or ``unknown`` (ARM does not say, e.g. most Arc clusters).
+    architecture: str = "unknown"
     #: Connectivity (Arc) or power state (AKS) as read, for the report.
     status: str | None = None
     #: The source commit of each flux configuration on the cluster, by name (commit

@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.azure import retrying
-from fleet.azure.inventory import Subscription, registration_states
+from fleet.azure.inventory import (
+    Subscription,
+    provider_registrations,
+    registered,
+    registration_states,
+    with_registration,
+)
 from fleet.azure.observe import observe
 from fleet.core.clusters import ClusterFacts
 from fleet.core.ids import KC_PROVIDER, RESOURCE_GROUPS
@@ -47,13 +53,19 @@ def observed_in_scope(
     )
     subscriptions = env.inventory.subscriptions(wanted)
     today = datetime.now(UTC).date()
+    # Where Microsoft.KubernetesConfiguration is not registered nothing of it is read (ARM
+    # refuses it): those clusters are exported without children, not as read errors.
+    states = provider_registrations(env.session, [s.id for s in subscriptions])
     facts_iter: Iterator[ClusterFacts]
     if policy_set is not None:
         facts_iter = (
-            t.facts for t in discover(policy_set, env.inventory, subscriptions, today=today)
+            t.facts
+            for t in discover(
+                policy_set, env.inventory, subscriptions, today=today, registrations=states
+            )
         )
     else:
-        facts_iter = env.inventory.clusters(subscriptions)
+        facts_iter = (with_registration(f, states) for f in env.inventory.clusters(subscriptions))
 
     def read(facts: ClusterFacts) -> ObservedCluster:
         return observe(env.session, facts, read_cluster=read_cluster)
@@ -95,7 +107,8 @@ def export_snapshot(
             continue
         f = observed.facts
         groups.add((f.subscription_id, f.resource_group.lower()))
-        locations.setdefault(f.location.lower(), f.subscription_id)
+        if registered(f):  # the catalogue is refused where the provider is not registered
+            locations.setdefault(f.location.lower(), f.subscription_id)
         resources.append(dict(observed.resource))
         for child in (
             *observed.extensions,

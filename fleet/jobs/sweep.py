@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fleet.azure.catalogs import CatalogCache
-from fleet.azure.inventory import Inventory, Subscription
+from fleet.azure.inventory import Inventory, Subscription, provider_registrations
 from fleet.azure.session import AzureSession
 from fleet.desired.fingerprints import Fingerprints
 from fleet.evaluate.verdicts import Verdict
@@ -153,12 +153,14 @@ class Sweep:
         self.progress.started(None)
 
         def targets() -> Iterator[Target]:
+            states = provider_registrations(self.session, [s.id for s in self.subscriptions])
             for target in discover(
                 self.policy_set,
                 self.inventory,
                 self.subscriptions,
                 today=self.now.date(),
                 bulk=True,
+                registrations=states,
             ):
                 if self.halt is not None:
                     why = self.halt()

@@ -12,13 +12,13 @@ targets whose bulk rows were incomplete carry no observation and are read from A
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from fleet.azure.catalogs import CatalogCache
-from fleet.azure.inventory import BulkInventory, Inventory, Subscription
+from fleet.azure.inventory import BulkInventory, Inventory, Subscription, with_registration
 from fleet.azure.observe import observe
 from fleet.azure.session import AzureSession
 from fleet.core.clusters import ClusterFacts
@@ -63,6 +63,7 @@ def discover(
     *,
     today: date,
     bulk: bool = False,
+    registrations: Mapping[str, str] | None = None,
 ) -> Iterator[Target]:
     """Targets, interleaved across subscriptions; clusters no policy targets are skipped.
 
@@ -72,14 +73,23 @@ def discover(
 
     ``bulk``: when the inventory reads configurations in bulk (``BulkInventory``), targets
     carry their observations (the few without one are read from ARM by ``judge_cluster``).
+    ``registrations``: Microsoft.KubernetesConfiguration's state per subscription (one read
+    each, ``inventory.provider_registrations``), copied into every cluster's facts so that
+    evaluation can call the clusters of an unregistered one ``CLUSTER_INELIGIBLE``.
     """
+    states = registrations or {}
     if bulk and isinstance(inventory, BulkInventory):
         for item in inventory.observations(subscriptions):
-            applicable = selection.applicable(policy_set, item.facts, today=today)
+            facts = with_registration(item.facts, states)
+            applicable = selection.applicable(policy_set, facts, today=today)
             if applicable:
-                yield Target(item.facts, tuple(applicable), item.observed, item.notes)
+                observed = item.observed
+                if observed is not None and observed.facts is not facts:
+                    observed = replace(observed, facts=with_registration(observed.facts, states))
+                yield Target(facts, tuple(applicable), observed, item.notes)
         return
     for facts in interleaved(inventory, subscriptions):
+        facts = with_registration(facts, states)
         applicable = selection.applicable(policy_set, facts, today=today)
         if applicable:
             yield Target(facts, tuple(applicable))

@@ -127,6 +127,10 @@ class SkipCategory(StrEnum):
     NOT_WRITABLE = "not-writable"  # nothing a write could fix
     UNMANAGED = "unmanaged"  # no policy declares it and deleteUnmanaged is off
     POLICY_ERROR = "policy-error"  # the policy itself is wrong (a pin below the ARM64 floor)
+    #: CLUSTER_INELIGIBLE: the cluster cannot take the extension (expired Arc certificate,
+    #: Kubernetes too old, provider not registered). A person must act first, so it is
+    #: skipped, not retried, and never spends the failure budget.
+    INELIGIBLE = "ineligible"
     #: Set by a remediation job, never by the planner: ``--policy`` would need a write owned
     #: by another policy first (a Flux v1 migration, the extension's install).
     DEPENDS = "depends"

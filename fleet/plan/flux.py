@@ -40,6 +40,7 @@ from fleet.plan.builder import (
 
 _FLUX_CREATE_ONLY = ("/properties/scope", "/properties/namespace")
 _WRITABLE = (Code.FLUX_CONFIG_DRIFT, Code.FLUX_CONFIG_FAILED, Code.SECRET_ROTATION_PENDING)
+_FLUX_HEALTH = (Code.FLUX_OBJECT_NOT_READY, Code.FLUX_CONFIG_PENDING, Code.FLUX_STATUS_STALE)
 
 
 def plan_flux_configs(b: PlanBuilder, blocked: bool, recreated_extension: bool) -> None:
@@ -152,6 +153,15 @@ def _flux_config(
             "Flux reports Non-Compliant but the configuration matches "
             "the policy: nothing to write (look at the Flux objects on the "
             "cluster)",
+            SkipCategory.NOT_WRITABLE,
+        )
+        # What Flux says about its objects, a Pending that lasts, a status gone quiet: a PUT
+        # of the same body changes none of it (fleet.evaluate.health).
+        health = [f for f in findings if f.code in _FLUX_HEALTH]
+        b.skip_all(
+            health,
+            "Flux's own status (its objects, Pending, or a stale report): the configuration "
+            "matches the policy, so nothing to write (look at the Flux objects on the cluster)",
             SkipCategory.NOT_WRITABLE,
         )
 

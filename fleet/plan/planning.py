@@ -7,7 +7,8 @@ as little as it can and never more than the policies allow:
   ("audit mode"), and audit-owned extension fields keep their observed values in the body;
 * a resource with a policy conflict is never written;
 * an unreachable or stopped cluster, or one whose reads failed, gets no actions at all (the
-  remediation job lists it for retry);
+  remediation job lists it for retry); nor does an ineligible one (``CLUSTER_INELIGIBLE``:
+  skipped with its reason, not retried);
 * Flux v1 configurations are deleted first, and only with ``remediation.migrateFluxV1``;
   otherwise they block the extension install, so nothing that would install it is planned;
 * a resource is ensured with a PUT of its **full desired body** (idempotent, and a PATCH's
@@ -125,6 +126,13 @@ def observed_digest(observed: ObservedCluster, seen: ObservedView | None = None)
 
 
 def _run(b: PlanBuilder) -> None:
+    if not any(f.code is Code.READ_ERROR for f in b.verdict.findings):
+        ineligible = [f for f in b.verdict.findings if f.code is Code.CLUSTER_INELIGIBLE]
+        if ineligible:
+            # Before unreachable: an expired Arc cluster needs a re-connect, not a retry.
+            reason = ineligible[0].message
+            b.skip(b.cid, Code.CLUSTER_INELIGIBLE, reason, SkipCategory.INELIGIBLE)
+            return
     blockers = [f for f in b.verdict.findings if f.code in _BLOCKERS]
     if blockers:
         first = min(blockers, key=lambda f: _BLOCKERS.index(f.code))

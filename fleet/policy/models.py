@@ -29,6 +29,7 @@ from pydantic import (
 
 from fleet.core.ids import ClusterType
 from fleet.policy import globs
+from fleet.policy.health import FluxHealth
 from fleet.policy.model_base import _Model
 from fleet.policy.promotion import PromotionFields
 from fleet.policy.secret_refs import (
@@ -421,6 +422,8 @@ class PolicySpec(_Model):
     """Flux v2 configurations this policy requires."""
     remediation: Remediation = Remediation()
     """Schedule and rollout of remediation for this policy."""
+    health: FluxHealth = FluxHealth()
+    """How Flux's own status is judged: ``pendingFor``, ``staleAfter``, ``objects``."""
 
 
 class Policy(_Model):

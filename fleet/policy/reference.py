@@ -202,6 +202,37 @@ wave ([keyvault.md](keyvault.md)).
   ([windows.md](windows.md)). `auto` follows each scheduled sweep with a remediation that creates
   what new clusters lack ([enforcement.md](enforcement.md)).
 
+## Flux health
+
+`health` says how fleet judges what Flux itself reports about the policy's flux configurations
+(the fluxconfig agent's `statuses[]`, `complianceState` and `statusUpdatedAt`, as ARM shows
+them). Every field has a default, so a policy without `health` is judged with them:
+
+```yaml
+health:
+  pendingFor: PT1H     # or 1h, 90m, 2d: one minute to 30 days
+  staleAfter: PT6H
+  objects: true
+```
+
+- `FLUX_OBJECT_NOT_READY` (noncompliant, medium): a Flux object of `statuses[]`
+  (GitRepository, Kustomization, HelmRelease, ...) is `Non-Compliant` or its `Ready`
+  condition is `False`. One finding per object, naming its kind, namespace and name, Flux's
+  reason and message, and a hint when the message is a known one (a HelmRelease blocked by
+  multi-tenancy's cross-namespace rule, an API version no longer served, no artifact, a
+  dependency not ready, refused credentials).
+- `FLUX_CONFIG_PENDING` (noncompliant, medium): `complianceState: Pending` for longer than
+  `pendingFor`, counted from the configuration's last change in ARM
+  (`systemData.lastModifiedAt`).
+- `FLUX_STATUS_STALE` (unknown, low): `statusUpdatedAt` older than `staleAfter`; the agent
+  stopped reporting, so nothing else Flux says about that configuration is judged.
+
+"Now" is the sweep's clock (`FLEET_CLOCK`), never the judging process's own. None of these is
+judged on an unreachable or stopped cluster (what Flux last said there is stale by
+definition), and none is fixed by a write: remediation skips them (`not-writable`).
+When policies of different priority declare the same flux configuration, the winning policy's
+`health` applies.
+
 ## Field reference
 
 Defaults: "–" means the field is optional and, when left out, not governed (Azure's own default

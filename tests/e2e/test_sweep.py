@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from fleet.cli import app
 from fleet.core.clusters import facts_from_arm
 from fleet.emulator.generate import generate
+from fleet.emulator.generate_health import HEALTH_KINDS
 from fleet.emulator.generate_tables import KINDS
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from tests.conftest import POLICIES, emulator_env
@@ -83,7 +84,7 @@ def test_every_cluster_gets_the_verdict_the_scenario_gives(
     # every cluster is targeted (the baseline targets every subscription), none twice
     assert sorted(by_id) == sorted(facts)
     assert len(report["clusters"]) == CLUSTERS == report["summary"]["clusters"]
-    assert {defects[c["id"]] for c in report["clusters"]} == set(KINDS)
+    assert {defects[c["id"]] for c in report["clusters"]} == set(KINDS) | set(HEALTH_KINDS)
     wrong = [
         problem
         for cid, verdict in by_id.items()
@@ -289,5 +290,9 @@ def test_snapshot_keeps_where_the_provider_is_not_registered(tmp_path: Path) -> 
     providers = {s["subscriptionId"]: s.get("providers") for s in data["subscriptions"]}
     assert providers[unregistered] == {"Microsoft.KubernetesConfiguration": "NotRegistered"}
     assert [p for s, p in providers.items() if s != unregistered] == [None]
-    # Its clusters could not be read (ARM refuses the namespace), so the export says so.
-    assert result.exit_code == 1
+    # Its clusters are exported without children (nothing of the namespace can exist there,
+    # and ARM refuses to list it), not as clusters that could not be read.
+    assert result.exit_code == 0, result.stderr
+    theirs = [r for r in data["resources"] if r["id"].split("/")[2] == unregistered]
+    assert any("/managedClusters/" in r["id"] or "/connectedClusters/" in r["id"] for r in theirs)
+    assert not [r for r in theirs if "Microsoft.KubernetesConfiguration" in r["type"]]

@@ -135,6 +135,8 @@ def aks(
         tags=tags if tags is not None else {"env": "prod"},
         power_state=power,
         arm64=arm64,
+        # AKS says through its agent pools (fleet.core.clusters.architecture_of).
+        architecture="arm64" if arm64 else "amd64",
         kubernetes_version="1.30.4",
     )
 
@@ -158,6 +160,8 @@ def arc(
         connectivity_status=status,
         last_connectivity_time=last or NOW - timedelta(minutes=5),
         arm64=arm64,
+        # connectedClusters has no architecture property: unknown unless tagged.
+        architecture="arm64" if arm64 else None,
     )
 
 

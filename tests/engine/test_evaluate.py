@@ -44,6 +44,33 @@ STD = [fx.baseline, fx.cluster_config]
 # --- the scenario's defect kinds: one table that covers every code and every state --------
 
 
+#: A HelmRelease that multi-tenancy blocks (the shape of the agent's statuses[] entries).
+HELM_BLOCKED: dict[str, Any] = {
+    "name": "podinfo",
+    "namespace": "apps",
+    "kind": "HelmRelease",
+    "complianceState": "Non-Compliant",
+    "appliedBy": {"name": "cluster-config-apps", "namespace": "default"},
+    "helmReleaseProperties": {
+        "lastRevisionApplied": 0,
+        "helmChartRef": {"name": "apps-podinfo", "namespace": "apps"},
+        "failureCount": 3,
+        "installFailureCount": 3,
+        "upgradeFailureCount": 0,
+    },
+    "statusConditions": [
+        {
+            "lastTransitionTime": "2026-11-25T10:00:00Z",
+            "message": "can't access 'HelmRepository/flux-system/podinfo', cross-namespace "
+            "references have been blocked",
+            "reason": "AccessDenied",
+            "status": "False",
+            "type": "Ready",
+        }
+    ],
+}
+
+
 def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], State]]:
     f = fx.aks()
     ext = fx.extension_json(f.id)
@@ -158,7 +185,8 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
             fx.observe(fx.arc(status="Offline", last=fx.NOW - timedelta(days=5))),
             [fx.baseline(), fx.arc_edge()],
             {Code.CLUSTER_UNREACHABLE, Code.EXTENSION_MISSING, Code.FLUX_CONFIG_MISSING},
-            State.UNKNOWN,
+            # What ARM shows is a fact whatever the connectivity (docs/contracts.md).
+            State.NONCOMPLIANT,
         ),
         (
             "aks_stopped",
@@ -175,6 +203,55 @@ def _scenario() -> list[tuple[str, ObservedCluster, list[Policy], set[Code], Sta
             State.CONFLICTING,
         ),
         ("exempt", fx.observe(lab), [], set(), State.EXEMPT),
+        (
+            "flux_object_not_ready",
+            fx.observe(
+                f,
+                extensions=[ext],
+                configs=[
+                    fx.flux_json(
+                        f.id,
+                        fx.CLUSTER_CONFIG,
+                        complianceState="Non-Compliant",
+                        statuses=[HELM_BLOCKED],
+                    )
+                ],
+            ),
+            [],
+            {Code.FLUX_CONFIG_NONCOMPLIANT, Code.FLUX_OBJECT_NOT_READY},
+            State.NONCOMPLIANT,
+        ),
+        (
+            "flux_config_pending",
+            fx.observe(
+                f,
+                extensions=[ext],
+                configs=[fx.flux_json(f.id, fx.CLUSTER_CONFIG, complianceState="Pending")],
+            ),
+            [],
+            {Code.FLUX_CONFIG_PENDING},
+            State.NONCOMPLIANT,
+        ),
+        (
+            "flux_status_stale",
+            fx.observe(
+                f,
+                extensions=[ext],
+                configs=[
+                    fx.flux_json(f.id, fx.CLUSTER_CONFIG, statusUpdatedAt="2026-11-24T23:00:00Z")
+                ],
+            ),
+            [],
+            {Code.FLUX_STATUS_STALE},
+            State.UNKNOWN,
+        ),
+        (
+            "ineligible_old_kubernetes",
+            fx.compliant(f.model_copy(update={"kubernetes_version": "1.19.16"}), fx.CLUSTER_CONFIG),
+            [],
+            {Code.CLUSTER_INELIGIBLE},
+            State.NONCOMPLIANT,
+        ),
         (
             "read_error",
             fx.observe(f, read_error="HTTP 500 after 3 retries"),
@@ -491,7 +568,7 @@ def test_depends_on_order_is_not_drift() -> None:
     assert v.findings == []
 
 
-@pytest.mark.parametrize("state", ["Compliant", "Pending", "Unknown", "Suspended", None])
+@pytest.mark.parametrize("state", ["Compliant", "Unknown", "Suspended", None])
 def test_other_compliance_states_are_not_findings(state: Any) -> None:
     f = fx.aks()
     v = verdict(
@@ -616,14 +693,23 @@ def test_arc_reachability(status: str, age: timedelta, unreachable: bool) -> Non
     observed = fx.compliant(facts, fx.EDGE_BASELINE, releaseTrain="Preview")
     v = verdict(observed, fx.applicable(fx.baseline(), fx.arc_edge()))
     if unreachable:
-        assert v.state is State.UNKNOWN and v.status == status
-        assert codes(v) == [
+        # The drift ARM shows counts even though the cluster cannot be reached.
+        assert v.state is State.NONCOMPLIANT and v.status == status
+        expected = [
             ("CLUSTER_UNREACHABLE", "arc-edge"),
             ("CLUSTER_UNREACHABLE", "platform-baseline"),
             ("EXTENSION_DRIFT", "platform-baseline"),
         ]
+        if status == "Expired":
+            expected[:0] = [
+                ("CLUSTER_INELIGIBLE", "arc-edge"),
+                ("CLUSTER_INELIGIBLE", "platform-baseline"),
+            ]
+        assert codes(v) == expected
         drift = next(x for x in v.findings if x.code is Code.EXTENSION_DRIFT)
-        assert drift.severity is Severity.INFO and "not counted" in drift.message
+        assert drift.severity is Severity.MEDIUM and "not counted" not in drift.message
+        edge = "noncompliant" if status == "Expired" else "unknown"  # ineligible counts
+        assert states(v) == {"arc-edge": edge, "platform-baseline": "noncompliant"}
     else:
         assert v.state is State.NONCOMPLIANT and codes(v) == [
             ("EXTENSION_DRIFT", "platform-baseline")

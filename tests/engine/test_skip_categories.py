@@ -32,6 +32,8 @@ _LEGACY_BY_CODE = {
     "CLUSTER_UNREACHABLE": "unreachable",
     "CLUSTER_STOPPED": "stopped",
     "READ_ERROR": "read-error",
+    # Added with the category itself (no plan before it carried this code).
+    "CLUSTER_INELIGIBLE": "ineligible",
 }
 _LEGACY_BY_TEXT = (
     ("policy conflict", "conflict"),
@@ -78,6 +80,7 @@ def scenarios() -> Iterator[tuple[ObservedCluster, tuple[Policy, ...]]]:
     yield fx.observe(fx.arc(status="Offline", last=fx.NOW - timedelta(days=3))), both
     yield fx.observe(fx.aks(power="Stopped")), both
     yield fx.observe(fx.aks(), read_error="HTTP 500"), both
+    yield fx.observe(fx.aks().model_copy(update={"kubernetes_version": "1.19.16"})), both
     yield (
         fx.compliant(fx.aks(), releaseTrain="Preview"),
         (fx.baseline(), fx.shared_tenancy(), fx.cluster_config()),

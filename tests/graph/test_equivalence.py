@@ -23,11 +23,13 @@ from typer.testing import CliRunner
 
 from fleet.azure.graph import GraphInventory
 from fleet.cli import app
+from fleet.emulator.generate_health import HEALTH_KINDS
 from fleet.emulator.generate_tables import KINDS
 from fleet.emulator.testing import RunningEmulator, running_emulator
 from fleet.policy.loading import PolicySet
 from tests.conftest import POLICIES, emulator_env
 from tests.graph.conftest import CLUSTERS, comparable, sweep, verdicts
+from tests.scenario import scenario_verdicts
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,8 @@ def test_arm_and_graph_sweeps_give_identical_verdicts(
     emulator: RunningEmulator, fleet: dict[str, Any], tmp_path: Path
 ) -> None:
     defects = {k.lower(): v for k, v in fleet["generator"]["defects"].items()}
-    assert set(defects.values()) == set(KINDS)  # every defect kind is in the fleet
+    # every defect kind is in the fleet, the health kinds too
+    assert set(defects.values()) == set(KINDS) | set(HEALTH_KINDS)
 
     arm = _cli_verdicts(emulator, tmp_path / "arm", "arm")
     emulator.admin.reset_stats()
@@ -71,6 +74,14 @@ def test_arm_and_graph_sweeps_give_identical_verdicts(
         if arm[cid] != graph[cid] and defects[cid] != "read_error"
     )
     assert differ == []
+    # ...and each health kind is judged as docs/scenario.md says, on both paths alike.
+    for cid, kind in defects.items():
+        if kind not in HEALTH_KINDS:
+            continue
+        state, required, optional, _ = scenario_verdicts()[kind]
+        codes = {f[0] for f in graph[cid][2] if f[4] != "info"}
+        assert graph[cid][0] == state, (kind, graph[cid])
+        assert required <= codes <= required | optional, (kind, codes)
     # The graph sweep judged from graph rows: no per-cluster ARM read at all (only the
     # subscription list and one catalogue read per location).
     by_type = stats["requests"]["byResourceType"]

@@ -100,7 +100,7 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         [
             "p.yaml:9: spec.targets: expected a mapping, got a string",
             "p.yaml:10: spec.extra: unknown field 'extra'; expected one of: mode, priority, "
-            "targets, exclusions, exemptions, extension, fluxConfigurations, remediation",
+            "targets, exclusions, exemptions, extension, fluxConfigurations, remediation, health",
         ],
     ),
     (

@@ -121,6 +121,14 @@ def test_the_retry_list_gets_the_same_desired_state_once_clusters_are_back(
         arc["properties"]["connectivityStatus"] = "Connected"
         arc["properties"]["lastConnectivityTime"] = emu.admin.clock().isoformat()
         emu.admin.put_resource(arc)
+        # ...and their fluxconfig agents report again (else their old status is stale)
+        for r in emu.admin.snapshot()["resources"]:
+            if r["id"].lower().split("/providers/microsoft.kubernetesconfiguration/")[0] in (
+                offline,
+                stopped,
+            ) and r["type"].endswith("/fluxConfigurations"):
+                r["properties"]["statusUpdatedAt"] = arc["properties"]["lastConnectivityTime"]
+                emu.admin.put_resource(r)
         emu.admin.clear_faults()
         emu.admin.call("DELETE", "requests")
 

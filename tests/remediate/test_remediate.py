@@ -38,7 +38,15 @@ from tests.remediate.conftest import (
 #: defect kind -> (job status, category) of the blocked kinds (the module docstring).
 BLOCKED = {
     "arc_offline": ("retry", "unreachable"),
-    "arc_expired": ("retry", "unreachable"),
+    # An expired Arc certificate needs a re-connect, not a retry (CLUSTER_INELIGIBLE).
+    "arc_expired": ("skipped", "ineligible"),
+    "old_kubernetes": ("skipped", "ineligible"),
+    "unregistered_subscription": ("skipped", "ineligible"),
+    "arc_offline_no_extension": ("retry", "unreachable"),
+    "flux_source_failing": ("skipped", "not-writable"),
+    "helm_release_blocked": ("skipped", "not-writable"),
+    "flux_config_pending": ("skipped", "not-writable"),
+    "flux_status_stale": ("skipped", "not-writable"),
     "aks_stopped": ("retry", "stopped"),
     "read_error": ("retry", "read-error"),
     "conflict": ("skipped", "conflict"),
@@ -109,9 +117,12 @@ def test_an_enforce_run_fixes_every_unblocked_cluster(
         assert problems == []
         # unreachable, stopped and unreadable clusters are the retry list, never failures
         retry = {defects[c.lower()] for c in job["retry"]}
-        assert retry == {"arc_offline", "arc_expired", "aks_stopped", "read_error"} & set(
-            defects.values()
-        )
+        assert retry == {
+            "arc_offline",
+            "arc_offline_no_extension",
+            "aks_stopped",
+            "read_error",
+        } & set(defects.values())
         # only enforce policies wrote, and only PUTs (no flag allows a delete here)
         assert {m for calls in written.values() for m, _ in calls} == {"PUT"}
 

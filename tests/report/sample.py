@@ -320,6 +320,29 @@ def _fleet(stage: int) -> list[Verdict]:
                 desired="0f1e2d3c",
                 actual="9a8b7c6d",
             ),
+            _f(
+                Code.FLUX_OBJECT_NOT_READY,
+                "Flux HelmRelease apps/podinfo of flux configuration 'cluster-config' is not "
+                "ready (InstallFailed): cross-namespace references have been blocked",
+                "cfg",
+                path="/properties/statuses/HelmRelease/apps/podinfo",
+                desired="Ready",
+                actual={"kind": "HelmRelease", "namespace": "apps", "name": "podinfo"},
+            ),
+            _f(
+                Code.FLUX_CONFIG_PENDING,
+                "flux configuration 'cluster-config' has been Pending for 3 h",
+                "cfg",
+                path="/properties/complianceState",
+                desired="Compliant",
+                actual="Pending",
+            ),
+            _f(
+                Code.CLUSTER_INELIGIBLE,
+                "cannot take the extension: Kubernetes 1.19.16 is older than 1.20.6",
+                "cluster",
+                severity=HIGH,
+            ),
         ],
     )
     b.add(
@@ -419,6 +442,14 @@ def _fleet(stage: int) -> list[Verdict]:
                 severity=Severity.LOW,
             ),
             {**stale, "severity": Severity.INFO},
+            _f(
+                Code.FLUX_STATUS_STALE,
+                "Flux last reported on flux configuration 'edge-baseline' 5 days ago",
+                "cfg",
+                path="/properties/statusUpdatedAt",
+                actual="2026-11-20T10:00:00Z",
+                severity=Severity.LOW,
+            ),
         ],
     )
     b.add(

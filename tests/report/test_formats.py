@@ -251,6 +251,7 @@ def test_policyreport_result_mapping(recorded: Recorded) -> None:
     assert results("arc-offline") == [
         ("platform-baseline", "CLUSTER_UNREACHABLE", "skip"),
         ("platform-baseline", "FLUX_CONFIG_DRIFT", "warn"),
+        ("platform-baseline", "FLUX_STATUS_STALE", "skip"),  # state unknown: skip
     ]
     assert results("aks-lab") == [("platform-baseline", "exemption", "skip")]
     assert results("aks-unmanaged-ungoverned") == [
