@@ -26,6 +26,7 @@ from fleet.core.errors import EXIT_INTERRUPTED, EXIT_INVALID
 from fleet.jobs.deferrals import plan_windows
 from fleet.jobs.runs import environment, run_sweep, sweep_plan
 from fleet.jobs.sweep import SweepOutcome
+from fleet.record.history import open_history
 
 PoliciesOpt = Annotated[
     list[Path],
@@ -125,6 +126,10 @@ def sweep(
         fail(f"unknown engine {engine!r}: use local or celery")
     outcome = _sweep(policies, verbose=verbose, what="sweeping")
     report = outcome.report()
+    if output != "table":
+        # The sweep was recorded: its findings' ages are in the history now (drift age).
+        with open_history(load_settings()) as history:
+            report = history.with_ages(report)
     _emit_report(report, output, out)
     if not outcome.info.complete:
         err.print(

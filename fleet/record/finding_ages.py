@@ -88,3 +88,35 @@ def stamp_ages(
         for part in chunks(list(new.values()), _IN):
             conn.execute(dialect.insert(finding_ages).on_conflict_do_nothing(), list(part))
     return out
+
+
+def read_ages(conn: Connection, cluster_ids: Sequence[str]) -> dict[str, datetime]:
+    """First-seen time by finding key hash of every finding the ledger keeps for these
+    clusters (for a report printed before it was read back, ``History.with_ages``)."""
+    keys = sorted({id_key(str(c)) for c in cluster_ids})
+    known: dict[str, datetime] = {}
+    for part in chunks(keys, _IN):
+        rows = conn.execute(
+            select(finding_ages.c.key, finding_ages.c.first_seen_at).where(
+                finding_ages.c.cluster_key.in_(list(part))
+            )
+        )
+        for row in rows:
+            first = utc(row.first_seen_at)
+            if first is not None:
+                known[row.key] = first
+    return known
+
+
+def with_ages(
+    clusters: Sequence[Mapping[str, Any]], known: Mapping[str, datetime]
+) -> list[dict[str, Any]]:
+    """Copies of ``clusters`` whose findings carry the ``firstSeen`` the ledger knows."""
+    out = []
+    for c in clusters:
+        findings = [
+            {**f, "firstSeen": iso(known.get(key_hash(finding_key(f)))) or f.get("firstSeen")}
+            for f in c.get("findings") or ()
+        ]
+        out.append({**c, "findings": findings} if findings else dict(c))
+    return out

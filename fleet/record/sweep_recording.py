@@ -32,7 +32,7 @@ from fleet.record.db import (
     redacted,
     utc,
 )
-from fleet.record.finding_ages import stamp_ages
+from fleet.record.finding_ages import read_ages, stamp_ages, with_ages
 from fleet.record.schema import cluster_verdicts, findings, policy_states, sweeps
 
 _STATES = tuple(s.value for s in State)
@@ -76,6 +76,14 @@ class SweepRecording(Store):
         with self._engine.begin() as conn:
             self._require(conn, sweep_id)
             self._finish(conn, sweep_id, dict(info), summary)
+
+    def with_ages(self, report: Mapping[str, Any]) -> dict[str, Any]:
+        """``report`` (as a sweep printed it) with each finding's ``firstSeen`` from the
+        history, as ``fleet report`` would show it once read back."""
+        clusters = list(report.get("clusters") or ())
+        with self._engine.connect() as conn:
+            known = read_ages(conn, [str(c["id"]) for c in clusters])
+        return {**report, "clusters": with_ages(clusters, known)}
 
     def _require(self, conn: Connection, sweep_id: str) -> None:
         if conn.execute(select(sweeps.c.id).where(sweeps.c.id == sweep_id)).first() is None:

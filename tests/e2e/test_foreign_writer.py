@@ -111,6 +111,8 @@ def test_someone_elses_write_is_a_foreign_writer_and_fleets_is_not(
     assert cluster["state"] == "noncompliant"  # because of the drift, not of the warning
     drift = next(f for f in cluster["findings"] if f["code"] == "FLUX_CONFIG_DRIFT")
     assert drift["actual"] == "hotfix" and drift["lastModified"] == fw["lastModified"]
+    # fleet sweep -o json prints the age the history now keeps, as fleet report does.
+    assert drift["firstSeen"][:10] == second["sweep"]["startedAt"][:10]
     # The history keeps when each finding was first seen: this sweep, for the new drift.
     kept = recorded(emulator, tmp_path)
     stored = next(c for c in kept["clusters"] if c["id"] == target["id"])
