@@ -221,7 +221,9 @@ def decide_cluster(edges: Edges, spec: JobSpec, task: ClusterTask) -> Decision:
             ClusterOutcome(task.id, task.facts.name, task.wave, status, reason, category)
         )
 
-    observed = observe(edges.session, task.facts)
+    # A write is decided on the cluster's own fresh facts (power state, connectivity), never on
+    # a listing that may be older than the job: read the cluster itself too.
+    observed = observe(edges.session, task.facts, read_cluster=True)
     fingerprints = applied_fingerprints(edges, spec, observed)
     judgement = judge_fresh(edges, spec, observed, fingerprints)
     if judgement is None:
@@ -391,7 +393,7 @@ def verify_cluster(
     verdict has nothing left to write for the job, else ``failed`` with the reasons."""
     if outcome.status is not ClusterStatus.APPLIED:
         return outcome
-    observed = observe(edges.session, task.facts)
+    observed = observe(edges.session, task.facts, read_cluster=True)
     if observed.read_error is not None:
         outcome.settle(
             ClusterStatus.FAILED, f"could not be verified: {observed.read_error}", Category.VERIFY
