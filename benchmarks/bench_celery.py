@@ -242,6 +242,9 @@ def main(argv: list[str]) -> int:
         "--local", action="store_true", help="first, the local engine on the same emulator"
     )
     parser.add_argument("--local-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--expected", type=int, help="targets the local engine judged (instead of --local)"
+    )
     parser.add_argument("--redis-benchmark", type=int, default=0, help="requests (0: skip)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-ms", type=float, default=40.0)
@@ -259,7 +262,7 @@ def main(argv: list[str]) -> int:
     shape = harness.FleetShape.of(snapshot)
     emu = harness.start_emulator(snapshot, args)
     try:
-        expected = None
+        expected = args.expected
         if args.local:
             local_args = argparse.Namespace(**{**vars(args), "engine": "local"})
             local_args.concurrency = args.local_concurrency

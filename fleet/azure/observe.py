@@ -6,7 +6,8 @@ The cluster's own facts (power state, connectivity, agent pools) come from the i
 provider listing (``ClusterFacts.listed_at``); a fourth read, the cluster itself (generic
 ``resources.get_by_id``), is made only when those facts are missing (listed without
 properties, or addressed by id alone), older than ``FLEET_FACTS_MAX_AGE``, or when the caller
-wants the cluster's JSON (``fleet snapshot``). The children are kept as the ARM JSON of the
+wants the cluster read (``fleet snapshot`` exports its JSON; a remediation decides and verifies
+each write on a fresh read, ``fleet.apply.steps``). The children are kept as the ARM JSON of the
 response, so evaluation sees exactly what a snapshot or Resource Graph would show.
 
 The lists go through each SDK client's own pipeline (credential, fleet's budget, retries,
