@@ -46,6 +46,7 @@ from fleet.azure.errors import bounded, describe
 from fleet.azure.inventory import send_json
 from fleet.azure.session import AzureSession
 from fleet.core import redact
+from fleet.core.errors import ArmCallFailed
 from fleet.core.failures import ArmFailure
 from fleet.core.ids import ClusterId, split_child
 from fleet.plan.actions import Action, ActionKind
@@ -91,6 +92,10 @@ DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 60.0
 _TERMINAL_OK = frozenset({"succeeded"})
 _TERMINAL_BAD = frozenset({"failed", "canceled", "cancelled"})
+_CANCELED = frozenset({"canceled", "cancelled"})
+_DELETES = frozenset(
+    {ActionKind.DELETE_EXTENSION, ActionKind.DELETE_FLUX_CONFIG, ActionKind.DELETE_FLUX_V1}
+)
 
 
 class _Correlation:
@@ -348,6 +353,12 @@ def poll_once(
             return Poll(None, failure.retry_after or DEFAULT_RETRY_AFTER)
         return Poll(Outcome(action, False, failure, correlation_id, began, datetime.now(UTC)))
     status = str((body or {}).get("status") or "") if isinstance(body, dict) else ""
+    if status.lower() in _CANCELED:
+        # ARM cancels an operation that a newer request for the same resource superseded (a
+        # PUT fleet sent again after a client timeout whose first copy landed late, or another
+        # writer's): the resource, not this operation, says how the write ended, and the
+        # job's verification then judges what the resource holds.
+        return _follow_resource(session, action, began, correlation_id)
     if status.lower() in _TERMINAL_OK:
         return Poll(Outcome(action, True, None, correlation_id, began, datetime.now(UTC)))
     if status.lower() in _TERMINAL_BAD:
@@ -361,6 +372,35 @@ def poll_once(
         )
         return Poll(Outcome(action, False, failure, correlation_id, began, datetime.now(UTC)))
     return Poll(None, retry_after_of(headers) or DEFAULT_RETRY_AFTER)
+
+
+def _follow_resource(
+    session: AzureSession, action: Action, began: datetime, correlation_id: str | None
+) -> Poll:
+    """How a write whose operation was superseded ended: from the resource's own
+    ``provisioningState`` (another look later while it is still being written)."""
+    try:
+        resource = read_target(session, action)
+    except ArmCallFailed:
+        return Poll(None, DEFAULT_RETRY_AFTER)
+    if resource is None:
+        ok, state = action.kind in _DELETES, "gone"
+    else:
+        props = resource.get("properties")
+        state = str((props or {}).get("provisioningState") or "") if isinstance(props, dict) else ""
+        if state.lower() not in _TERMINAL_OK | _TERMINAL_BAD:
+            return Poll(None, DEFAULT_RETRY_AFTER)
+        ok = state.lower() in _TERMINAL_OK and action.kind not in _DELETES
+    if ok:
+        return Poll(Outcome(action, True, None, correlation_id, began, datetime.now(UTC)))
+    failure = ArmFailure(
+        200,
+        "OperationCanceled",
+        f"the operation was superseded by a newer request and the resource is {state or 'unknown'}",
+        False,
+        correlation_id,
+    )
+    return Poll(Outcome(action, False, failure, correlation_id, began, datetime.now(UTC)))
 
 
 def finish(started: Started, *, timeout: float | None = None) -> Outcome:

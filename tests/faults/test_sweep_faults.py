@@ -138,7 +138,9 @@ class ExpiringCredential:
         self.lifetime = lifetime
         self.issued = 0
         self._lock = threading.Lock()
-        self.principal = "fleet-expiring-principal"
+        # fleet's own principal, the one the generated fleet records as its writer: short tokens
+        # must not make fleet a stranger to what it wrote (FOREIGN_WRITER).
+        self.principal = "fleet-emulator-principal"
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         with self._lock:
