@@ -9,9 +9,11 @@ release is 1.17.2 until a test publishes 1.17.3 to one region, then the other.
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta
 from typing import Any
 
 from fleet.emulator.generate import generate
+from fleet.emulator.testing import AdminClient
 
 SUB = "00000000-0000-0000-0000-000000000001"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-promote"
@@ -149,3 +151,16 @@ def healthy(config: dict[str, Any]) -> dict[str, Any]:
     fixed = copy.deepcopy(config)
     fixed["properties"]["complianceState"] = "Compliant"
     return fixed
+
+
+def at(admin: AdminClient, hours: float) -> None:
+    """Set the emulated clock to ``hours`` after T0, and let every cluster's Flux agent report
+    as a working agent does (``statusUpdatedAt`` now, whatever it reports): without a report the
+    canary's status would be stale after six hours, and a stale status holds a promotion too."""
+    start = datetime.fromisoformat(T0.replace("Z", "+00:00"))
+    now = admin.set_clock(start + timedelta(hours=hours))
+    for resource in admin.snapshot()["resources"]:
+        if resource["type"] == FLUX:
+            reported = copy.deepcopy(resource)
+            reported["properties"]["statusUpdatedAt"] = now.isoformat().replace("+00:00", "Z")
+            admin.put_resource(reported)

@@ -29,6 +29,10 @@ DEFAULT_GATE: tuple[str, ...] = (
     "FLUX_CONFIG_FAILED",
     "EXTENSION_FAILED",
     "FLUX_OBJECT_NOT_READY",
+    # A canary whose Flux has not converged, or whose report is too old to trust, has not
+    # shown the release healthy: it holds the next wave as a failure does.
+    "FLUX_CONFIG_PENDING",
+    "FLUX_STATUS_STALE",
 )
 DEFAULT_SOAK = "24h"
 #: The longest soak: a promotion that waits longer than this between waves is a typo.
@@ -81,7 +85,9 @@ class Promotion(_Model):
     gate_on: GateCodes | None = None
     """Finding codes that halt the promotion when a cluster of an earlier wave that runs the
     release shows one; by default ``FLUX_CONFIG_NONCOMPLIANT``, ``FLUX_CONFIG_FAILED``,
-    ``EXTENSION_FAILED`` and ``FLUX_OBJECT_NOT_READY``."""
+    ``EXTENSION_FAILED``, ``FLUX_OBJECT_NOT_READY``, ``FLUX_CONFIG_PENDING`` and
+    ``FLUX_STATUS_STALE`` (a canary that has not converged, or whose report is too old to
+    trust, has not shown the release healthy)."""
 
     @property
     def soak_time(self) -> timedelta:

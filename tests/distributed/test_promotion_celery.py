@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,7 @@ FAST = {"retry_after": 0, "lro_polls": 1, "reconcile_seconds": 0, "throttle": "o
 
 
 def _at(emu: RunningEmulator, hours: float) -> None:
-    start = datetime.fromisoformat(pf.T0.replace("Z", "+00:00"))
-    emu.admin.set_clock(start + timedelta(hours=hours))
+    pf.at(emu.admin, hours)
 
 
 def _scenario(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +48,8 @@ class Run:
         return job
 
     def at(self, hours: float) -> None:
-        """Set the clock to ``hours`` after T0."""
-        start = datetime.fromisoformat(pf.T0.replace("Z", "+00:00"))
-        self.emu.admin.set_clock(start + timedelta(hours=hours))
+        """Set the clock to ``hours`` after T0 (the agents report then: ``pf.at``)."""
+        pf.at(self.emu.admin, hours)
 
     def versions(self) -> dict[str, str | None]:
         found = pf.versions(self.emu.admin.snapshot())
