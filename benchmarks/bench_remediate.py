@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -41,10 +40,11 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _common import machine, start_emulator  # noqa: E402
 
 from fleet.emulator.generate import generate  # noqa: E402
 from fleet.emulator.testing import AdminClient  # noqa: E402
@@ -64,49 +64,6 @@ spec:
     configurationSettings:
       fleetBenchRun: "{stamp}"
 """
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.release()}",
-    }
-
-
-def start_emulator(snapshot: Path) -> tuple[subprocess.Popen[str], str, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "fleet",
-        "emulator",
-        "serve",
-        "--snapshot",
-        str(snapshot),
-        "--port",
-        "0",
-        "--throttle",
-        "arm",
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise RuntimeError("the emulator did not start")
-    ready = json.loads(line)
-    return proc, ready["endpoint"], ready["caBundle"]
 
 
 def subscription_of(path: str) -> str:
@@ -138,7 +95,7 @@ def main() -> None:
         shutil.copytree(REPO / "policies", policies)
         (policies / "fleet-wide.yaml").write_text(FLEET_WIDE.format(stamp=int(time.time())))
 
-        proc, endpoint, ca = start_emulator(snap_file)
+        proc, endpoint, ca = start_emulator(snap_file, "--throttle", "arm", cwd=REPO)
         try:
             admin = AdminClient(endpoint, ca)
             env = {

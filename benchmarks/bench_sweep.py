@@ -66,6 +66,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _common import start_emulator as emulator_process
+
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
 CACHE = REPO / "benchmarks" / ".cache"
@@ -276,24 +278,15 @@ class Emulator:
 
 
 def start_emulator(snapshot: Path, args: argparse.Namespace) -> Emulator:
-    cmd = [
-        sys.executable, "-m", "fleet", "emulator", "serve",
-        "--snapshot", str(snapshot),
-        "--port", "0",
+    proc, endpoint, ca = emulator_process(
+        snapshot,
         "--latency-ms", str(args.latency_ms),
         "--latency-p99-ms", str(args.latency_p99_ms),
         "--throttle", args.throttle,
         "--graph-quota", str(args.graph_quota),
         "--seed", str(args.seed),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise RuntimeError("the emulator did not start")
-    ready = json.loads(line)
-    return Emulator(proc, ready["endpoint"], ready["caBundle"])
+    )  # fmt: skip
+    return Emulator(proc, endpoint, ca)
 
 
 # --------------------------------------------------------------------------- ideals
