@@ -105,19 +105,27 @@ class PlanningSweep(Sweep):
                 out.append(judgement)
                 continue
             observed, catalog, target, found = kept
-            out.append(
-                pipeline.judge(
-                    observed,
-                    list(target.applicable),
-                    catalog=catalog,
-                    now=self.now,
-                    fingerprints=self.fingerprints,
-                    nudge_stuck_versions=True,
-                    target=chosen[found.key],
-                    fleet_ids=self.session.fleet_ids(),
-                )
-            )
+            out.append(self._judged(observed, target, catalog, chosen[found.key]))
         return out
+
+    def _judged(
+        self,
+        observed: ObservedCluster,
+        target: Target,
+        catalog: Catalog,
+        promoted: promotion.Target | None = None,
+    ) -> pipeline.Judgement:
+        """One judgement as a job plans: the version nudge on, ``promoted`` pinned if given."""
+        return pipeline.judge(
+            observed,
+            list(target.applicable),
+            catalog=catalog,
+            now=self.now,
+            fingerprints=self.fingerprints,
+            nudge_stuck_versions=True,
+            target=promoted,
+            fleet_ids=self.session.fleet_ids(),
+        )
 
     def _judge(self, target: Target) -> pipeline.Judgement:
         with readcount.phase("planning"):
@@ -134,24 +142,13 @@ class PlanningSweep(Sweep):
         raw = observed
         observed, catalog = self.catalogs.for_cluster(observed)
 
-        def judge(observed: ObservedCluster) -> pipeline.Judgement:
-            return pipeline.judge(
-                observed,
-                list(target.applicable),
-                catalog=catalog,
-                now=self.now,
-                fingerprints=self.fingerprints,
-                nudge_stuck_versions=True,
-                fleet_ids=self.session.fleet_ids(),
-            )
-
-        judgement = judge(observed)
+        judgement = self._judged(observed, target, catalog)
         self._keep_promoting(observed, catalog, target, judgement)
         would: list[Action] = []
         found = blocker(judgement)
         if found is not None and found[0] in _LATER:
             later = dataclasses.replace(observed, facts=reachable(observed.facts, self.now))
-            would = list(judge(later).plan.actions)
+            would = list(self._judged(later, target, catalog).plan.actions)
         with self._lock:
             self.facts[observed.facts.key] = observed.facts
             self.observed[observed.facts.key] = raw
